@@ -1,0 +1,219 @@
+"""The ``sinecheck`` command: presets, env, run, report.
+
+Bad arguments exit with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sinecheck.config import PRESETS, ConfigError, InitializerSpec, OptimizerSpec, get_preset
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``sinecheck run: error: ... (see sinecheck run --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seed(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer or 'none'") from None
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sinecheck", description="Which differences between runs of a Keras sine model are real?")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("presets", help="list the reference experiments")
+    p.add_argument("--json", action="store_true", help="print the full configs as JSON")
+
+    p = sub.add_parser("env", help="print the environment fingerprint (versions, backend, oneDNN, CPU, threads)")
+    p.add_argument("--json", action="store_true", help="print it as JSON")
+
+    p = sub.add_parser("run", help="train a preset and print its digests, error and time")
+    p.add_argument("preset", metavar="PRESET", help=f"one of: {', '.join(PRESETS)}")
+    p.add_argument("--epochs", type=int, help="override the number of epochs")
+    p.add_argument("--batch-size", type=int, help="override the batch size (on every config of the preset)")
+    p.add_argument("--seed", type=_seed, default=argparse.SUPPRESS, help="training seed, or 'none' for unseeded")
+    p.add_argument("--initializer", help='kernel initializer, e.g. he_normal or "truncated_normal(stddev=0.02)"')
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None, help="shuffle each epoch")
+    p.add_argument("--json", metavar="PATH", help="also write the results (config, digests, metrics) as JSON")
+
+    p = sub.add_parser("report", help="run the three reference experiments and write a Markdown report with plots")
+    p.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per configuration (default 3)")
+    p.add_argument("--epochs", type=int, help="override the number of epochs (default: each preset's, 100)")
+    return parser
+
+
+class _Progress:
+    """Progress on stderr: a live line on a terminal, one line per step otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.start = time.perf_counter()
+        self.label = ""
+
+    def step(self, index: int, total: int, label: str) -> None:
+        self.label = f"[{index}/{total}] {label}"
+        elapsed = time.perf_counter() - self.start
+        if self.tty:
+            sys.stderr.write(f"\r\033[K{self.label}  ({elapsed:.0f} s)")
+        else:
+            sys.stderr.write(f"{self.label}  ({elapsed:.0f} s elapsed)\n")
+        sys.stderr.flush()
+
+    def epoch(self, done: int, total: int) -> None:
+        if self.tty and (done % 5 == 0 or done == total):
+            sys.stderr.write(f"\r\033[K{self.label}: epoch {done}/{total}")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps({name: [c.to_dict() for c in p.configs] for name, p in PRESETS.items()}, indent=2))
+        return 0
+    for name, preset in PRESETS.items():
+        ids = ", ".join(f"{label}: {c.config_id}" for c, label in zip(preset.configs, preset.labels, strict=True))
+        print(f"{name:14} {preset.summary}\n{'':14} config ids: {ids}")
+    return 0
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from sinecheck.seeding import fingerprint, format_fingerprint
+
+    info = fingerprint(probe_tensorflow=True)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            print(f"{key:{width}}  {' '.join(value) if isinstance(value, list) else value}")
+        print(f"\n{format_fingerprint(info)}")
+    return 0
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "nan" if value is None else format(value, spec)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "shuffle": args.shuffle}
+    if args.initializer is not None:
+        changes["kernel_initializer"] = InitializerSpec.parse(args.initializer)
+    preset = get_preset(args.preset).with_overrides(**changes)
+    configs = list(preset.configs)
+    if args.lr is not None:
+        configs = [c.replace(optimizer=OptimizerSpec(c.optimizer.name, args.lr, c.optimizer.params)) for c in configs]
+    if "seed" in args:
+        configs = [c.replace(seed=args.seed) for c in configs]
+    _quiet_tensorflow()
+    from sinecheck.engines import train
+
+    progress = _Progress()
+    results = []
+    for i, (cfg, label) in enumerate(zip(configs, preset.labels, strict=True), 1):
+        progress.step(i, len(configs), f"{preset.name} {label} ({cfg.config_id})")
+        results.append(train(cfg, progress=progress.epoch))
+    progress.finish()
+    rows = [["run", "config id", "initial weights", "final weights", "predictions", "MSE train", "MSE held-out",
+             "max|err|", "fit s", "ms/epoch"]]
+    for label, r in zip(preset.labels, results, strict=True):
+        rows.append([
+            f"{preset.name} {label}" + (" DIVERGED" if r.diverged else ""), r.config.config_id,
+            r.digests["initial_weights"][:16], r.digests["final_weights"][:16], r.digests["predictions"][:16],
+            _fmt(r.metrics["mse_train"], ".5f"), _fmt(r.metrics["mse_test"], ".5f"),
+            _fmt(r.metrics["max_err_test"], ".4f"), f"{r.timings['fit_s']:.2f}", f"{r.timings['epoch_ms_median']:.1f}",
+        ])
+    print(_table(rows))
+    print(f"\n{results[0].config.describe()}")
+    if args.json:
+        from sinecheck.storage import atomic_write
+
+        payload = [r.to_dict() for r in results]
+        atomic_write(args.json, json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds: invalid value {args.seeds}; allowed: an integer >= 1")
+    for name in PRESETS:  # validate overrides before any training starts
+        get_preset(name).with_overrides(epochs=args.epochs)
+    _quiet_tensorflow()
+    from sinecheck.report import run_reference, write_report
+
+    progress = _Progress()
+    start = time.perf_counter()
+
+    def train_with_progress(cfg: Any) -> Any:
+        from sinecheck.engines import train
+
+        return train(cfg, progress=progress.epoch)
+
+    experiments = run_reference(seeds=range(args.seeds), epochs=args.epochs, progress=progress.step,
+                                train=train_with_progress)
+    progress.finish()
+    path = write_report(experiments, Path(args.out), elapsed_s=time.perf_counter() - start)
+    for e in experiments:
+        mse = [r.metrics["mse_test"] for r in e.runs]
+        print(f"{e.preset:14} {e.label:9} held-out MSE per seed: {', '.join(_fmt(m, '.4f') for m in mse)}")
+    print(f"wrote {path} (+ waves.png, loss.png, report.json) in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+_COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "report": _cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except ConfigError as exc:
+        sys.stderr.write(f"sinecheck {args.command}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    except OSError as exc:
+        sys.stderr.write(f"sinecheck {args.command}: error: {exc}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

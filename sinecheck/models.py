@@ -1,0 +1,77 @@
+"""Keras factories: initializer, optimizer and model built from a TrainConfig.
+
+Every layer gets a *fresh* initializer instance (sharing one seeded instance between layers would give
+them correlated weights), and the model is built on an explicit ``Input((1,))`` so its weights exist —
+and can be recorded — before training starts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig
+
+_INITIALIZER_CLASSES: dict[str, str] = {
+    "glorot_uniform": "GlorotUniform",
+    "glorot_normal": "GlorotNormal",
+    "he_uniform": "HeUniform",
+    "he_normal": "HeNormal",
+    "lecun_uniform": "LecunUniform",
+    "lecun_normal": "LecunNormal",
+    "orthogonal": "Orthogonal",
+    "random_normal": "RandomNormal",
+    "truncated_normal": "TruncatedNormal",
+    "random_uniform": "RandomUniform",
+    "constant": "Constant",
+    "zeros": "Zeros",
+    "ones": "Ones",
+}
+_OPTIMIZER_CLASSES: dict[str, str] = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
+
+
+def keras_module() -> Any:
+    """The Keras package the factories build with (imported lazily: importing sinecheck stays cheap)."""
+    import keras
+
+    return keras
+
+
+def build_initializer(spec: InitializerSpec) -> Any:
+    """A new Keras initializer instance for `spec` (unseeded: it draws from the global Keras seed)."""
+    keras = keras_module()
+    return getattr(keras.initializers, _INITIALIZER_CLASSES[spec.name])(**spec.kwargs())
+
+
+def build_optimizer(spec: OptimizerSpec) -> Any:
+    """A new Keras optimizer for `spec`, with its learning rate and non-default parameters."""
+    keras = keras_module()
+    return getattr(keras.optimizers, _OPTIMIZER_CLASSES[spec.name])(**spec.kwargs())
+
+
+def build_model(config: TrainConfig) -> Any:
+    """An uncompiled ``Sequential``: ``Dense(u, activation)`` per hidden width, then ``Dense(1)``."""
+    keras = keras_module()
+    layers: list[Any] = [keras.Input(shape=(1,))]
+    for units in config.hidden_units:
+        layers.append(keras.layers.Dense(
+            units, activation=config.activation,
+            kernel_initializer=build_initializer(config.kernel_initializer),
+            bias_initializer=build_initializer(config.bias_initializer)))
+    layers.append(keras.layers.Dense(
+        1, kernel_initializer=build_initializer(config.kernel_initializer),
+        bias_initializer=build_initializer(config.bias_initializer)))
+    return keras.Sequential(layers)
+
+
+def compile_model(model: Any, config: TrainConfig) -> Any:
+    """Compile with the config's optimizer and loss; ``jit_compile`` is explicit, never Keras's "auto"."""
+    model.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, jit_compile=config.xla)
+    return model
+
+
+def weight_names(config: TrainConfig) -> list[str]:
+    """Stable names for the model's weights, independent of Keras's per-session layer numbering."""
+    names: list[str] = []
+    for i in range(len(config.hidden_units) + 1):
+        names += [f"layer{i}/kernel", f"layer{i}/bias"]
+    return names

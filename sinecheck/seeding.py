@@ -1,0 +1,150 @@
+"""Seeding helpers and the environment fingerprint that says where a result was produced.
+
+`fingerprint()` only imports TensorFlow when asked to (``probe_tensorflow=True``) or when it is already
+imported, so the pytest header and `sinecheck env --light` stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+#: CPU flags that decide which oneDNN / Eigen kernels run, and so the rounding of a result.
+ISA_FLAGS: tuple[str, ...] = (
+    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+    "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2",
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, NumPy's global RNG, TensorFlow and Keras's global seed generator.
+
+    Uses `keras.utils.set_random_seed`, which also drops Keras's global `SeedGenerator` so initializers
+    and dropout draw from the new seed.  Call it *after* `keras.backend.clear_session()`.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: invalid value {seed!r}; allowed: an integer in [0, 2**32 - 1]")
+    random.seed(seed)
+    np.random.seed(seed)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_info() -> tuple[str, list[str]]:
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model", "CPU part") and model in ("", platform.machine()):
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = value.split()
+    except OSError:
+        pass
+    return model, flags
+
+
+def isa_class(flags: list[str]) -> str:
+    """A coarse CPU instruction-set class (oneDNN picks kernels by it): avx512 / avx2 / avx / sse / arm / other."""
+    present = set(flags)
+    if "avx512f" in present:
+        return "avx512"
+    if "avx2" in present:
+        return "avx2"
+    if "avx" in present:
+        return "avx"
+    if "sse4_2" in present:
+        return "sse"
+    if "asimd" in present or platform.machine() in ("aarch64", "arm64"):
+        return "arm"
+    return "other"
+
+
+def onednn_enabled() -> bool:
+    """Whether TF uses oneDNN: `TF_ENABLE_ONEDNN_OPTS` if set, else TF's default (on for x86-64 Linux/Windows)."""
+    raw = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if raw is not None:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def keras_backend() -> str:
+    """The Keras backend that `import keras` selects (env var, then ~/.keras/keras.json), without importing it."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"].config.backend()
+    env = os.environ.get("KERAS_BACKEND")
+    if env:
+        return env
+    path = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
+    try:
+        import json
+
+        with open(path, encoding="utf-8") as fh:
+            return str(json.load(fh).get("backend", "tensorflow"))
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def fingerprint(*, probe_tensorflow: bool = False) -> dict[str, Any]:
+    """Facts about this process and machine that can change the bits a training run produces.
+
+    Versions come from package metadata (no import).  Thread settings and the op-determinism state need
+    TensorFlow: they are read when TF is already imported or `probe_tensorflow` is set, else reported None.
+    """
+    model, flags = _cpu_info()
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "numpy": np.__version__,
+        "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
+        "keras": _version("keras"),
+        "tf_keras": _version("tf-keras"),
+        "keras_backend": keras_backend(),
+        "onednn": onednn_enabled(),
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        "cpu": model,
+        "cpu_count": os.cpu_count(),
+        "isa": isa_class(flags),
+        "isa_flags": [f for f in ISA_FLAGS if f in flags],
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "pythonhashseed": os.environ.get("PYTHONHASHSEED"),
+        "intra_op_threads": None,
+        "inter_op_threads": None,
+        "op_determinism": None,
+    }
+    if probe_tensorflow or "tensorflow" in sys.modules:
+        import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config
+
+        info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        info["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        is_enabled = getattr(tf_config, "is_op_determinism_enabled", None)
+        info["op_determinism"] = bool(is_enabled()) if is_enabled else None
+    return info
+
+
+def format_fingerprint(info: dict[str, Any]) -> str:
+    """One line for the pytest header and logs."""
+    threads = "default" if not info.get("intra_op_threads") else (
+        f"{info['intra_op_threads']}/{info['inter_op_threads']}")
+    det = {True: "on", False: "off", None: "?"}[info.get("op_determinism")]
+    return (f"tensorflow {info['tensorflow']}, keras {info['keras']} ({info['keras_backend']} backend), "
+            f"numpy {info['numpy']}, python {info['python']}; oneDNN {'on' if info['onednn'] else 'off'}; "
+            f"cpu {info['cpu']} [{info['isa']}], {info['cpu_count']} cores; threads intra/inter {threads}; "
+            f"op determinism {det}")
