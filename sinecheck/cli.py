@@ -129,6 +129,17 @@ def _fmt(value: float | None, spec: str) -> str:
     return "nan" if value is None else format(value, spec)
 
 
+def _prepare_output(option: str, path: Path, *, is_dir: bool) -> None:
+    """Create the directory `path` (or its parent) now, so a bad output path fails before any training."""
+    if not is_dir and path.is_dir():
+        raise ConfigError(f"{option}: invalid value {str(path)!r}; allowed: a file path (this is a directory)")
+    try:
+        (path if is_dir else path.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"{option}: cannot write to {str(path)!r} ({reason}); allowed: a writable path") from None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "shuffle": args.shuffle}
     if args.initializer is not None:
@@ -139,6 +150,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         configs = [c.replace(optimizer=OptimizerSpec(c.optimizer.name, args.lr, c.optimizer.params)) for c in configs]
     if "seed" in args:
         configs = [c.replace(seed=args.seed) for c in configs]
+    if args.json:
+        _prepare_output("--json", Path(args.json), is_dir=False)
     _quiet_tensorflow()
     from sinecheck.engines import train
 
@@ -173,6 +186,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seeds: invalid value {args.seeds}; allowed: an integer >= 1")
     for name in PRESETS:  # validate overrides before any training starts
         get_preset(name).with_overrides(epochs=args.epochs)
+    _prepare_output("--out", Path(args.out), is_dir=True)
     _quiet_tensorflow()
     from sinecheck.report import run_reference, write_report
 
@@ -203,13 +217,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe surfaces here, not as "Exception ignored" at interpreter exit
+        return status
     except ConfigError as exc:
         sys.stderr.write(f"sinecheck {args.command}: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("\ninterrupted\n")
         return 130
+    except BrokenPipeError:  # e.g. `sinecheck presets --json | head`: the reader left, not an error to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:  # send what is still buffered to /dev/null, so the flush at exit does not fail a second time
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
+        return 1
     except OSError as exc:
         sys.stderr.write(f"sinecheck {args.command}: error: {exc}\n")
         return 1

@@ -19,26 +19,35 @@ from sinecheck.seeding import fingerprint, format_fingerprint
 _RUNS_KEY = pytest.StashKey[list[RunResult]]()
 
 
-def _non_negative_int(text: str) -> int:
+_MAX_SEED = 2**32 - 1  # TrainConfig.seed's range
+
+
+def _int_in_range(text: str, low: int, high: int | None = None) -> int:
+    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 0")
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {allowed}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {allowed}")
     return value
+
+
+def _seed(text: str) -> int:
+    return _int_in_range(text, 0, _MAX_SEED)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_in_range(text, 0)
 
 
 def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected an integer >= 1")
-    return value
+    return _int_in_range(text, 1)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sinecheck", "sinecheck: reproducibility of Keras sine-model training")
-    group.addoption("--sinecheck-seed", type=_non_negative_int, default=None, metavar="N",
+    group.addoption("--sinecheck-seed", type=_seed, default=None, metavar="N",
                     help="base training seed for the suite's runs (default: ini sinecheck_seed or 0)")
     group.addoption("--sinecheck-epochs", type=_positive_int, default=None, metavar="N",
                     help="epochs of the short runs the suite trains (default: ini sinecheck_epochs or 3)")
@@ -62,12 +71,12 @@ def _setting(config: pytest.Config, name: str, parse: Callable[[str], int]) -> i
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNS_KEY] = []
     # Validate ini values up front: a bad value is a usage error, not a failure deep inside a fixture.
-    _setting(config, "seed", _non_negative_int)
+    _setting(config, "seed", _seed)
     _setting(config, "epochs", _positive_int)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    seed = _setting(config, "seed", _non_negative_int)
+    seed = _setting(config, "seed", _seed)
     epochs = _setting(config, "epochs", _positive_int)
     return [f"sinecheck: {format_fingerprint(fingerprint())}",
             f"sinecheck: base seed {seed}, short runs {epochs} epochs (--sinecheck-seed / --sinecheck-epochs)"]
@@ -76,7 +85,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.fixture(scope="session")
 def sinecheck_seed(pytestconfig: pytest.Config) -> int:
     """The base training seed of this test session (``--sinecheck-seed``)."""
-    return _setting(pytestconfig, "seed", _non_negative_int)
+    return _setting(pytestconfig, "seed", _seed)
 
 
 @pytest.fixture(scope="session")

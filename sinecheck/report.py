@@ -14,7 +14,7 @@ import numpy as np
 
 from sinecheck.config import PRESETS, TrainConfig
 from sinecheck.data import constant_baseline_mse, make_data
-from sinecheck.result import RunResult
+from sinecheck.result import RunResult, json_float
 from sinecheck.seeding import fingerprint, format_fingerprint
 from sinecheck.storage import atomic_write
 
@@ -62,6 +62,30 @@ def run_reference(*, presets: Sequence[str] = tuple(PRESETS), seeds: Sequence[in
     return out
 
 
+def check_fresh_starts(runs: Sequence[RunResult]) -> list[str]:
+    """Problems with a sweep that should train each setting on a fresh model from the same seeded start.
+
+    Runs of one seed and one architecture/initializer must share their initial-weight digest, and no run
+    may start from the weights another run ended with: the classic mistake of re-compiling one model
+    and calling ``fit`` again only continues training it.
+    """
+    problems: list[str] = []
+    finals = {r.digests["final_weights"]: r for r in runs}
+    for r in runs:
+        source = finals.get(r.digests["initial_weights"])
+        if source is not None and source is not r:
+            problems.append(f"batch {r.config.batch_size} started from the final weights of batch "
+                            f"{source.config.batch_size} (it continued training that model)")
+    starts: dict[tuple[Any, ...], str] = {}
+    for r in runs:
+        key = (r.config.seed, r.config.hidden_units, r.config.kernel_initializer, r.config.bias_initializer)
+        starts.setdefault(key, r.digests["initial_weights"])
+        if r.config.seed is not None and r.digests["initial_weights"] != starts[key]:
+            problems.append(f"batch {r.config.batch_size} started from other initial weights than its "
+                            f"same-seed siblings ({r.digests['initial_weights'][:12]} vs {starts[key][:12]})")
+    return problems
+
+
 def _fmt_stats(values: np.ndarray) -> str:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
@@ -81,10 +105,10 @@ def summary_rows(experiments: Sequence[ExperimentRuns]) -> list[dict[str, Any]]:
             "hidden_units": list(cfg.hidden_units), "initializer": str(cfg.kernel_initializer),
             "optimizer": str(cfg.optimizer), "batch_size": cfg.batch_size, "epochs": cfg.epochs,
             "seeds": [r.config.seed for r in exp.runs],
-            "mse_train": [r.metrics["mse_train"] for r in exp.runs],
-            "mse_test": [r.metrics["mse_test"] for r in exp.runs],
-            "max_err_test": [r.metrics["max_err_test"] for r in exp.runs],
-            "final_loss": [r.metrics["final_loss"] for r in exp.runs],
+            "mse_train": [json_float(r.metrics["mse_train"]) for r in exp.runs],
+            "mse_test": [json_float(r.metrics["mse_test"]) for r in exp.runs],
+            "max_err_test": [json_float(r.metrics["max_err_test"]) for r in exp.runs],
+            "final_loss": [json_float(r.metrics["final_loss"]) for r in exp.runs],
             "diverged": [r.diverged for r in exp.runs],
             "initial_digest": [r.digests["initial_weights"] for r in exp.runs],
             "final_digest": [r.digests["final_weights"] for r in exp.runs],
@@ -123,13 +147,13 @@ def render_markdown(experiments: Sequence[ExperimentRuns], env: dict[str, Any], 
             f"| {np.mean([r.timings['fit_s'] for r in e.runs]):.2f} "
             f"| {np.median([r.timings['epoch_ms_median'] for r in e.runs]):.1f} "
             f"| `{first.digests['initial_weights'][:16]}` | `{first.digests['final_weights'][:16]}` |")
-    sweep = [e for e in experiments if e.preset == "batch-sweep"]
+    sweep = [e.runs[0] for e in experiments if e.preset == "batch-sweep"]
     if len(sweep) > 1:
-        same = len({e.runs[0].digests["initial_weights"] for e in sweep}) == 1
-        lines += ["", "Batch sweep: every batch size started from "
-                  + ("the same freshly initialised weights (identical initial digests), as it must: "
-                     "no batch size continued training another's model."
-                     if same else "**different** initial weights: the sweep did not start from fresh models.")]
+        problems = check_fresh_starts(sweep)
+        lines += ["", "Batch sweep: " + (
+            "every batch size started from the same freshly initialised weights (identical initial digests), "
+            "as it must: no batch size continued training another's model." if not problems
+            else "**not fresh models**: " + "; ".join(problems))]
     diverged = [(e.label, r.config.seed) for e in experiments for r in e.runs if r.diverged]
     if diverged:
         lines += ["", f"Diverged runs (NaN/inf loss): {diverged}."]

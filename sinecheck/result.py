@@ -28,13 +28,14 @@ def digest_tensors(tensors: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _json_float(value: float | None) -> float | str | None:
+def json_float(value: float | None) -> float | str | None:
+    """A float for JSON: finite values as they are, NaN/inf as the strings "nan"/"inf"/"-inf"."""
     if value is None or math.isfinite(value):
         return value
     return str(value)  # "nan", "inf", "-inf": JSON has no spelling for them
 
 
-def _from_json_float(value: float | str | None) -> float | None:
+def _fromjson_float(value: float | str | None) -> float | None:
     return float(value) if isinstance(value, str) else value
 
 
@@ -92,11 +93,11 @@ class RunResult:
             "config": self.config.to_dict(),
             "config_id": self.config.config_id,
             "engine": self.engine,
-            "metrics": {k: _json_float(v) for k, v in self.metrics.items()},
+            "metrics": {k: json_float(v) for k, v in self.metrics.items()},
             "diverged": self.diverged,
             "diverged_epoch": self.diverged_epoch,
             "epochs_run": self.epochs_run,
-            "final_loss": _json_float(float(self.loss_history[-1])) if len(self.loss_history) else None,
+            "final_loss": json_float(float(self.loss_history[-1])) if len(self.loss_history) else None,
             "timings": self.timings,
             "digests": self.digests,
             "fingerprint": self.fingerprint,
@@ -137,7 +138,7 @@ class RunResult:
             config=TrainConfig.from_dict(meta["config"]), engine=meta["engine"],
             initial_weights=initial, final_weights=final,
             pred_train=tensors["pred/train"], pred_test=tensors["pred/test"], loss_history=tensors["loss"],
-            metrics={k: _from_json_float(v) for k, v in meta["metrics"].items()},
+            metrics={k: _fromjson_float(v) for k, v in meta["metrics"].items()},
             diverged=meta["diverged"], diverged_epoch=meta["diverged_epoch"], timings=meta["timings"],
             fingerprint=meta["fingerprint"], digests=meta["digests"],
         )

@@ -143,7 +143,7 @@ def format_fingerprint(info: dict[str, Any]) -> str:
     """One line for the pytest header and logs."""
     threads = "default" if not info.get("intra_op_threads") else (
         f"{info['intra_op_threads']}/{info['inter_op_threads']}")
-    det = {True: "on", False: "off", None: "?"}[info.get("op_determinism")]
+    det = {True: "on", False: "off", None: "not checked"}[info.get("op_determinism")]
     return (f"tensorflow {info['tensorflow']}, keras {info['keras']} ({info['keras_backend']} backend), "
             f"numpy {info['numpy']}, python {info['python']}; oneDNN {'on' if info['onednn'] else 'off'}; "
             f"cpu {info['cpu']} [{info['isa']}], {info['cpu_count']} cores; threads intra/inter {threads}; "

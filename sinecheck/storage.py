@@ -15,6 +15,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[Bin
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode open() would
         with os.fdopen(fd, "wb") as fh:
             if callable(data):
                 data(fh)

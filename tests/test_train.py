@@ -137,3 +137,14 @@ def test_digest_detects_a_single_flipped_bit(default_pair: tuple[RunResult, RunR
     flat = weights["layer0/kernel"].view(np.uint32).reshape(-1)
     flat[5] ^= 1  # one bit of one weight
     assert digest_tensors(weights) != default_pair[0].digests["final_weights"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["keras-default", "tf-explicit"])
+def test_full_length_reference_run_reproduces_in_process(sinecheck_train, preset: str) -> None:
+    """The whole 100-epoch reference run, twice: bitwise identical, and it really learned something."""
+    cfg = get_preset(preset).configs[0]
+    a, b = sinecheck_train(cfg), sinecheck_train(cfg)
+    assert compare(a, b).identical, compare(a, b).report()
+    assert a.epochs_run == 100 and not a.diverged
+    assert a.loss_history[-1] < a.loss_history[0]

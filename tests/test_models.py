@@ -1,0 +1,62 @@
+"""The Keras factories build exactly the reference experiments' models and optimizers."""
+
+from __future__ import annotations
+
+import pytest
+
+from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig, get_preset
+from sinecheck.models import build_initializer, build_model, build_optimizer, compile_model
+
+keras = pytest.importorskip("keras")
+
+
+def _dense_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+
+def test_keras_default_model() -> None:
+    model = build_model(get_preset("keras-default").configs[0])
+    first, last = _dense_layers(model)
+    assert (first.units, last.units) == (128, 1)
+    assert first.activation is keras.activations.relu and last.activation is keras.activations.linear
+    assert isinstance(first.kernel_initializer, keras.initializers.GlorotUniform)
+    assert isinstance(first.bias_initializer, keras.initializers.Zeros)
+    assert model.count_params() == 128 * 2 + 129
+
+
+def test_tf_explicit_uses_truncated_normal_on_both_layers_with_fresh_instances() -> None:
+    model = build_model(get_preset("tf-explicit").configs[0])
+    inits = [layer.kernel_initializer for layer in _dense_layers(model)]
+    assert all(isinstance(i, keras.initializers.TruncatedNormal) for i in inits)
+    assert all(i.stddev == pytest.approx(0.02) for i in inits)
+    assert inits[0] is not inits[1]
+
+
+def test_adam_defaults_and_explicit_learning_rate() -> None:
+    default = build_optimizer(OptimizerSpec())
+    reference = keras.optimizers.Adam()
+    for attr in ("beta_1", "beta_2", "epsilon", "amsgrad"):
+        assert getattr(default, attr) == getattr(reference, attr)
+    assert float(default.learning_rate) == pytest.approx(float(reference.learning_rate))
+    assert float(build_optimizer(OptimizerSpec("adam", 0.01)).learning_rate) == pytest.approx(0.01)
+    sgd = build_optimizer(OptimizerSpec("sgd", 0.1, (("momentum", 0.9),)))
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("name", ["glorot_uniform", "he_normal", "lecun_normal", "orthogonal", "random_uniform",
+                                  "constant", "zeros", "ones", "random_normal", "truncated_normal"])
+def test_every_initializer_builds(name: str) -> None:
+    assert build_initializer(InitializerSpec(name)) is not None
+
+
+def test_compile_is_explicit_about_xla() -> None:
+    cfg = TrainConfig(hidden_units=(4,), xla=True)
+    model = compile_model(build_model(cfg), cfg)
+    assert model.jit_compile is True
+    cfg = cfg.replace(xla=False)
+    assert compile_model(build_model(cfg), cfg).jit_compile is False
+
+
+def test_deeper_models() -> None:
+    model = build_model(TrainConfig(hidden_units=(8, 4), activation="tanh"))
+    assert [d.units for d in _dense_layers(model)] == [8, 4, 1]
