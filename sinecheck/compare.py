@@ -215,6 +215,8 @@ class TensorDiff:
     digest_a: str | None
     digest_b: str | None
     note: str = ""
+    value_a: float | None = None  # the two values where |a - b| is greatest, shown side by side
+    value_b: float | None = None
 
     @property
     def mismatched_fraction(self) -> float:
@@ -250,6 +252,8 @@ class TensorDiff:
             "digest_a": self.digest_a,
             "digest_b": self.digest_b,
             "note": self.note,
+            "value_a": None if self.value_a is None else _json_float(self.value_a),
+            "value_b": None if self.value_b is None else _json_float(self.value_b),
         }
 
 
@@ -367,6 +371,8 @@ def _diff_tensor(name: str, a: np.ndarray | None, b: np.ndarray | None, tol: Tol
         max_rel=float(rel.ravel()[rel_flat]),
         max_rel_index=_index_of(rel_flat, a.shape),
         max_ulp=max_ulp,
+        value_a=float(a64.ravel()[abs_flat]),
+        value_b=float(b64.ravel()[abs_flat]),
     )
 
     if not is_float:
@@ -498,7 +504,7 @@ class Comparison:
     def report(self, max_rows: int = 20) -> str:
         """Multi-line aligned table, one row per tensor (worst first), a and b side by side."""
         header = (
-            "tensor", "verdict", "mismatched", "max |Δ|", "max rel", "max ULP",
+            "tensor", "verdict", "mismatched", "max |Δ|", "a vs b there", "max rel", "max ULP",
             "digest a", "digest b", "note",
         )
         ranked = self._ranked()
@@ -510,6 +516,8 @@ class Comparison:
                 str(t.verdict),
                 f"{t.mismatched} / {t.size} ({_fmt_pct(t.mismatched_fraction)})",
                 _fmt_at(t.max_abs, t.max_abs_index),
+                "" if t.value_a is None or t.value_b is None or t.verdict == Verdict.IDENTICAL
+                else f"{t.value_a:.9g} vs {t.value_b:.9g}",
                 _fmt_at(t.max_rel, t.max_rel_index),
                 _fmt_ulp(t.max_ulp),
                 _fmt_digest(t.digest_a),

@@ -660,3 +660,12 @@ def test_prop_loosening_tolerance_never_worsens(a, rel_noise, tol, more_ulp, mor
     loose = compare(a, b, tolerance=looser).verdict
     assert loose <= tight
     assert compare(a, b, tolerance=Tolerance(0, 0.0, 0.0)).verdict >= tight
+
+
+def test_values_at_the_greatest_difference_are_shown_side_by_side() -> None:
+    a = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    b = np.array([1.0, 2.5, 3.0], dtype=np.float32)
+    diff = compare({"w": a}, {"w": b}).worst
+    assert (diff.value_a, diff.value_b, diff.max_abs_index) == (2.0, 2.5, (1,))
+    assert "2 vs 2.5" in compare({"w": a}, {"w": b}).report()
+    assert compare({"w": a}, {"w": a}).worst.verdict is Verdict.IDENTICAL
