@@ -1,0 +1,355 @@
+"""The ``sinecheck`` command: presets, env, run, report, and its one-line argument errors.
+
+Most checks call `sinecheck.cli.main` in this process; real subprocesses are used only for the entry points,
+for cross-process reproducibility, and for "fails before TensorFlow is imported".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sinecheck import cli
+from sinecheck.config import INITIALIZERS, PRESETS, OptimizerSpec, TrainConfig, get_preset
+
+PRESET_NAMES = ("keras-default", "tf-explicit", "batch-sweep")
+HEX64 = re.compile(r"[0-9a-f]{64}")
+BASE_1_EPOCH = get_preset("keras-default").configs[0].replace(epochs=1)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_tensorflow_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI does os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", ...); keep that from leaking out of a test.
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``sinecheck ARGV`` in this process: (exit status, stdout, stderr); argparse's SystemExit counts too."""
+    try:
+        status = cli.main(list(argv))
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> str:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got {lines!r}"
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]
+
+
+def parse_table(out: str) -> list[dict[str, str]]:
+    """The rows of the `sinecheck run` table, keyed by column header (columns are split on 2+ spaces)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("run ") and "config id" in line)
+    header = re.split(r"\s{2,}", lines[start].strip())
+    assert set(lines[start + 1].replace(" ", "")) == {"-"}
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.strip():
+            break
+        cells = re.split(r"\s{2,}", line.strip())
+        assert len(cells) == len(header), line
+        rows.append(dict(zip(header, cells, strict=True)))
+    return rows
+
+
+def console_script() -> str:
+    candidate = Path(sysconfig.get_path("scripts")) / "sinecheck"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("sinecheck")
+    if found is None:
+        pytest.skip("the sinecheck console script is not installed")
+    return found
+
+
+def run_process(*argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, env=env, check=False, **kwargs)
+
+
+# -- entry points --------------------------------------------------------------------------------------
+
+def test_console_script_and_module_entry_points() -> None:
+    script = run_process(console_script(), "presets")
+    module = run_process(sys.executable, "-m", "sinecheck.cli", "presets")
+    for proc in (script, module):
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        for name in PRESET_NAMES:
+            assert name in proc.stdout
+    assert script.stdout == module.stdout
+    helped = run_process(sys.executable, "-m", "sinecheck.cli", "--help")
+    assert helped.returncode == 0
+    for command in ("presets", "env", "run", "report"):
+        assert command in helped.stdout
+
+
+def test_closed_stdout_pipe_is_not_reported_as_an_error() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before sinecheck writes anything (like `| head` after 1 line)
+    try:
+        proc = subprocess.run([console_script(), "presets", "--json"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode == 1
+
+
+# -- presets -------------------------------------------------------------------------------------------
+
+def test_presets_lists_names_and_config_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "presets")
+    assert status == 0 and err == ""
+    for name in PRESET_NAMES:
+        assert re.search(rf"^{re.escape(name)}\s", out, re.MULTILINE), name
+        for cfg in PRESETS[name].configs:
+            assert cfg.config_id in out
+    assert re.search(r"config ids: batch 32: \w{12}, batch 64: \w{12}, batch 128: \w{12}", out)
+
+
+def test_presets_json(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "presets", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert list(data) == list(PRESET_NAMES)
+    assert [c["batch_size"] for c in data["batch-sweep"]] == [32, 64, 128]
+    assert [c["hidden_units"] for c in data["batch-sweep"]] == [[32]] * 3
+    assert len(data["keras-default"]) == len(data["tf-explicit"]) == 1
+    assert data["keras-default"][0]["epochs"] == 100
+    assert data["keras-default"][0]["kernel_initializer"]["name"] == "glorot_uniform"
+    assert data["tf-explicit"][0]["kernel_initializer"] == {"name": "truncated_normal", "params": {"stddev": 0.02}}
+    assert data["tf-explicit"][0]["optimizer"]["learning_rate"] == 0.01
+    for name, configs in data.items():  # the JSON is the full config: it rebuilds the same config ids
+        assert [TrainConfig.from_dict(c).config_id for c in configs] == [c.config_id for c in PRESETS[name].configs]
+
+
+# -- env -----------------------------------------------------------------------------------------------
+
+def test_env_text(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "env")
+    assert status == 0
+    assert re.search(rf"^tensorflow\s+{re.escape(metadata.version('tensorflow'))}$", out, re.MULTILINE)
+    assert re.search(r"^keras_backend\s+\w+$", out, re.MULTILINE)
+    assert re.search(r"^op_determinism\s+(True|False)$", out, re.MULTILINE)
+    assert out.rstrip().splitlines()[-1].startswith(f"tensorflow {metadata.version('tensorflow')}, keras ")
+
+
+def test_env_json(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "env", "--json")
+    assert status == 0
+    info = json.loads(out)
+    assert {"tensorflow", "keras", "keras_backend", "onednn", "cpu", "isa", "op_determinism"} <= set(info)
+    assert info["tensorflow"] == metadata.version("tensorflow")
+    assert info["keras"] == metadata.version("keras")
+    assert isinstance(info["keras_backend"], str) and info["keras_backend"]
+    assert isinstance(info["onednn"], bool)
+    assert info["isa"] in {"avx512", "avx2", "avx", "sse", "arm", "other"}
+    assert isinstance(info["op_determinism"], bool)  # env probes TensorFlow, so this is known, not None
+
+
+# -- run -----------------------------------------------------------------------------------------------
+
+def test_run_one_epoch_table_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "out.json"  # missing parents are created
+    status, out, err = run_main(capsys, "run", "keras-default", "--epochs", "1", "--json", str(path))
+    assert status == 0, err
+    assert f"[1/1] keras-default batch 32 ({BASE_1_EPOCH.config_id})" in err  # progress goes to stderr
+    (row,) = parse_table(out)
+    assert row["run"] == "keras-default batch 32"
+    assert row["config id"] == BASE_1_EPOCH.config_id
+    assert "epochs=1 shuffle=True seed=0" in out
+    assert f"wrote {path}" in out
+
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    assert isinstance(payload, list) and len(payload) == 1
+    result = payload[0]
+    assert result["config"] == BASE_1_EPOCH.to_dict()
+    assert result["config_id"] == BASE_1_EPOCH.config_id
+    assert result["epochs_run"] == 1 and result["diverged"] is False
+    digests = result["digests"]
+    assert set(digests) == {"initial_weights", "final_weights", "predictions"}
+    assert all(HEX64.fullmatch(d) for d in digests.values())
+    assert digests["initial_weights"] != digests["final_weights"]
+    assert row["initial weights"] == digests["initial_weights"][:16]
+    assert row["final weights"] == digests["final_weights"][:16]
+    assert row["predictions"] == digests["predictions"][:16]
+    assert row["MSE train"] == format(result["metrics"]["mse_train"], ".5f")
+    assert row["MSE held-out"] == format(result["metrics"]["mse_test"], ".5f")
+    assert row["max|err|"] == format(result["metrics"]["max_err_test"], ".4f")
+    assert 0 < float(row["MSE held-out"]) < 10
+    assert float(row["fit s"]) > 0 and float(row["ms/epoch"]) > 0
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--seed", "none"], BASE_1_EPOCH.replace(seed=None)),
+    (["--initializer", "truncated_normal(stddev=0.02)"],
+     BASE_1_EPOCH.replace(kernel_initializer="truncated_normal(stddev=0.02)")),
+    (["--lr", "0.01"], BASE_1_EPOCH.replace(optimizer=OptimizerSpec("adam", 0.01))),
+    (["--no-shuffle"], BASE_1_EPOCH.replace(shuffle=False)),
+], ids=["seed-none", "initializer", "lr", "no-shuffle"])
+def test_run_overrides_reach_the_trained_config(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                               args: list[str], expected: TrainConfig) -> None:
+    assert expected.config_id != BASE_1_EPOCH.config_id
+    path = tmp_path / "out.json"
+    status, out, err = run_main(capsys, "run", "keras-default", "--epochs", "1", *args, "--json", str(path))
+    assert status == 0, err
+    (row,) = parse_table(out)
+    assert row["config id"] == expected.config_id
+    assert expected.describe() in out
+    (result,) = json.loads(path.read_text(encoding="utf-8"))
+    assert result["config"] == expected.to_dict()
+    assert result["epochs_run"] == 1
+
+
+def test_run_batch_sweep_trains_three_fresh_models(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "run", "batch-sweep", "--epochs", "1")
+    assert status == 0, err
+    rows = parse_table(out)
+    assert [r["run"] for r in rows] == ["batch-sweep batch 32", "batch-sweep batch 64", "batch-sweep batch 128"]
+    assert [r["config id"] for r in rows] == [c.replace(epochs=1).config_id for c in PRESETS["batch-sweep"].configs]
+    assert len({r["initial weights"] for r in rows}) == 1  # same seed, fresh model: identical starts
+    assert len({r["final weights"] for r in rows}) == 3  # different batch sizes train differently
+    assert [line for line in err.splitlines() if line.startswith("[")][-1].startswith("[3/3] batch-sweep batch 128")
+
+
+def test_run_is_reproducible_across_processes(tmp_path: Path) -> None:
+    """The Done-when check: two separate processes print the same final-weight digest."""
+    finals, full = [], []
+    for i in range(2):
+        path = tmp_path / f"run{i}.json"
+        proc = run_process(console_script(), "run", "keras-default", "--epochs", "2", "--json", str(path))
+        assert proc.returncode == 0, proc.stderr
+        (row,) = parse_table(proc.stdout)
+        assert re.fullmatch(r"[0-9a-f]{16}", row["final weights"])
+        finals.append(row["final weights"])
+        full.append(json.loads(path.read_text(encoding="utf-8"))[0]["digests"])
+    assert finals[0] == finals[1]
+    assert full[0] == full[1]
+    assert full[0]["final_weights"].startswith(finals[0])
+
+
+# -- argument errors -----------------------------------------------------------------------------------
+
+ERROR_CASES = [
+    (["run", "nope"], ["sinecheck run: error:", "preset", "'nope'", *PRESET_NAMES]),
+    (["run", "keras-default", "--batch-size", "0"], ["sinecheck run: error:", "batch_size", "0", ">= 1"]),
+    (["run", "keras-default", "--epochs", "0"], ["sinecheck run: error:", "epochs", "0", "[1, 100000]"]),
+    (["run", "keras-default", "--epochs", "x"], ["sinecheck run: error:", "--epochs", "'x'", "int"]),
+    (["run", "keras-default", "--initializer", "xavier"],
+     ["sinecheck run: error:", "initializer", "'xavier'", *INITIALIZERS]),
+    (["run", "keras-default", "--initializer", "truncated_normal(stddev=-1)"],
+     ["sinecheck run: error:", "truncated_normal.stddev", "-1", "> 0"]),
+    (["run", "keras-default", "--lr", "0"], ["sinecheck run: error:", "learning_rate", "0", "> 0"]),
+    (["run", "keras-default", "--lr", "nan"], ["sinecheck run: error:", "learning_rate", "nan", "finite"]),
+    (["run", "keras-default", "--seed", "-1"], ["sinecheck run: error:", "seed", "-1", "[0, 4294967295]"]),
+    (["run", "keras-default", "--seed", "abc"], ["sinecheck run: error:", "--seed", "'abc'", "'none'"]),
+    (["bogus"], ["sinecheck: error:", "'bogus'", "presets", "env", "run", "report"]),
+    ([], ["sinecheck: error:", "required", "COMMAND"]),
+    (["report", "--seeds", "0"], ["sinecheck report: error:", "--seeds", "0", ">= 1"]),
+    (["report", "--epochs", "0"], ["sinecheck report: error:", "epochs", "0", "[1, 100000]"]),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragments"), ERROR_CASES, ids=[" ".join(a) or "<none>" for a, _ in ERROR_CASES])
+def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                           fragments: list[str]) -> None:
+    status, out, err = run_main(capsys, *argv)
+    assert status == 2
+    assert out == ""
+    assert_one_line_error(err, *fragments)
+
+
+def test_bad_arguments_fail_before_tensorflow_is_imported() -> None:
+    code = (
+        "import json, sys\n"
+        "from sinecheck.cli import main\n"
+        f"cases = {json.dumps([argv for argv, _ in ERROR_CASES])}\n"
+        "codes = []\n"
+        "for argv in cases:\n"
+        "    try:\n"
+        "        codes.append(main(argv))\n"
+        "    except SystemExit as exc:\n"
+        "        codes.append(exc.code)\n"
+        "print(json.dumps({'codes': codes, 'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n"
+    )
+    proc = run_process(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report == {"codes": [2] * len(ERROR_CASES), "tf": False, "keras": False}
+
+
+def test_console_script_batch_size_zero_is_one_line() -> None:
+    proc = run_process(console_script(), "run", "keras-default", "--batch-size", "0")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert_one_line_error(proc.stderr, "batch_size", "0", "allowed")
+
+
+def test_json_path_that_cannot_be_created(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    target = blocker / "sub" / "out.json"
+    status, out, err = run_main(capsys, "run", "keras-default", "--epochs", "1", "--json", str(target))
+    assert status != 0
+    assert out == ""  # it failed up front: no training, no table
+    assert_one_line_error(err, "--json", str(target))
+    assert not target.exists()
+
+
+def test_json_path_that_is_a_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, out, err = run_main(capsys, "run", "keras-default", "--epochs", "1", "--json", str(tmp_path))
+    assert status != 0
+    assert out == ""
+    assert_one_line_error(err, "--json", str(tmp_path), "directory")
+
+
+def test_report_out_that_cannot_be_created(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    status, out, err = run_main(capsys, "report", "--out", str(blocker / "rep"), "--seeds", "1", "--epochs", "1")
+    assert status != 0
+    assert out == ""
+    assert_one_line_error(err, "--out", str(blocker / "rep"))
+
+
+# -- report --------------------------------------------------------------------------------------------
+
+def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir = tmp_path / "nested" / "report"
+    status, out, err = run_main(capsys, "report", "--out", str(out_dir), "--seeds", "1", "--epochs", "1")
+    assert status == 0, err
+    assert f"wrote {out_dir / 'report.md'}" in out
+    assert len([line for line in out.splitlines() if "held-out MSE per seed" in line]) == 5
+    for name in ("waves.png", "loss.png"):
+        data = (out_dir / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+    md = (out_dir / "report.md").read_text(encoding="utf-8")
+    for name in PRESET_NAMES:
+        assert name in md
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| preset | run |")
+    assert set(table[1].replace("|", "")) == {"-"}
+    assert [line.split("|")[1].strip() for line in table[2:]] == [
+        "keras-default", "tf-explicit", "batch-sweep", "batch-sweep", "batch-sweep"]
+    assert "waves.png" in md and "loss.png" in md
+    report = json.loads((out_dir / "report.json").read_text(encoding="utf-8"))
+    assert len(report["rows"]) == 5
+    assert all(row["epochs"] == 1 and row["seeds"] == [0] for row in report["rows"])
+    assert [row["batch_size"] for row in report["rows"] if row["preset"] == "batch-sweep"] == [32, 64, 128]
