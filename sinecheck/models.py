@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.seeding import uses_legacy_keras
 
 _INITIALIZER_CLASSES: dict[str, str] = {
     "glorot_uniform": "GlorotUniform",
@@ -30,7 +31,15 @@ _OPTIMIZER_CLASSES: dict[str, str] = {"adam": "Adam", "sgd": "SGD", "rmsprop": "
 
 
 def keras_module() -> Any:
-    """The Keras package the factories build with (imported lazily: importing sinecheck stays cheap)."""
+    """The Keras package the factories build with, imported lazily (importing sinecheck stays cheap).
+
+    Keras 3 by default; Keras 2 (the ``tf_keras`` package) when ``TF_USE_LEGACY_KERAS=1`` is set, the same
+    switch that makes ``tf.keras`` mean Keras 2 in TensorFlow >= 2.16.
+    """
+    if uses_legacy_keras():
+        import tf_keras
+
+        return tf_keras
     import keras
 
     return keras
@@ -48,8 +57,12 @@ def build_optimizer(spec: OptimizerSpec) -> Any:
     return getattr(keras.optimizers, _OPTIMIZER_CLASSES[spec.name])(**spec.kwargs())
 
 
-def build_model(config: TrainConfig) -> Any:
-    """An uncompiled ``Sequential``: ``Dense(u, activation)`` per hidden width, then ``Dense(1)``."""
+def build_model(config: TrainConfig, *, noise: tuple[float, int] | None = None) -> Any:
+    """An uncompiled ``Sequential``: ``Dense(u, activation)`` per hidden width, then ``Dense(1)``.
+
+    `noise` = (stddev, seed) adds a ``GaussianNoise`` layer (active in training only, no weights) after the
+    last hidden layer; with a seed drawn outside the global seed it is an injected source of nondeterminism.
+    """
     keras = keras_module()
     layers: list[Any] = [keras.Input(shape=(1,))]
     for units in config.hidden_units:
@@ -57,6 +70,8 @@ def build_model(config: TrainConfig) -> Any:
             units, activation=config.activation,
             kernel_initializer=build_initializer(config.kernel_initializer),
             bias_initializer=build_initializer(config.bias_initializer)))
+    if noise is not None:
+        layers.append(keras.layers.GaussianNoise(noise[0], seed=noise[1]))
     layers.append(keras.layers.Dense(
         1, kernel_initializer=build_initializer(config.kernel_initializer),
         bias_initializer=build_initializer(config.bias_initializer)))

@@ -61,6 +61,8 @@ class RunResult:
     timings: dict[str, float]
     fingerprint: dict[str, Any]
     digests: dict[str, str] = field(default_factory=dict)
+    #: How the run departed from a plain seeded `fit` (loaded initial weights, injected noise), if at all.
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.digests:
@@ -101,6 +103,7 @@ class RunResult:
             "timings": self.timings,
             "digests": self.digests,
             "fingerprint": self.fingerprint,
+            "options": self.options,
         }
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -140,7 +143,7 @@ class RunResult:
             pred_train=tensors["pred/train"], pred_test=tensors["pred/test"], loss_history=tensors["loss"],
             metrics={k: _fromjson_float(v) for k, v in meta["metrics"].items()},
             diverged=meta["diverged"], diverged_epoch=meta["diverged_epoch"], timings=meta["timings"],
-            fingerprint=meta["fingerprint"], digests=meta["digests"],
+            fingerprint=meta["fingerprint"], digests=meta["digests"], options=meta.get("options", {}),
         )
 
 

@@ -32,9 +32,26 @@ def seed_everything(seed: int) -> None:
         raise ValueError(f"seed: invalid value {seed!r}; allowed: an integer in [0, 2**32 - 1]")
     random.seed(seed)
     np.random.seed(seed)
-    import keras
+    from sinecheck.models import keras_module
 
-    keras.utils.set_random_seed(seed)
+    keras_module().utils.set_random_seed(seed)
+
+
+def unseed_everything() -> None:
+    """Undo earlier seeding, as if this process had never been seeded: what ``seed=None`` must mean.
+
+    Re-seeds Python's and NumPy's RNGs from OS entropy and clears TensorFlow's global seed (which
+    ``clear_session`` keeps), so an unseeded run after a seeded one in the same process is not secretly
+    determined by the old seed.  Call it after `keras.backend.clear_session()`.
+    """
+    random.seed()
+    np.random.seed()
+    if "tensorflow" in sys.modules or keras_backend() == "tensorflow" or uses_legacy_keras():
+        import tensorflow as tf
+
+        tf.random.set_seed(None)
+    if keras_backend() == "torch" and "torch" in sys.modules:
+        sys.modules["torch"].seed()
 
 
 def _version(dist: str) -> str | None:
@@ -84,8 +101,15 @@ def onednn_enabled() -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
+def uses_legacy_keras() -> bool:
+    """Whether this process trains with Keras 2 (``tf_keras``): ``TF_USE_LEGACY_KERAS`` is set to 1/true."""
+    return os.environ.get("TF_USE_LEGACY_KERAS", "").strip().lower() in ("1", "true", "yes")
+
+
 def keras_backend() -> str:
     """The Keras backend that `import keras` selects (env var, then ~/.keras/keras.json), without importing it."""
+    if uses_legacy_keras():
+        return "tensorflow"
     if "keras" in sys.modules:
         return sys.modules["keras"].config.backend()
     env = os.environ.get("KERAS_BACKEND")
@@ -115,6 +139,7 @@ def fingerprint(*, probe_tensorflow: bool = False) -> dict[str, Any]:
         "tensorflow": _version("tensorflow") or _version("tensorflow-cpu"),
         "keras": _version("keras"),
         "tf_keras": _version("tf-keras"),
+        "keras_impl": "tf_keras" if uses_legacy_keras() else "keras",
         "keras_backend": keras_backend(),
         "onednn": onednn_enabled(),
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
@@ -144,7 +169,9 @@ def format_fingerprint(info: dict[str, Any]) -> str:
     threads = "default" if not info.get("intra_op_threads") else (
         f"{info['intra_op_threads']}/{info['inter_op_threads']}")
     det = {True: "on", False: "off", None: "not checked"}[info.get("op_determinism")]
-    return (f"tensorflow {info['tensorflow']}, keras {info['keras']} ({info['keras_backend']} backend), "
+    keras = (f"tf_keras {info['tf_keras']}" if info.get("keras_impl") == "tf_keras"
+             else f"keras {info['keras']}")
+    return (f"tensorflow {info['tensorflow']}, {keras} ({info['keras_backend']} backend), "
             f"numpy {info['numpy']}, python {info['python']}; oneDNN {'on' if info['onednn'] else 'off'}; "
             f"cpu {info['cpu']} [{info['isa']}], {info['cpu_count']} cores; threads intra/inter {threads}; "
             f"op determinism {det}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
 
 from sinecheck.config import TrainConfig
 from sinecheck.result import RunResult
@@ -11,19 +14,27 @@ from sinecheck.result import RunResult
 Progress = Callable[[int, int], None]
 
 
-def _keras(config: TrainConfig, progress: Progress | None) -> RunResult:
+def _keras(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
     from sinecheck.engines.keras_fit import train_keras
 
-    return train_keras(config, progress=progress)
+    return train_keras(config, progress=progress, **options)
 
 
-ENGINES: dict[str, Callable[[TrainConfig, Progress | None], RunResult]] = {"keras": _keras}
+ENGINES: dict[str, Callable[..., RunResult]] = {"keras": _keras}
 
 
-def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | None = None) -> RunResult:
-    """Train `config` from scratch with the named engine and return everything the run produced."""
+def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | None = None,
+          initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0) -> RunResult:
+    """Train `config` from scratch with the named engine and return everything the run produced.
+
+    `initial_weights` (named like ``RunResult.initial_weights``) replaces the seeded start;
+    `unseeded_noise` injects training noise drawn outside the global seed (a negative control).
+    """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
     if engine not in ENGINES:
         raise ValueError(f"engine: invalid value {engine!r}; allowed: {', '.join(ENGINES)}")
-    return ENGINES[engine](config, progress)
+    if isinstance(unseeded_noise, bool) or not isinstance(unseeded_noise, (int, float)) or not (
+            0 <= unseeded_noise < float("inf")):
+        raise ValueError(f"unseeded_noise: invalid value {unseeded_noise!r}; allowed: a finite number >= 0")
+    return ENGINES[engine](config, progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -10,8 +12,8 @@ import numpy as np
 from sinecheck.config import TrainConfig
 from sinecheck.data import make_data
 from sinecheck.models import build_model, compile_model, keras_module, weight_names
-from sinecheck.result import RunResult, error_metrics
-from sinecheck.seeding import fingerprint, seed_everything
+from sinecheck.result import RunResult, digest_tensors, error_metrics
+from sinecheck.seeding import fingerprint, keras_backend, seed_everything, unseed_everything
 
 
 def reset_keras_state() -> None:
@@ -45,20 +47,35 @@ def _weights(model: Any, config: TrainConfig) -> dict[str, np.ndarray]:
     return {name: np.array(w) for name, w in zip(weight_names(config), model.get_weights(), strict=True)}
 
 
-def train_keras(config: TrainConfig, *, progress: Any = None) -> RunResult:
+def train_keras(config: TrainConfig, *, progress: Any = None,
+                initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0) -> RunResult:
     """Seed, build, compile and ``fit`` a fresh model; record weights before and after, predictions, timings.
 
     A NaN/inf loss stops training (Keras's ``TerminateOnNaN``) and the result is marked diverged.
     Predictions are one forward call on the whole grid (no batching, so they do not depend on a predict
-    batch size).
+    batch size).  `initial_weights` replaces the seeded start (to compare the arithmetic of two backends
+    from the same point); `unseeded_noise` > 0 adds a GaussianNoise layer seeded from the OS, outside the
+    global seed: a deliberate source of nondeterminism for negative controls.
     """
     keras = keras_module()
     t0 = time.perf_counter()
     reset_keras_state()
     if config.seed is not None:
         seed_everything(config.seed)
+    else:
+        unseed_everything()
     data = make_data(config)
-    model = compile_model(build_model(config), config)
+    noise = (unseeded_noise, secrets.randbits(31)) if unseeded_noise > 0 else None
+    model = compile_model(build_model(config, noise=noise), config)
+    options: dict[str, Any] = {}
+    if unseeded_noise > 0:
+        options["unseeded_noise"] = unseeded_noise
+    if initial_weights is not None:
+        names = weight_names(config)
+        if list(initial_weights) != names:
+            raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
+        model.set_weights([np.asarray(initial_weights[n]) for n in names])
+        options["initial_weights"] = digest_tensors(initial_weights)
     initial = _weights(model, config)
     recorder = _epoch_recorder(progress, config.epochs)
     t1 = time.perf_counter()
@@ -86,5 +103,5 @@ def train_keras(config: TrainConfig, *, progress: Any = None) -> RunResult:
         config=config, engine="keras", initial_weights=initial, final_weights=final,
         pred_train=pred_train, pred_test=pred_test, loss_history=loss, metrics=metrics,
         diverged=diverged, diverged_epoch=int(bad[0]) + 1 if bad.size else None, timings=timings,
-        fingerprint=fingerprint(probe_tensorflow=keras.config.backend() == "tensorflow"),
+        fingerprint=fingerprint(probe_tensorflow=keras_backend() == "tensorflow"), options=options,
     )

@@ -1,0 +1,284 @@
+"""Run configs in fresh Python processes under a controlled environment.
+
+Process-wide switches (op determinism, thread pools, oneDNN, the Keras backend, Keras 2 vs 3) cannot be
+flipped back inside one process, so every environment gets its own worker subprocess.  A worker serves
+many requests, paying the TensorFlow import once.  Requests and replies are JSON lines; arrays travel as
+``.npz`` files (never pickle).  A crash, a hang or an import error becomes a `RunError` with the worker's
+stderr, never a hung caller.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinecheck.config import ConfigError, TrainConfig
+from sinecheck.result import RunResult
+
+#: Environment variables an Environment may set; all of them are removed from the inherited environment
+#: first, so "not set" really means TensorFlow's default whatever the caller's shell had.
+CONTROLLED_VARS: tuple[str, ...] = (
+    "TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND", "PYTHONHASHSEED", "TF_DETERMINISTIC_OPS", "CUDA_VISIBLE_DEVICES",
+    "TF_USE_LEGACY_KERAS", "OMP_NUM_THREADS", "TF_XLA_FLAGS",
+)
+DEFAULT_TIMEOUT_S = 600.0
+STARTUP_TIMEOUT_S = 180.0
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Everything process-wide that a worker is started with.
+
+    `env` sets variables from `CONTROLLED_VARS`; thread counts of None keep TensorFlow's defaults;
+    `op_determinism` calls ``tf.config.experimental.enable_op_determinism()`` before any run.
+    """
+
+    name: str = "default"
+    env: tuple[tuple[str, str], ...] = ()
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
+    op_determinism: bool = False
+
+    def __post_init__(self) -> None:
+        items = self.env.items() if isinstance(self.env, Mapping) else self.env
+        env = tuple(sorted((str(k), str(v)) for k, v in items))
+        for key, _ in env:
+            if key not in CONTROLLED_VARS:
+                raise ConfigError(f"env: invalid variable {key!r}; allowed: {', '.join(CONTROLLED_VARS)}")
+        object.__setattr__(self, "env", env)
+        for name in ("intra_op_threads", "inter_op_threads"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"{name}: invalid value {value!r}; allowed: None or an integer >= 0")
+
+    def variables(self) -> dict[str, str]:
+        """The process environment for the worker: the caller's, minus every controlled var, plus `env`."""
+        out = {k: v for k, v in os.environ.items() if k not in CONTROLLED_VARS}
+        out.update(dict(self.env))
+        out.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        out["PYTHONUNBUFFERED"] = "1"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "env": dict(self.env), "intra_op_threads": self.intra_op_threads,
+                "inter_op_threads": self.inter_op_threads, "op_determinism": self.op_determinism}
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.env]
+        if self.intra_op_threads is not None or self.inter_op_threads is not None:
+            parts.append(f"threads {self.intra_op_threads}/{self.inter_op_threads}")
+        if self.op_determinism:
+            parts.append("op determinism on")
+        return f"{self.name} ({', '.join(parts) or 'TensorFlow defaults'})"
+
+
+@dataclass
+class RunError:
+    """A run that produced no result: the worker crashed, hung, failed to start, or training raised."""
+
+    config: TrainConfig
+    environment: str
+    kind: str  # "startup" | "crash" | "timeout" | "exception" | "unavailable"
+    message: str
+    stderr_tail: str = ""
+    diverged: bool = field(default=False, init=False)
+
+    def __str__(self) -> str:
+        tail = f"\n--- worker stderr (last lines) ---\n{self.stderr_tail}" if self.stderr_tail else ""
+        return f"{self.kind} in environment {self.environment}: {self.message}{tail}"
+
+
+Outcome = RunResult | RunError
+
+
+class WorkerDied(RuntimeError):
+    """The worker process is gone or did not answer in time."""
+
+
+class Worker:
+    """One long-lived Python subprocess with a fixed `Environment`, serving train requests in order."""
+
+    def __init__(self, environment: Environment, *, workdir: str | os.PathLike[str] | None = None,
+                 python: str = sys.executable, startup_timeout: float = STARTUP_TIMEOUT_S) -> None:
+        self.environment = environment
+        self.python = python
+        self.startup_timeout = startup_timeout
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sinecheck-worker-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._proc: subprocess.Popen[str] | None = None
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr_path = self.workdir / f"{environment.name}-{id(self):x}.stderr"
+        self._counter = 0
+        self.fingerprint: dict[str, Any] | None = None
+        self.startup_error: str | None = None
+
+    # -- process management ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the process and wait until it has imported TensorFlow and applied the environment."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._lines = queue.Queue()
+        stderr = open(self._stderr_path, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+        args = [self.python, "-m", "sinecheck.worker", json.dumps(self.environment.to_dict())]
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                                      text=True, env=self.environment.variables(), bufsize=1)
+        stderr.close()
+        threading.Thread(target=self._pump, args=(self._proc,), daemon=True).start()
+        reply = self._receive(self.startup_timeout)
+        if not reply.get("ready"):
+            raise WorkerDied(reply.get("error", "worker did not report ready"))
+        self.fingerprint = reply.get("fingerprint")
+
+    def _pump(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _receive(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self._lines.get(timeout=max(remaining, 0.01))
+            except queue.Empty:
+                self.kill()
+                raise WorkerDied(f"no answer within {timeout:g} s (killed)") from None
+            if line is None:
+                code = self._proc.wait() if self._proc else None
+                raise WorkerDied(f"worker exited with status {code}")
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def stderr_tail(self, lines: int = 30) -> str:
+        try:
+            text = self._stderr_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        noise = ("I0000 ", "WARNING: All log messages", "To enable the following instructions")
+        kept = [ln for ln in text.splitlines() if not ln.startswith(noise)]
+        return "\n".join(kept[-lines:])
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def close(self) -> None:
+        """Ask the worker to exit (kill it if it does not), and remove its temporary directory."""
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                assert self._proc.stdin is not None
+                self._proc.stdin.write('{"kind": "exit"}\n')
+                self._proc.stdin.flush()
+                self._proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.kill()
+        if self._own_dir:
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ----------------------------------------------------------------------------------
+    def request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one request and wait for its reply; start (or restart) the process as needed."""
+        self.start()
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(payload) + "\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            raise WorkerDied(f"cannot write to worker: {exc}") from None
+        return self._receive(timeout)
+
+    def _error(self, config: TrainConfig, kind: str, message: str) -> RunError:
+        return RunError(config, self.environment.name, kind, message, self.stderr_tail())
+
+    def train(self, config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
+              unseeded_noise: float = 0.0, timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+        """Train `config` in the worker; a failure of any kind comes back as a `RunError`."""
+        self._counter += 1
+        stem = self.workdir / f"run-{id(self):x}-{self._counter}"
+        payload: dict[str, Any] = {"kind": "train", "config": config.to_dict(), "out": str(stem),
+                                   "unseeded_noise": unseeded_noise}
+        if initial_weights is not None:
+            init_path = stem.with_name(stem.name + "-init.npz")
+            np.savez(init_path, **{k.replace("/", "__"): np.asarray(v) for k, v in initial_weights.items()})
+            payload["initial_weights"] = str(init_path)
+        try:
+            reply = self.request(payload, timeout)
+        except WorkerDied as exc:
+            kind = "startup" if self.fingerprint is None else ("timeout" if "no answer" in str(exc) else "crash")
+            return self._error(config, kind, str(exc))
+        if not reply.get("ok"):
+            return RunError(config, self.environment.name, "exception", reply.get("error", "unknown error"))
+        result = RunResult.load(reply["path"])
+        for suffix in (".json", ".npz"):
+            Path(str(stem) + suffix).unlink(missing_ok=True)
+        return result
+
+    def call(self, kind: str, payload: dict[str, Any], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        """Any other request (e.g. ``shuffle_orders``): the reply dict, or raise `WorkerDied`/`RuntimeError`."""
+        reply = self.request({"kind": kind, **payload}, timeout)
+        if not reply.get("ok"):
+            raise RuntimeError(reply.get("error", "unknown error"))
+        return reply
+
+
+class WorkerPool:
+    """Workers keyed by (environment, instance): instance 1 of an environment is a second fresh process."""
+
+    def __init__(self, *, workdir: str | os.PathLike[str] | None = None, python: str = sys.executable) -> None:
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sinecheck-pool-"))
+        self.python = python
+        self._workers: dict[tuple[Environment, int], Worker] = {}
+        self._lock = threading.Lock()
+
+    def get(self, environment: Environment, instance: int = 0) -> Worker:
+        with self._lock:
+            key = (environment, instance)
+            if key not in self._workers:
+                self._workers[key] = Worker(environment, workdir=self.workdir, python=self.python)
+            return self._workers[key]
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()
+        if self._own_dir:
+            import shutil
+
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_isolated(configs: list[TrainConfig], environment: Environment | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT_S) -> list[Outcome]:
+    """Train each config in one fresh worker process of `environment` (default: TensorFlow's defaults)."""
+    with Worker(environment or Environment()) as worker:
+        return [worker.train(cfg, timeout=timeout) for cfg in configs]

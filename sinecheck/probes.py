@@ -1,0 +1,47 @@
+"""Probes that observe what ``fit`` does internally, such as the order in which it visits the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from sinecheck.config import TrainConfig
+from sinecheck.models import build_model, compile_model, keras_module
+from sinecheck.seeding import seed_everything, unseed_everything
+
+
+def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
+    """The order of sample indices that ``fit(shuffle=config.shuffle)`` used in each epoch.
+
+    Trains on x = 0, 1, …, n-1 (exact in float32) with a pass-through layer that records every training
+    batch, compiled with ``run_eagerly=True`` so the recording sees real values.  Shuffling happens in the
+    data pipeline, which does not depend on the model or on eager execution, so the orders are those a
+    plain ``fit`` of this config draws after the same seeding.
+    """
+    keras = keras_module()
+    keras.backend.clear_session()
+    if config.seed is not None:
+        seed_everything(config.seed)
+    else:
+        unseed_everything()
+    batches: list[np.ndarray] = []
+
+    class Recorder(keras.layers.Layer):
+        def call(self, inputs: Any, training: Any = None) -> Any:
+            if training:
+                batches.append(np.array(inputs).reshape(-1))
+            return inputs
+
+    model = build_model(config)
+    probe = keras.Sequential([keras.Input(shape=(1,)), Recorder(), *model.layers])
+    compile_model(probe, config)
+    probe.compile(optimizer=probe.optimizer, loss=config.loss, run_eagerly=True)
+    n = config.n_points
+    x = np.arange(n, dtype=np.float32).reshape(-1, 1)
+    y = np.sin(x)
+    probe.fit(x, y, batch_size=config.batch_size, epochs=epochs, shuffle=config.shuffle, verbose=0)
+    seen = np.concatenate(batches).astype(np.int64)
+    if seen.size != n * epochs:
+        raise RuntimeError(f"recorded {seen.size} samples, expected {n * epochs}: cannot split into epochs")
+    return [seen[i * n:(i + 1) * n] for i in range(epochs)]

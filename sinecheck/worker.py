@@ -1,0 +1,84 @@
+"""The worker process behind `sinecheck.isolate`: ``python -m sinecheck.worker ENVIRONMENT_JSON``.
+
+It applies the process-wide settings before anything trains, then answers JSON-line requests on
+stdin.  The protocol uses a private copy of the original stdout; file descriptor 1 is pointed at stderr
+so that nothing a library prints can corrupt a reply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Any, TextIO
+
+
+def _apply(environment: dict[str, Any]) -> None:
+    import tensorflow as tf
+
+    intra, inter = environment.get("intra_op_threads"), environment.get("inter_op_threads")
+    if intra is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter is not None:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    if environment.get("op_determinism"):
+        tf.config.experimental.enable_op_determinism()
+
+
+def _handle(request: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from sinecheck.config import TrainConfig
+
+    config = TrainConfig.from_dict(request["config"])
+    if request["kind"] == "train":
+        from sinecheck.engines import train
+
+        initial = None
+        if request.get("initial_weights"):
+            with np.load(request["initial_weights"], allow_pickle=False) as npz:
+                initial = {k.replace("__", "/"): npz[k] for k in npz.files}
+        result = train(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
+        json_path, _ = result.save(request["out"])
+        return {"ok": True, "path": str(json_path)}
+    if request["kind"] == "shuffle_orders":
+        from sinecheck.probes import epoch_orders
+
+        orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
+        return {"ok": True, "orders": [o.tolist() for o in orders]}
+    return {"ok": False, "error": f"unknown request kind {request['kind']!r}"}
+
+
+def _send(channel: TextIO, message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message) + "\n")
+    channel.flush()
+
+
+def main() -> int:
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    environment = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    try:
+        _apply(environment)
+        from sinecheck.seeding import fingerprint
+
+        _send(channel, {"ready": True, "fingerprint": fingerprint(probe_tensorflow=True)})
+    except Exception:
+        _send(channel, {"ready": False, "error": traceback.format_exc(limit=5)})
+        return 1
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("kind") == "exit":
+            break
+        try:
+            reply = _handle(request)
+        except Exception as exc:
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"}
+        _send(channel, reply)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
