@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig
-from sinecheck.seeding import uses_legacy_keras
+from sinecheck.seeding import keras_backend, uses_legacy_keras
 
 _INITIALIZER_CLASSES: dict[str, str] = {
     "glorot_uniform": "GlorotUniform",
@@ -79,9 +79,23 @@ def build_model(config: TrainConfig, *, noise: tuple[float, int] | None = None) 
 
 
 def compile_model(model: Any, config: TrainConfig) -> Any:
-    """Compile with the config's optimizer and loss; ``jit_compile`` is explicit, never Keras's "auto"."""
-    model.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, jit_compile=config.xla)
+    """Compile with the config's optimizer and loss.
+
+    On TensorFlow ``jit_compile`` is explicit (`config.xla`), never Keras's "auto", whose meaning depends on
+    the device.  JAX always compiles its train step with XLA (without it every op dispatches alone, ~70×
+    slower here) and torch never does, so other backends keep "auto".
+    """
+    jit = config.xla if keras_backend() == "tensorflow" else "auto"
+    model.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, jit_compile=jit)
     return model
+
+
+def to_numpy(tensor: Any) -> Any:
+    """A backend tensor (TF, JAX, torch, even one that requires grad) as a NumPy array."""
+    keras = keras_module()
+    if hasattr(keras, "ops"):
+        return keras.ops.convert_to_numpy(tensor)
+    return tensor.numpy()
 
 
 def weight_names(config: TrainConfig) -> list[str]:

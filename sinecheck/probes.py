@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from sinecheck.config import TrainConfig
-from sinecheck.models import build_model, compile_model, keras_module
+from sinecheck.models import build_model, build_optimizer, keras_module, to_numpy
 from sinecheck.seeding import seed_everything, unseed_everything
 
 
@@ -30,13 +30,12 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
     class Recorder(keras.layers.Layer):
         def call(self, inputs: Any, training: Any = None) -> Any:
             if training:
-                batches.append(np.array(inputs).reshape(-1))
+                batches.append(np.asarray(to_numpy(inputs)).reshape(-1))
             return inputs
 
     model = build_model(config)
     probe = keras.Sequential([keras.Input(shape=(1,)), Recorder(), *model.layers])
-    compile_model(probe, config)
-    probe.compile(optimizer=probe.optimizer, loss=config.loss, run_eagerly=True)
+    probe.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, run_eagerly=True)
     n = config.n_points
     x = np.arange(n, dtype=np.float32).reshape(-1, 1)
     y = np.sin(x)

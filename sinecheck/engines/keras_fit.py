@@ -11,7 +11,7 @@ import numpy as np
 
 from sinecheck.config import TrainConfig
 from sinecheck.data import make_data
-from sinecheck.models import build_model, compile_model, keras_module, weight_names
+from sinecheck.models import build_model, compile_model, keras_module, to_numpy, weight_names
 from sinecheck.result import RunResult, digest_tensors, error_metrics
 from sinecheck.seeding import fingerprint, keras_backend, seed_everything, unseed_everything
 
@@ -84,8 +84,8 @@ def train_keras(config: TrainConfig, *, progress: Any = None,
                         callbacks=[recorder, keras.callbacks.TerminateOnNaN()])
     t2 = time.perf_counter()
     final = _weights(model, config)
-    pred_train = np.asarray(model(data.x_train, training=False), dtype=np.float32)
-    pred_test = np.asarray(model(data.x_test, training=False), dtype=np.float32)
+    pred_train = np.asarray(to_numpy(model(data.x_train, training=False)), dtype=np.float32)
+    pred_test = np.asarray(to_numpy(model(data.x_test, training=False)), dtype=np.float32)
     loss = np.asarray(history.history.get("loss", []), dtype=np.float32)
     bad = np.flatnonzero(~np.isfinite(loss))
     diverged = bool(bad.size) or not all(np.isfinite(w).all() for w in final.values())
