@@ -1,0 +1,366 @@
+"""The reproducibility matrix: for each base config, change one factor at a time and compare.
+
+A factor is a pair of sides (environment + config change + how the run is made); each cell is the verdict
+of `compare` between the two sides' runs, with its evidence.  Some factors carry an expectation that must
+hold on any machine (same seed + same environment is IDENTICAL; no seed and injected noise are NOT); the
+rest is measured and reported.  Runs happen in isolated worker processes (`sinecheck.isolate`), one per
+environment, shared by every row and factor that needs that environment; base runs are shared too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinecheck.compare import Comparison, Tolerance, Verdict, compare
+from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig, get_preset
+from sinecheck.isolate import Environment, Outcome, RunError, WorkerPool
+from sinecheck.result import RunResult
+
+IDENTICAL_EXPECTED = "identical"
+NOT_IDENTICAL_EXPECTED = "not identical"
+MEASURED = "measured"
+
+BASE = Environment("default")
+#: Epochs the matrix trains by default.  Bitwise identity (or not) shows after a few steps; how far two
+#: runs drift apart (ULP vs CLOSE) grows with epochs, so the grade of "measured" cells depends on it.
+DEFAULT_EPOCHS = 5
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: where and how a run of the row's base config is made."""
+
+    environment: Environment = BASE
+    changes: tuple[tuple[str, Any], ...] = ()  # TrainConfig fields changed from the row's base config
+    instance: int = 0  # 1 = a second, fresh process of the same environment
+    repeat: int = 0  # 1 = the same run made again in the same process
+    unseeded_noise: float = 0.0
+    initial_from: Side | None = None  # start from the initial weights of this side's run
+
+    def config(self, base: TrainConfig) -> TrainConfig:
+        return base.replace(**dict(self.changes)) if self.changes else base
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A question about reproducibility, answered by comparing side `a` with side `b` on every row."""
+
+    name: str
+    question: str
+    a: Side
+    b: Side
+    expect: str = MEASURED
+    requires: tuple[str, ...] = ()  # importable modules the factor needs
+    epoch_sensitive: bool = True  # whether the verdict's grade can change with the number of epochs
+
+    def missing(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+
+def _threads(n: int) -> Environment:
+    return Environment(f"threads-{n}", intra_op_threads=n, inter_op_threads=n)
+
+
+_NO_SHUFFLE = (("shuffle", False),)
+_BASE_NO_SHUFFLE = Side(changes=_NO_SHUFFLE)
+
+FACTORS: tuple[Factor, ...] = (
+    Factor("same-process", "same seed, same process, trained twice", Side(), Side(repeat=1),
+           IDENTICAL_EXPECTED, epoch_sensitive=False),
+    Factor("fresh-process", "same seed, a second fresh process", Side(), Side(instance=1),
+           IDENTICAL_EXPECTED, epoch_sensitive=False),
+    Factor("no-seed", "no seed at all, trained twice (negative control)", Side(changes=(("seed", None),)),
+           Side(changes=(("seed", None),), repeat=1), NOT_IDENTICAL_EXPECTED, epoch_sensitive=False),
+    Factor("injected-noise", "an unseeded GaussianNoise layer, trained twice (negative control)",
+           Side(unseeded_noise=0.01), Side(unseeded_noise=0.01, repeat=1), NOT_IDENTICAL_EXPECTED,
+           epoch_sensitive=False),
+    Factor("op-determinism", "enable_op_determinism() on vs off", Side(),
+           Side(Environment("op-determinism", op_determinism=True))),
+    Factor("threads-1", "intra/inter-op threads 1 vs TensorFlow's default", Side(), Side(_threads(1))),
+    Factor("threads-2", "intra/inter-op threads 2 vs TensorFlow's default", Side(), Side(_threads(2))),
+    Factor("threads-8", "intra/inter-op threads 8 vs TensorFlow's default", Side(), Side(_threads(8))),
+    Factor("onednn-off", "TF_ENABLE_ONEDNN_OPTS=0 vs the default (on for x86)", Side(),
+           Side(Environment("onednn-off", (("TF_ENABLE_ONEDNN_OPTS", "0"),)))),
+    Factor("pythonhashseed", "PYTHONHASHSEED=0 vs PYTHONHASHSEED=1",
+           Side(Environment("pythonhashseed-0", (("PYTHONHASHSEED", "0"),))),
+           Side(Environment("pythonhashseed-1", (("PYTHONHASHSEED", "1"),)))),
+    Factor("shuffle-off", "fit(shuffle=False) vs shuffle=True, same seed", Side(), _BASE_NO_SHUFFLE),
+    Factor("xla", "jit_compile=True vs False", Side(), Side(changes=(("xla", True),))),
+    Factor("tf-keras", "Keras 2 (tf_keras) vs Keras 3, same seed", Side(),
+           Side(Environment("tf-keras", (("TF_USE_LEGACY_KERAS", "1"),))), requires=("tf_keras",)),
+    Factor("backend-jax", "Keras 3 on JAX vs TensorFlow, same initial weights, no shuffle", _BASE_NO_SHUFFLE,
+           Side(Environment("backend-jax", (("KERAS_BACKEND", "jax"),)), _NO_SHUFFLE,
+                initial_from=_BASE_NO_SHUFFLE), requires=("jax",)),
+    Factor("backend-torch", "Keras 3 on torch vs TensorFlow, same initial weights, no shuffle", _BASE_NO_SHUFFLE,
+           Side(Environment("backend-torch", (("KERAS_BACKEND", "torch"),)), _NO_SHUFFLE,
+                initial_from=_BASE_NO_SHUFFLE), requires=("torch",)),
+)
+FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
+
+#: A small Dense(32) config: the fastest row, used by the test suite.
+SMALL = TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), n_points=200)
+
+
+def matrix_rows(presets: Iterable[str] = ("keras-default", "tf-explicit", "batch-sweep"), *,
+                small: bool = True, epochs: int = DEFAULT_EPOCHS) -> list[tuple[str, TrainConfig]]:
+    """(label, base config) for every config of the presets, plus the small Dense(32) row."""
+    rows: list[tuple[str, TrainConfig]] = []
+    for name in presets:
+        preset = get_preset(name)
+        for cfg, label in zip(preset.configs, preset.labels, strict=True):
+            rows.append((name if len(preset.configs) == 1 else f"{name}/{label.split()[-1]}",
+                         cfg.replace(epochs=epochs)))
+    if small:
+        rows.append(("small", SMALL.replace(epochs=epochs)))
+    return rows
+
+
+def select_factors(names: Sequence[str] | None) -> list[Factor]:
+    """The named factors in matrix order (all when `names` is empty); unknown names are a ConfigError."""
+    if not names:
+        return list(FACTORS)
+    unknown = [n for n in names if n not in FACTOR_NAMES]
+    if unknown:
+        raise ConfigError(f"factor: invalid value {unknown[0]!r}; allowed: {', '.join(FACTOR_NAMES)}")
+    return [f for f in FACTORS if f.name in names]
+
+
+@dataclass
+class Cell:
+    """One factor on one row: the verdict and its evidence, or why there is none."""
+
+    factor: Factor
+    row: str
+    verdict: Verdict | None = None
+    comparison: Comparison | None = None
+    a: Outcome | None = None
+    b: Outcome | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def meets_expectation(self) -> bool | None:
+        """True/False for factors with an expectation, None for measured ones (or when there is no verdict)."""
+        if self.verdict is None or self.factor.expect == MEASURED:
+            return None
+        if self.factor.expect == IDENTICAL_EXPECTED:
+            return self.verdict is Verdict.IDENTICAL
+        return self.verdict is not Verdict.IDENTICAL
+
+    def evidence(self) -> dict[str, Any]:
+        """Numbers behind the verdict: worst tensor, max |Δ|, max ULP, final-weight digests, ΔMSE."""
+        out: dict[str, Any] = {}
+        if self.comparison is not None:
+            worst = self.comparison.worst
+            out.update({"worst_tensor": worst.name, "max_abs": worst.max_abs, "max_ulp": worst.max_ulp,
+                        "max_rel": worst.max_rel, "summary": self.comparison.summary()})
+            final = [t for t in self.comparison.tensors if t.name.startswith("final/")]
+            if final:
+                out["max_abs_final_weights"] = max(t.max_abs for t in final)
+                out["max_ulp_final_weights"] = max(t.max_ulp for t in final)
+        if isinstance(self.a, RunResult) and isinstance(self.b, RunResult):
+            out["digest_a"] = self.a.digests["final_weights"]
+            out["digest_b"] = self.b.digests["final_weights"]
+            ma, mb = self.a.metrics.get("mse_test"), self.b.metrics.get("mse_test")
+            out["mse_test_a"], out["mse_test_b"] = ma, mb
+            if ma is not None and mb is not None:
+                out["delta_mse_test"] = mb - ma
+        return out
+
+    def short(self) -> str:
+        """Cell text for tables: the verdict with its size, e.g. ``ulp 12`` or ``divergent 2.1e-02``."""
+        if self.skipped:
+            return "skipped"
+        if self.error or self.verdict is None:
+            return "error"
+        ev = self.evidence()
+        if self.verdict is Verdict.IDENTICAL:
+            return "identical"
+        if self.verdict is Verdict.ULP:
+            return f"ulp {ev['max_ulp']}"
+        return f"{self.verdict} {ev['max_abs']:.1e}"
+
+    def to_dict(self) -> dict[str, Any]:
+        from sinecheck.result import json_float
+
+        ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence().items()}
+        return {"factor": self.factor.name, "row": self.row, "expect": self.factor.expect,
+                "verdict": None if self.verdict is None else str(self.verdict),
+                "meets_expectation": self.meets_expectation, "skipped": self.skipped, "error": self.error,
+                **ev}
+
+
+@dataclass
+class Finding:
+    """An observation the matrix makes besides verdicts, with its evidence."""
+
+    name: str
+    statement: str
+    evidence: dict[str, Any]
+
+
+@dataclass
+class Matrix:
+    """All cells of a matrix run, the findings, and how long it took."""
+
+    rows: list[tuple[str, TrainConfig]]
+    factors: list[Factor]
+    cells: list[Cell]
+    findings: list[Finding] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    fingerprint: dict[str, Any] | None = None
+
+    def cell(self, factor: str, row: str) -> Cell:
+        for c in self.cells:
+            if c.factor.name == factor and c.row == row:
+                return c
+        raise KeyError(f"no cell for factor {factor!r} and row {row!r}")
+
+    def violations(self) -> list[Cell]:
+        """Cells whose verdict breaks their factor's expectation (a failed reproducibility promise)."""
+        return [c for c in self.cells if c.meets_expectation is False]
+
+    def table(self, *, markdown: bool = False) -> str:
+        """Factor × row → verdict, with each factor's expectation."""
+        labels = [label for label, _ in self.rows]
+        header = ["factor", "expect", *labels]
+        body = [[f.name, f.expect, *(self.cell(f.name, label).short() for label in labels)] for f in self.factors]
+        if markdown:
+            lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(r) + " |" for r in body]
+            return "\n".join(lines)
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+        fmt = "  ".join(f"{{:{w}}}" for w in widths)
+        return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths)),
+                          *(fmt.format(*r) for r in body)]).rstrip()
+
+    def notes(self) -> list[str]:
+        """Skipped factors and errors, each with its reason."""
+        out: list[str] = []
+        for c in self.cells:
+            if c.skipped and c.row == self.rows[0][0]:
+                out.append(f"{c.factor.name}: skipped ({c.skipped})")
+            elif c.error:
+                out.append(f"{c.factor.name} / {c.row}: error: {c.error.splitlines()[0]}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "elapsed_s": self.elapsed_s,
+            "fingerprint": self.fingerprint,
+            "rows": {label: cfg.to_dict() for label, cfg in self.rows},
+            "factors": [{"name": f.name, "question": f.question, "expect": f.expect,
+                         "epoch_sensitive": f.epoch_sensitive, "requires": list(f.requires)} for f in self.factors],
+            "cells": [c.to_dict() for c in self.cells],
+            "findings": [{"name": f.name, "statement": f.statement, "evidence": f.evidence} for f in self.findings],
+            "violations": [f"{c.factor.name} / {c.row}" for c in self.violations()],
+        }
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def _run_group(pool: WorkerPool, key: tuple[Environment, int], jobs: list[tuple[str, Side, TrainConfig]],
+               results: dict[tuple[str, Side], Outcome], progress: Callable[[str], None]) -> None:
+    worker = pool.get(*key)
+    for row, side, cfg in jobs:
+        initial = None
+        if side.initial_from is not None:
+            source = results.get((row, side.initial_from))
+            if not isinstance(source, RunResult):
+                results[(row, side)] = RunError(cfg, key[0].name, "unavailable",
+                                                "the run providing the initial weights failed")
+                progress(f"{key[0].name} {row}")
+                continue
+            initial = source.initial_weights
+        results[(row, side)] = worker.train(cfg, initial_weights=initial, unseeded_noise=side.unseeded_noise)
+        progress(f"{key[0].name} {row}")
+
+
+def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor], *,
+               pool: WorkerPool | None = None, parallel: int = 2, tolerance: Tolerance | None = None,
+               progress: Progress | None = None, probe_shuffle: bool = True) -> Matrix:
+    """Train every side of every factor on every row in isolated workers and compare the pairs."""
+    start = time.perf_counter()
+    own_pool = pool is None
+    pool = pool or WorkerPool()
+    try:
+        active = [f for f in factors if not f.missing()]
+        jobs: dict[tuple[str, Side], TrainConfig] = {}
+        for f in active:
+            for label, base in rows:
+                for side in (f.a, f.b):
+                    jobs.setdefault((label, side), side.config(base))
+        phases: list[dict[tuple[Environment, int], list[tuple[str, Side, TrainConfig]]]] = [{}, {}]
+        for (label, side), cfg in jobs.items():
+            phase = phases[side.initial_from is not None]
+            phase.setdefault((side.environment, side.instance), []).append((label, side, cfg))
+        results: dict[tuple[str, Side], Outcome] = {}
+        total, done = len(jobs), 0
+
+        def tick(label: str) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total, label)
+
+        for phase in phases:
+            groups = sorted(phase.items(), key=lambda kv: -len(kv[1]))  # the biggest group starts first
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as ex:
+                for fut in [ex.submit(_run_group, pool, key, group, results, tick) for key, group in groups]:
+                    fut.result()
+        cells = []
+        for f in factors:
+            missing = f.missing()
+            for label, _ in rows:
+                if missing:
+                    cells.append(Cell(f, label, skipped=f"needs {', '.join(missing)}: not installed"))
+                    continue
+                a, b = results[(label, f.a)], results[(label, f.b)]
+                if isinstance(a, RunError) or isinstance(b, RunError):
+                    err = a if isinstance(a, RunError) else b
+                    cells.append(Cell(f, label, a=a, b=b, error=str(err)))
+                    continue
+                comparison = compare(a, b, tolerance=tolerance)
+                cells.append(Cell(f, label, comparison.verdict, comparison, a, b))
+        matrix = Matrix(list(rows), list(factors), cells, fingerprint=pool.get(BASE).fingerprint)
+        if probe_shuffle:
+            matrix.findings.extend(shuffle_findings(pool, rows[0][1], factors=active))
+        matrix.elapsed_s = time.perf_counter() - start
+        return matrix
+    finally:
+        if own_pool:
+            pool.close()
+
+
+def shuffle_findings(pool: WorkerPool, config: TrainConfig, *, factors: Sequence[Factor] = FACTORS,
+                     epochs: int = 3) -> list[Finding]:
+    """Does seeded ``fit(shuffle=True)`` draw a new permutation each epoch?  Observed per Keras implementation."""
+    envs = [BASE] + [f.b.environment for f in factors if f.name == "tf-keras"]
+    findings = []
+    for env in envs:
+        worker = pool.get(env)
+        cfg = config.replace(shuffle=True)
+        seeded = worker.call("shuffle_orders", {"config": cfg.to_dict(), "epochs": epochs})["orders"]
+        unseeded = worker.call("shuffle_orders", {"config": cfg.replace(seed=None).to_dict(), "epochs": epochs})[
+            "orders"]
+        fp = worker.fingerprint or {}
+        impl = (f"tf_keras {fp.get('tf_keras')}" if fp.get("keras_impl") == "tf_keras"
+                else f"Keras {fp.get('keras')}") + f" on TF {fp.get('tensorflow')}"
+        same_seeded = all(o == seeded[0] for o in seeded[1:])
+        same_unseeded = all(o == unseeded[0] for o in unseeded[1:])
+        statement = (f"{impl}: with a seed, every epoch of fit(shuffle=True) used "
+                     + ("the SAME permutation" if same_seeded else "a new permutation")
+                     + "; without a seed, " + ("the same permutation" if same_unseeded else "a new one each epoch")
+                     + f" (seed {cfg.seed}, {epochs} epochs, {cfg.n_points} samples, batch {cfg.batch_size})")
+        findings.append(Finding(
+            f"epoch-reshuffle/{env.name}", statement,
+            {"implementation": impl, "seeded_same_every_epoch": same_seeded,
+             "unseeded_same_every_epoch": same_unseeded,
+             "seeded_first_indices": [o[:10] for o in seeded], "unseeded_first_indices": [o[:10] for o in unseeded]}))
+    return findings
