@@ -54,6 +54,20 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None, help="shuffle each epoch")
     p.add_argument("--json", metavar="PATH", help="also write the results (config, digests, metrics) as JSON")
 
+    p = sub.add_parser("matrix", help="which factors change the bits: factor × preset → verdict, in isolated processes")
+    p.add_argument("--preset", action="append", choices=list(PRESETS), metavar="PRESET",
+                   help=f"rows from this preset (repeatable; default all: {', '.join(PRESETS)})")
+    p.add_argument("--factor", action="append", metavar="FACTOR",
+                   help="factors to run (repeatable; default all; see --list-factors)")
+    p.add_argument("--list-factors", action="store_true", help="list the factors and what each compares, then exit")
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
+                   help="epochs per run (default 5: identity shows after a few steps; drift grows with epochs)")
+    p.add_argument("--no-small", action="store_true", help="leave out the small Dense(32) row")
+    p.add_argument("--parallel", type=int, default=2, metavar="N", help="worker processes at once (default 2)")
+    p.add_argument("--max-ulp", type=int, default=None, metavar="K", help="ULP distance still graded ULP (default 16)")
+    p.add_argument("--json", metavar="PATH", help="write every cell (verdict, max |Δ|, max ULP, digests) as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the table and findings as Markdown")
+
     p = sub.add_parser("report", help="run the three reference experiments and write a Markdown report with plots")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per configuration (default 3)")
@@ -209,7 +223,66 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "report": _cmd_report}
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from sinecheck.compare import Tolerance
+    from sinecheck.matrix import DEFAULT_EPOCHS, FACTORS, matrix_rows, run_matrix, select_factors
+
+    if args.list_factors:
+        for f in FACTORS:
+            needs = f" (needs {', '.join(f.requires)})" if f.requires else ""
+            print(f"{f.name:16} {f.expect:14} {f.question}{needs}")
+        return 0
+    factors = select_factors(args.factor)
+    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    rows = matrix_rows(args.preset or list(PRESETS), small=not args.no_small, epochs=epochs)
+    if args.parallel < 1:
+        raise ConfigError(f"--parallel: invalid value {args.parallel}; allowed: an integer >= 1")
+    tolerance = Tolerance() if args.max_ulp is None else Tolerance(max_ulp=args.max_ulp)
+    for option, path in (("--json", args.json), ("--markdown", args.markdown)):
+        if path:
+            _prepare_output(option, Path(path), is_dir=False)
+    progress = _Progress()
+    matrix = run_matrix(rows, factors, parallel=args.parallel, tolerance=tolerance, progress=progress.step)
+    progress.finish()
+    print(matrix.table())
+    for finding in matrix.findings:
+        print(f"\nfinding: {finding.statement}")
+    for note in matrix.notes():
+        print(f"note: {note}")
+    violations = matrix.violations()
+    print(f"\n{len(matrix.cells)} cells, {len(rows)} rows × {len(factors)} factors, {epochs} epochs per run, "
+          f"{matrix.elapsed_s:.0f} s; expectations broken: {len(violations)}")
+    for cell in violations:
+        print(f"BROKEN: {cell.factor.name} / {cell.row}: expected {cell.factor.expect}, got {cell.verdict}\n"
+              f"{cell.report}")
+    from sinecheck.storage import atomic_write
+
+    if args.json:
+        atomic_write(args.json, json.dumps(matrix.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.markdown:
+        atomic_write(args.markdown, render_matrix_markdown(matrix, epochs))
+        print(f"wrote {args.markdown}")
+    return 1 if violations else 0
+
+
+def render_matrix_markdown(matrix: Any, epochs: int) -> str:
+    """The matrix as Markdown: table, findings, skipped factors, environment."""
+    from sinecheck.seeding import format_fingerprint
+
+    lines = ["# sinecheck reproducibility matrix", ""]
+    if matrix.fingerprint:
+        lines += [f"Environment: {format_fingerprint(matrix.fingerprint)}.", ""]
+    lines += [f"{epochs} epochs per run; {matrix.elapsed_s:.0f} s in all. Cells: `identical` = bitwise; "
+              "`ulp K` = within K units in the last place; `close`/`divergent` with the greatest |Δ|.", "",
+              matrix.table(markdown=True), ""]
+    lines += [f"- {f.statement}" for f in matrix.findings]
+    lines += [f"- {n}" for n in matrix.notes()]
+    return "\n".join(lines) + "\n"
+
+
+_COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "matrix": _cmd_matrix,
+             "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

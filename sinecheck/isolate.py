@@ -130,23 +130,28 @@ class Worker:
         """Start the process and wait until it has imported TensorFlow and applied the environment."""
         if self._proc is not None and self._proc.poll() is None:
             return
+        self.fingerprint = None  # a failed (re)start is a startup error, whatever an earlier process said
         self._lines = queue.Queue()
         stderr = open(self._stderr_path, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
         args = [self.python, "-m", "sinecheck.worker", json.dumps(self.environment.to_dict())]
         self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                                       text=True, env=self.environment.variables(), bufsize=1)
         stderr.close()
-        threading.Thread(target=self._pump, args=(self._proc,), daemon=True).start()
+        # The reader gets this process's own queue: a reader of an earlier process that only now sees
+        # end-of-file must not report it to the new process's caller.
+        threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
         reply = self._receive(self.startup_timeout)
         if not reply.get("ready"):
+            self.kill()  # alive but not a working worker: the next request must start a fresh one
             raise WorkerDied(reply.get("error", "worker did not report ready"))
         self.fingerprint = reply.get("fingerprint")
 
-    def _pump(self, proc: subprocess.Popen[str]) -> None:
+    @staticmethod
+    def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
+            lines.put(line)
+        lines.put(None)
 
     def _receive(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -158,10 +163,23 @@ class Worker:
                 self.kill()
                 raise WorkerDied(f"no answer within {timeout:g} s (killed)") from None
             if line is None:
-                code = self._proc.wait() if self._proc else None
+                # stdout is closed; the process normally exits with it, but one that closed its stdout and
+                # kept running must not hang the caller.
+                code = None
+                if self._proc is not None:
+                    try:
+                        code = self._proc.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        self.kill()
+                        code = self._proc.returncode
                 raise WorkerDied(f"worker exited with status {code}")
             if line.startswith("{"):
-                return json.loads(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue  # not a protocol line (something else printed to the real stdout)
+                if isinstance(message, dict):
+                    return message
 
     def stderr_tail(self, lines: int = 30) -> str:
         try:
@@ -231,7 +249,10 @@ class Worker:
             return self._error(config, kind, str(exc))
         if not reply.get("ok"):
             return RunError(config, self.environment.name, "exception", reply.get("error", "unknown error"))
-        result = RunResult.load(reply["path"])
+        try:
+            result = RunResult.load(reply["path"])
+        except (KeyError, ValueError, OSError) as exc:  # e.g. a worker interpreter with another sinecheck
+            return self._error(config, "exception", f"cannot read the worker's result: {exc}")
         for suffix in (".json", ".npz"):
             Path(str(stem) + suffix).unlink(missing_ok=True)
         return result

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinecheck.compare import Comparison, Tolerance, Verdict, compare
+from sinecheck.compare import Tolerance, Verdict, compare
 from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig, get_preset
 from sinecheck.isolate import Environment, Outcome, RunError, WorkerPool
 from sinecheck.result import RunResult
@@ -132,16 +132,36 @@ def select_factors(names: Sequence[str] | None) -> list[Factor]:
 
 @dataclass
 class Cell:
-    """One factor on one row: the verdict and its evidence, or why there is none."""
+    """One factor on one row: the verdict and its evidence (or why there is none).  Plain data: it
+    round-trips through JSON, so parallel pytest workers can share one matrix run."""
 
     factor: Factor
     row: str
     verdict: Verdict | None = None
-    comparison: Comparison | None = None
-    a: Outcome | None = None
-    b: Outcome | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    report: str = ""  # compare()'s full table, for failure messages
     skipped: str | None = None
     error: str | None = None
+
+    @classmethod
+    def measured(cls, factor: Factor, row: str, a: RunResult, b: RunResult,
+                 tolerance: Tolerance | None = None) -> Cell:
+        """Compare two runs and keep the numbers behind the verdict."""
+        comparison = compare(a, b, tolerance=tolerance)
+        worst = comparison.worst
+        final = [t for t in comparison.tensors if t.name.startswith("final/")]
+        ma, mb = a.metrics.get("mse_test"), b.metrics.get("mse_test")
+        evidence = {
+            "worst_tensor": worst.name, "max_abs": worst.max_abs, "max_rel": worst.max_rel,
+            "max_ulp": worst.max_ulp, "mismatched": worst.mismatched, "size": worst.size,
+            "max_abs_final_weights": max(t.max_abs for t in final) if final else None,
+            "max_ulp_final_weights": max(t.max_ulp for t in final) if final else None,
+            "digest_a": a.digests["final_weights"], "digest_b": b.digests["final_weights"],
+            "mse_test_a": ma, "mse_test_b": mb,
+            "delta_mse_test": None if ma is None or mb is None else mb - ma,
+            "summary": comparison.summary(),
+        }
+        return cls(factor, row, comparison.verdict, evidence, comparison.report())
 
     @property
     def meets_expectation(self) -> bool | None:
@@ -152,25 +172,15 @@ class Cell:
             return self.verdict is Verdict.IDENTICAL
         return self.verdict is not Verdict.IDENTICAL
 
-    def evidence(self) -> dict[str, Any]:
-        """Numbers behind the verdict: worst tensor, max |Δ|, max ULP, final-weight digests, ΔMSE."""
-        out: dict[str, Any] = {}
-        if self.comparison is not None:
-            worst = self.comparison.worst
-            out.update({"worst_tensor": worst.name, "max_abs": worst.max_abs, "max_ulp": worst.max_ulp,
-                        "max_rel": worst.max_rel, "summary": self.comparison.summary()})
-            final = [t for t in self.comparison.tensors if t.name.startswith("final/")]
-            if final:
-                out["max_abs_final_weights"] = max(t.max_abs for t in final)
-                out["max_ulp_final_weights"] = max(t.max_ulp for t in final)
-        if isinstance(self.a, RunResult) and isinstance(self.b, RunResult):
-            out["digest_a"] = self.a.digests["final_weights"]
-            out["digest_b"] = self.b.digests["final_weights"]
-            ma, mb = self.a.metrics.get("mse_test"), self.b.metrics.get("mse_test")
-            out["mse_test_a"], out["mse_test_b"] = ma, mb
-            if ma is not None and mb is not None:
-                out["delta_mse_test"] = mb - ma
-        return out
+    def check(self) -> Cell:
+        """Raise AssertionError, with the full comparison, if the factor's expectation is broken or no
+        verdict could be made; return the cell otherwise (measured factors always pass)."""
+        if self.error:
+            raise AssertionError(f"{self.factor.name} / {self.row}: no verdict: {self.error}")
+        if self.meets_expectation is False:
+            raise AssertionError(f"{self.factor.name} / {self.row} ({self.factor.question}): expected "
+                                 f"{self.factor.expect}, got {self.verdict}\n{self.report}")
+        return self
 
     def short(self) -> str:
         """Cell text for tables: the verdict with its size, e.g. ``ulp 12`` or ``divergent 2.1e-02``."""
@@ -178,21 +188,36 @@ class Cell:
             return "skipped"
         if self.error or self.verdict is None:
             return "error"
-        ev = self.evidence()
         if self.verdict is Verdict.IDENTICAL:
             return "identical"
         if self.verdict is Verdict.ULP:
-            return f"ulp {ev['max_ulp']}"
-        return f"{self.verdict} {ev['max_abs']:.1e}"
+            return f"ulp {self.evidence['max_ulp']}"
+        return f"{self.verdict} {self.evidence['max_abs']:.1e}"
 
     def to_dict(self) -> dict[str, Any]:
         from sinecheck.result import json_float
 
-        ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence().items()}
+        ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence.items()}
         return {"factor": self.factor.name, "row": self.row, "expect": self.factor.expect,
                 "verdict": None if self.verdict is None else str(self.verdict),
                 "meets_expectation": self.meets_expectation, "skipped": self.skipped, "error": self.error,
-                **ev}
+                "report": self.report, **ev}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Cell:
+        from sinecheck.result import from_json_float
+
+        known = {"factor", "row", "expect", "verdict", "meets_expectation", "skipped", "error", "report"}
+        evidence = {k: from_json_float(v) if isinstance(v, str) and k not in ("worst_tensor", "summary",
+                    "digest_a", "digest_b") else v for k, v in data.items() if k not in known}
+        verdict = None if data["verdict"] is None else Verdict[data["verdict"].upper()]
+        return cls(factor_by_name(data["factor"]), data["row"], verdict, evidence, data.get("report", ""),
+                   data.get("skipped"), data.get("error"))
+
+
+def factor_by_name(name: str) -> Factor:
+    """The factor called `name` (a ConfigError listing the known ones otherwise)."""
+    return select_factors([name])[0]
 
 
 @dataclass
@@ -261,6 +286,15 @@ class Matrix:
             "violations": [f"{c.factor.name} / {c.row}" for c in self.violations()],
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Matrix:
+        """Inverse of `to_dict` (the cells' comparison tables come back as text)."""
+        rows = [(label, TrainConfig.from_dict(cfg)) for label, cfg in data["rows"].items()]
+        factors = [factor_by_name(f["name"]) for f in data["factors"]]
+        return cls(rows, factors, [Cell.from_dict(c) for c in data["cells"]],
+                   [Finding(f["name"], f["statement"], f["evidence"]) for f in data["findings"]],
+                   data["elapsed_s"], data["fingerprint"])
+
 
 Progress = Callable[[int, int, str], None]
 
@@ -324,10 +358,9 @@ def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor
                 a, b = results[(label, f.a)], results[(label, f.b)]
                 if isinstance(a, RunError) or isinstance(b, RunError):
                     err = a if isinstance(a, RunError) else b
-                    cells.append(Cell(f, label, a=a, b=b, error=str(err)))
+                    cells.append(Cell(f, label, error=str(err)))
                     continue
-                comparison = compare(a, b, tolerance=tolerance)
-                cells.append(Cell(f, label, comparison.verdict, comparison, a, b))
+                cells.append(Cell.measured(f, label, a, b, tolerance))
         matrix = Matrix(list(rows), list(factors), cells, fingerprint=pool.get(BASE).fingerprint)
         if probe_shuffle:
             matrix.findings.extend(shuffle_findings(pool, rows[0][1], factors=active))

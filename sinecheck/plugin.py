@@ -6,7 +6,10 @@ Importing it never imports TensorFlow, so ``pytest --help`` stays fast; the fixt
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +18,11 @@ from sinecheck.compare import Tolerance
 from sinecheck.config import TrainConfig
 from sinecheck.result import RunResult
 from sinecheck.seeding import fingerprint, format_fingerprint
+from sinecheck.storage import atomic_write
 
 _RUNS_KEY = pytest.StashKey[list[RunResult]]()
+_CELLS_KEY = pytest.StashKey[list[Any]]()
+_MATRIX_FILE = "sinecheck-matrix-{key}.json"
 
 
 _MAX_SEED = 2**32 - 1  # TrainConfig.seed's range
@@ -53,8 +59,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="epochs of the short runs the suite trains (default: ini sinecheck_epochs or 3)")
     group.addoption("--sinecheck-max-ulp", type=_non_negative_int, default=None, metavar="K",
                     help="ULP distance still counted as ULP-level rather than CLOSE (default 16)")
+    group.addoption("--sinecheck-preset", action="append", type=_preset, default=None, metavar="NAME",
+                    help="add this preset's configs as rows of the reproducibility matrix (repeatable; "
+                         "default: only the small Dense(32) row)")
+    group.addoption("--sinecheck-factor", action="append", type=_factor, default=None, metavar="NAME",
+                    help="run only these matrix factors (repeatable; default all; `sinecheck matrix "
+                         "--list-factors` lists them)")
     parser.addini("sinecheck_seed", "base training seed for the suite's runs", default="0")
     parser.addini("sinecheck_epochs", "epochs of the short runs the suite trains", default="3")
+    parser.addini("sinecheck_presets", "presets whose configs become matrix rows", type="args", default=[])
+    parser.addini("sinecheck_factors", "matrix factors to run (default all)", type="args", default=[])
+
+
+def _preset(text: str) -> str:
+    from sinecheck.config import PRESETS
+
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected one of {', '.join(PRESETS)}")
+    return text
+
+
+def _factor(text: str) -> str:
+    from sinecheck.matrix import FACTOR_NAMES
+
+    if text not in FACTOR_NAMES:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected one of {', '.join(FACTOR_NAMES)}")
+    return text
+
+
+def _names(config: pytest.Config, option: str, ini: str, parse: Callable[[str], str]) -> list[str]:
+    given = config.getoption(option)
+    if given:
+        return list(given)
+    try:
+        return [parse(v) for v in config.getini(ini)]
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini {ini}: {exc}") from None
 
 
 def _setting(config: pytest.Config, name: str, parse: Callable[[str], int]) -> int:
@@ -70,9 +110,15 @@ def _setting(config: pytest.Config, name: str, parse: Callable[[str], int]) -> i
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNS_KEY] = []
+    config.stash[_CELLS_KEY] = []
+    config.addinivalue_line(
+        "markers", "sinecheck_factor(name, config=None): run this reproducibility factor (see `sinecheck matrix "
+        "--list-factors`) on `config` (default: the small Dense(32) config) for the `sinecheck_cell` fixture")
     # Validate ini values up front: a bad value is a usage error, not a failure deep inside a fixture.
     _setting(config, "seed", _seed)
     _setting(config, "epochs", _positive_int)
+    _names(config, "sinecheck_preset", "sinecheck_presets", _preset)
+    _names(config, "sinecheck_factor", "sinecheck_factors", _factor)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -124,13 +170,109 @@ def sinecheck_train(pytestconfig: pytest.Config) -> Iterator[Callable[..., RunRe
     reset_keras_state()
 
 
+@pytest.fixture(scope="session")
+def sinecheck_pool() -> Iterator[Any]:
+    """A `sinecheck.isolate.WorkerPool`: one worker process per environment, closed at the end of the session."""
+    from sinecheck.isolate import WorkerPool
+
+    with WorkerPool() as pool:
+        yield pool
+
+
+@pytest.fixture(scope="session")
+def sinecheck_isolated(sinecheck_pool: Any) -> Callable[..., Any]:
+    """``run(config, environment=None, *, instance=0, **options)``: train in a worker process of that
+    environment (an `isolate.Environment`; default TensorFlow's defaults) → RunResult, or RunError."""
+    from sinecheck.isolate import Environment
+
+    def _run(config: TrainConfig, environment: Any = None, *, instance: int = 0, **options: Any) -> Any:
+        return sinecheck_pool.get(environment or Environment(), instance).train(config, **options)
+
+    return _run
+
+
+def _shared_dir(config: pytest.Config) -> Path:
+    """A directory every pytest-xdist worker of this session shares (the plain basetemp without xdist)."""
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+@pytest.fixture(scope="session")
+def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck_epochs: int,
+                     sinecheck_tolerance: Tolerance) -> Any:
+    """The reproducibility matrix of this session (rows from ``--sinecheck-preset`` plus the small row,
+    factors from ``--sinecheck-factor``), computed once and shared by pytest-xdist workers."""
+    from filelock import FileLock
+
+    from sinecheck.matrix import Matrix, matrix_rows, run_matrix, select_factors
+
+    rows = matrix_rows(_names(pytestconfig, "sinecheck_preset", "sinecheck_presets", _preset),
+                       epochs=sinecheck_epochs)
+    factors = select_factors(_names(pytestconfig, "sinecheck_factor", "sinecheck_factors", _factor))
+    key = hashlib.sha256(json.dumps([[label, cfg.config_id] for label, cfg in rows] + [f.name for f in factors]
+                                    + [repr(sinecheck_tolerance)]).encode()).hexdigest()[:12]
+    path = _shared_dir(pytestconfig) / _MATRIX_FILE.format(key=key)
+    with FileLock(str(path) + ".lock"):
+        if path.is_file():
+            matrix = Matrix.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        else:
+            matrix = run_matrix(rows, factors, pool=sinecheck_pool, tolerance=sinecheck_tolerance)
+            atomic_write(path, json.dumps(matrix.to_dict()))
+    pytestconfig.stash[_CELLS_KEY].extend(matrix.cells)
+    return matrix
+
+
+@pytest.fixture
+def sinecheck_cell(request: pytest.FixtureRequest, sinecheck_pool: Any, sinecheck_epochs: int,
+                   sinecheck_tolerance: Tolerance) -> Any:
+    """The `matrix.Cell` for the test's ``@pytest.mark.sinecheck_factor(name, config=...)``: both sides run in
+    worker processes; ``.check()`` fails the test when the factor's expectation is broken."""
+    from sinecheck.matrix import SMALL, factor_by_name, run_matrix
+
+    marker = request.node.get_closest_marker("sinecheck_factor")
+    if marker is None or not marker.args:
+        raise pytest.UsageError(f"{request.node.nodeid}: sinecheck_cell needs @pytest.mark.sinecheck_factor(NAME)")
+    factor = factor_by_name(marker.args[0])
+    config = marker.kwargs.get("config") or SMALL.replace(epochs=sinecheck_epochs)
+    label = marker.kwargs.get("label", config.config_id)
+    matrix = run_matrix([(label, config)], [factor], pool=sinecheck_pool, tolerance=sinecheck_tolerance,
+                        probe_shuffle=False)
+    (cell,) = matrix.cells
+    if cell.skipped:
+        pytest.skip(f"{factor.name}: {cell.skipped}")
+    request.config.stash[_CELLS_KEY].append(cell)
+    return cell
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     runs = config.stash.get(_RUNS_KEY, [])
-    if not runs:
+    cells = list(config.stash.get(_CELLS_KEY, []))
+    if not cells and not hasattr(config, "workerinput"):  # xdist controller: read what the workers shared
+        from sinecheck.matrix import Matrix
+
+        for path in sorted(_shared_dir(config).glob(_MATRIX_FILE.format(key="*"))):
+            cells += Matrix.from_dict(json.loads(path.read_text(encoding="utf-8"))).cells
+    if not runs and not cells:
         return
-    total = sum(r.timings["total_s"] for r in runs)
-    diverged = sum(r.diverged for r in runs)
-    epochs = sum(r.epochs_run for r in runs)
     terminalreporter.write_sep("-", "sinecheck")
-    terminalreporter.write_line(
-        f"trained {len(runs)} runs ({epochs} epochs) in {total:.1f} s; {diverged} diverged")
+    if runs:
+        total = sum(r.timings["total_s"] for r in runs)
+        diverged = sum(r.diverged for r in runs)
+        epochs = sum(r.epochs_run for r in runs)
+        terminalreporter.write_line(
+            f"trained {len(runs)} runs ({epochs} epochs) in {total:.1f} s; {diverged} diverged")
+    if cells:
+        terminalreporter.write_line("reproducibility (factor × row → verdict; '!' marks a broken expectation):")
+        for line in _cell_table(cells):
+            terminalreporter.write_line("  " + line)
+
+
+def _cell_table(cells: list[Any]) -> list[str]:
+    rows = list(dict.fromkeys(c.row for c in cells))
+    factors = list(dict.fromkeys(c.factor.name for c in cells))
+    expect = {c.factor.name: c.factor.expect for c in cells}
+    text = {(c.factor.name, c.row): c.short() + ("!" if c.meets_expectation is False else "") for c in cells}
+    table = [["factor", "expect", *rows]]
+    table += [[f, expect[f], *(text.get((f, r), "") for r in rows)] for f in factors]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]

@@ -35,7 +35,8 @@ def json_float(value: float | None) -> float | str | None:
     return str(value)  # "nan", "inf", "-inf": JSON has no spelling for them
 
 
-def _fromjson_float(value: float | str | None) -> float | None:
+def from_json_float(value: float | str | None) -> float | None:
+    """Inverse of `json_float`."""
     return float(value) if isinstance(value, str) else value
 
 
@@ -141,7 +142,7 @@ class RunResult:
             config=TrainConfig.from_dict(meta["config"]), engine=meta["engine"],
             initial_weights=initial, final_weights=final,
             pred_train=tensors["pred/train"], pred_test=tensors["pred/test"], loss_history=tensors["loss"],
-            metrics={k: _fromjson_float(v) for k, v in meta["metrics"].items()},
+            metrics={k: from_json_float(v) for k, v in meta["metrics"].items()},
             diverged=meta["diverged"], diverged_epoch=meta["diverged_epoch"], timings=meta["timings"],
             fingerprint=meta["fingerprint"], digests=meta["digests"], options=meta.get("options", {}),
         )

@@ -1,0 +1,115 @@
+"""The reproducibility matrix: expectations that must hold everywhere, negative controls, and findings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sinecheck.compare import Verdict
+from sinecheck.config import ConfigError
+from sinecheck.matrix import (
+    FACTORS,
+    IDENTICAL_EXPECTED,
+    MEASURED,
+    NOT_IDENTICAL_EXPECTED,
+    Cell,
+    Matrix,
+    factor_by_name,
+    matrix_rows,
+    select_factors,
+)
+
+pytest.importorskip("tensorflow")
+
+EXPECTING = [f.name for f in FACTORS if f.expect != MEASURED]
+MEASURED_FACTORS = [f.name for f in FACTORS if f.expect == MEASURED]
+
+
+@pytest.mark.parametrize("factor", EXPECTING)
+def test_expectation_holds(sinecheck_matrix: Matrix, factor: str) -> None:
+    """Same seed + same environment is IDENTICAL; no seed and injected noise are NOT (negative controls:
+    if they came out identical, the detector would be broken)."""
+    for label, _ in sinecheck_matrix.rows:
+        cell = sinecheck_matrix.cell(factor, label)
+        cell.check()
+        assert cell.verdict is not None
+
+
+@pytest.mark.parametrize("factor", MEASURED_FACTORS)
+def test_measured_factor_has_a_verdict_or_a_reason(sinecheck_matrix: Matrix, factor: str) -> None:
+    for label, _ in sinecheck_matrix.rows:
+        cell = sinecheck_matrix.cell(factor, label)
+        if cell.skipped:
+            assert "not installed" in cell.skipped and factor_by_name(factor).requires
+            continue
+        assert cell.error is None, cell.error
+        ev = cell.evidence
+        # the verdict agrees with its own evidence
+        assert (cell.verdict is Verdict.IDENTICAL) == (ev["digest_a"] == ev["digest_b"] and ev["max_abs"] == 0)
+        if cell.verdict is Verdict.ULP:
+            assert ev["max_ulp"] <= 16
+        print(f"{factor} / {label}: {cell.short()}  ({ev['summary']})")
+
+
+def test_same_seed_cells_really_compared_two_runs(sinecheck_matrix: Matrix) -> None:
+    """An IDENTICAL verdict must come from two real runs, not one run compared with itself: the negative
+    control on the same row, made by the same machinery, differs."""
+    label = sinecheck_matrix.rows[0][0]
+    same = sinecheck_matrix.cell("same-process", label).evidence
+    unseeded = sinecheck_matrix.cell("no-seed", label).evidence
+    assert same["digest_a"] == same["digest_b"]
+    assert unseeded["digest_a"] != unseeded["digest_b"]
+
+
+def test_epoch_reshuffle_finding(sinecheck_matrix: Matrix) -> None:
+    (finding, *others) = [f for f in sinecheck_matrix.findings if f.name == "epoch-reshuffle/default"]
+    ev = finding.evidence
+    # The probe must see unseeded runs reshuffle; if it did not, it could not tell us anything about seeds.
+    assert ev["unseeded_same_every_epoch"] is False
+    assert len(ev["seeded_first_indices"]) == 3 and all(len(o) == 10 for o in ev["seeded_first_indices"])
+    same = all(o == ev["seeded_first_indices"][0] for o in ev["seeded_first_indices"])
+    assert same == ev["seeded_same_every_epoch"] or not ev["seeded_same_every_epoch"]
+    assert ("SAME permutation" in finding.statement) == ev["seeded_same_every_epoch"]
+    print(finding.statement)
+
+
+def test_matrix_round_trips_through_json(sinecheck_matrix: Matrix) -> None:
+    data = json.loads(json.dumps(sinecheck_matrix.to_dict()))
+    back = Matrix.from_dict(data)
+    assert back.table() == sinecheck_matrix.table()
+    assert [c.verdict for c in back.cells] == [c.verdict for c in sinecheck_matrix.cells]
+    cell = data["cells"][0]
+    for key in ("factor", "row", "verdict", "expect", "max_abs", "max_ulp", "digest_a", "digest_b"):
+        assert key in cell
+
+
+@pytest.mark.sinecheck_factor("fresh-process")
+def test_user_style_marker(sinecheck_cell: Cell) -> None:
+    sinecheck_cell.check()
+    assert sinecheck_cell.verdict is Verdict.IDENTICAL
+
+
+def test_broken_expectation_fails_with_the_numbers() -> None:
+    factor = factor_by_name("same-process")
+    cell = Cell(factor, "row", Verdict.ULP, {"max_ulp": 3, "max_abs": 1e-9}, report="the comparison table")
+    assert cell.meets_expectation is False
+    with pytest.raises(AssertionError, match="expected identical, got ulp(.|\n)*the comparison table"):
+        cell.check()
+    control = Cell(factor_by_name("no-seed"), "row", Verdict.IDENTICAL, {"max_ulp": 0, "max_abs": 0.0})
+    with pytest.raises(AssertionError, match="expected not identical, got identical"):
+        control.check()
+    assert Cell(factor_by_name("xla"), "row", Verdict.DIVERGENT, {"max_abs": 1.0}).check().meets_expectation is None
+    assert "error" == Cell(factor, "row", error="worker crashed").short()
+    with pytest.raises(AssertionError, match="no verdict: worker crashed"):
+        Cell(factor, "row", error="worker crashed").check()
+
+
+def test_factor_selection_and_rows() -> None:
+    assert [f.name for f in select_factors(["xla", "same-process"])] == ["same-process", "xla"]
+    with pytest.raises(ConfigError, match="factor.*'threads-3'.*threads-1"):
+        select_factors(["threads-3"])
+    labels = [label for label, _ in matrix_rows(epochs=2)]
+    assert labels == ["keras-default", "tf-explicit", "batch-sweep/32", "batch-sweep/64", "batch-sweep/128", "small"]
+    assert all(cfg.epochs == 2 for _, cfg in matrix_rows(epochs=2))
+    assert {f.expect for f in FACTORS} == {IDENTICAL_EXPECTED, NOT_IDENTICAL_EXPECTED, MEASURED}
