@@ -113,3 +113,45 @@ def test_factor_selection_and_rows() -> None:
     assert labels == ["keras-default", "tf-explicit", "batch-sweep/32", "batch-sweep/64", "batch-sweep/128", "small"]
     assert all(cfg.epochs == 2 for _, cfg in matrix_rows(epochs=2))
     assert {f.expect for f in FACTORS} == {IDENTICAL_EXPECTED, NOT_IDENTICAL_EXPECTED, MEASURED}
+
+
+def test_cli_matrix_writes_json_and_markdown(tmp_path, capsys) -> None:
+    from sinecheck.cli import main
+
+    out_json, out_md = tmp_path / "m.json", tmp_path / "m.md"
+    status = main(["matrix", "--preset", "keras-default", "--no-small", "--factor", "same-process",
+                   "--factor", "no-seed", "--epochs", "1", "--json", str(out_json), "--markdown", str(out_md)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    assert "same-process" in printed and "keras-default" in printed and "expectations broken: 0" in printed
+    data = json.loads(out_json.read_text())
+    cells = {(c["factor"], c["row"]): c for c in data["cells"]}
+    same = cells[("same-process", "keras-default")]
+    assert same["verdict"] == "identical" and same["digest_a"] == same["digest_b"] and same["max_ulp"] == 0
+    unseeded = cells[("no-seed", "keras-default")]
+    assert unseeded["verdict"] != "identical" and unseeded["meets_expectation"] is True
+    assert data["rows"]["keras-default"]["epochs"] == 1
+    assert any("permutation" in f["statement"] for f in data["findings"])
+    markdown = out_md.read_text()
+    assert "| factor | expect | keras-default |" in markdown and "| same-process | identical | identical |" in markdown
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["matrix", "--factor", "threads-3"], "factor: invalid value 'threads-3'"),
+    (["matrix", "--parallel", "0"], "--parallel: invalid value 0"),
+    (["matrix", "--epochs", "0"], "epochs: invalid value 0"),
+])
+def test_cli_matrix_bad_arguments(argv: list[str], needle: str, capsys) -> None:
+    from sinecheck.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_matrix_lists_factors(capsys) -> None:
+    from sinecheck.cli import main
+
+    assert main(["matrix", "--list-factors"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [f.name for f in FACTORS]
