@@ -63,7 +63,7 @@ def test_same_seed_cells_really_compared_two_runs(sinecheck_matrix: Matrix) -> N
 
 
 def test_epoch_reshuffle_finding(sinecheck_matrix: Matrix) -> None:
-    (finding, *others) = [f for f in sinecheck_matrix.findings if f.name == "epoch-reshuffle/default"]
+    (finding,) = [f for f in sinecheck_matrix.findings if f.name == "epoch-reshuffle/default"]
     ev = finding.evidence
     # The probe must see unseeded runs reshuffle; if it did not, it could not tell us anything about seeds.
     assert ev["unseeded_same_every_epoch"] is False
@@ -100,7 +100,7 @@ def test_broken_expectation_fails_with_the_numbers() -> None:
     with pytest.raises(AssertionError, match="expected not identical, got identical"):
         control.check()
     assert Cell(factor_by_name("xla"), "row", Verdict.DIVERGENT, {"max_abs": 1.0}).check().meets_expectation is None
-    assert "error" == Cell(factor, "row", error="worker crashed").short()
+    assert Cell(factor, "row", error="worker crashed").short() == "error"
     with pytest.raises(AssertionError, match="no verdict: worker crashed"):
         Cell(factor, "row", error="worker crashed").check()
 
