@@ -195,15 +195,23 @@ class Worker:
             self._proc.kill()
             self._proc.wait()
 
-    def close(self) -> None:
-        """Ask the worker to exit (kill it if it does not), and remove its temporary directory."""
-        if self._proc is not None and self._proc.poll() is None:
+    def request_exit(self) -> None:
+        """Ask the worker to exit without waiting (so a pool can let all its workers wind down at once)."""
+        if self._proc is not None and self._proc.poll() is None and self._proc.stdin and not self._proc.stdin.closed:
             try:
-                assert self._proc.stdin is not None
                 self._proc.stdin.write('{"kind": "exit"}\n')
                 self._proc.stdin.flush()
+                self._proc.stdin.close()
+            except OSError:
+                self.kill()
+
+    def close(self) -> None:
+        """Ask the worker to exit (kill it if it does not within 10 s), and remove its temporary directory."""
+        self.request_exit()
+        if self._proc is not None and self._proc.poll() is None:
+            try:
                 self._proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 self.kill()
         if self._own_dir:
             import shutil
@@ -283,6 +291,9 @@ class WorkerPool:
             return self._workers[key]
 
     def close(self) -> None:
+        """Stop every worker: all are asked to exit first, then each is waited for (or killed)."""
+        for worker in self._workers.values():
+            worker.request_exit()
         for worker in self._workers.values():
             worker.close()
         self._workers.clear()
