@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -214,8 +215,6 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
         if self._own_dir:
-            import shutil
-
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Worker:
@@ -298,8 +297,6 @@ class WorkerPool:
             worker.close()
         self._workers.clear()
         if self._own_dir:
-            import shutil
-
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> WorkerPool:
