@@ -53,6 +53,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None, help="shuffle each epoch")
     p.add_argument("--json", metavar="PATH", help="also write the results (config, digests, metrics) as JSON")
+    p.add_argument("--engine", default="keras", metavar="NAME",
+                   help="keras (Keras fit, the reference) or fused (the same training in one TF graph; "
+                        "bitwise equal to fit where supported)")
 
     p = sub.add_parser("matrix", help="which factors change the bits: factor × preset → verdict, in isolated processes")
     p.add_argument("--preset", action="append", choices=list(PRESETS), metavar="PRESET",
@@ -173,7 +176,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     results = []
     for i, (cfg, label) in enumerate(zip(configs, preset.labels, strict=True), 1):
         progress.step(i, len(configs), f"{preset.name} {label} ({cfg.config_id})")
-        results.append(train(cfg, progress=progress.epoch))
+        results.append(train(cfg, engine=args.engine, progress=progress.epoch))
     progress.finish()
     rows = [["run", "config id", "initial weights", "final weights", "predictions", "MSE train", "MSE held-out",
              "max|err|", "fit s", "ms/epoch"]]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
+from sinecheck.config import ConfigError, TrainConfig
 from sinecheck.result import RunResult
 
 #: Called after each epoch with (epochs done, epochs in total).
@@ -20,7 +20,13 @@ def _keras(config: TrainConfig, progress: Progress | None, **options: Any) -> Ru
     return train_keras(config, progress=progress, **options)
 
 
-ENGINES: dict[str, Callable[..., RunResult]] = {"keras": _keras}
+def _fused(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
+    from sinecheck.engines.fused import train_fused
+
+    return train_fused(config, progress=progress, **options)
+
+
+ENGINES: dict[str, Callable[..., RunResult]] = {"keras": _keras, "fused": _fused}
 
 
 def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | None = None,
@@ -33,7 +39,7 @@ def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | No
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
     if engine not in ENGINES:
-        raise ValueError(f"engine: invalid value {engine!r}; allowed: {', '.join(ENGINES)}")
+        raise ConfigError(f"engine: invalid value {engine!r}; allowed: {', '.join(ENGINES)}")
     if isinstance(unseeded_noise, bool) or not isinstance(unseeded_noise, (int, float)) or not (
             0 <= unseeded_noise < float("inf")):
         raise ValueError(f"unseeded_noise: invalid value {unseeded_noise!r}; allowed: a finite number >= 0")

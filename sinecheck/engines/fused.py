@@ -1,0 +1,164 @@
+"""The fused engine: the whole of ``fit`` — every epoch and step — inside one TensorFlow graph.
+
+Keras ``fit`` on this model is overhead-bound: each step costs ~2 ms of Python and dispatch around
+microseconds of arithmetic.  This engine runs the identical per-step computation — Keras's own layers,
+``compute_loss``, loss tracker, ``GradientTape`` and ``optimizer.apply_gradients``, in the same order as
+Keras's TensorFlow ``train_step`` — inside one ``tf.function`` loop over epochs and batches (including the
+last partial batch), visiting the samples in the order ``fit`` would (taken from Keras's own data adapter).
+Only Keras versions where that equality was checked bit for bit are accepted (see `TESTED_KERAS`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from sinecheck.config import ConfigError, TrainConfig
+from sinecheck.data import make_data
+from sinecheck.models import build_model, compile_model, keras_module, to_numpy, weight_names
+from sinecheck.result import RunResult, digest_tensors, error_metrics
+from sinecheck.seeding import (
+    fingerprint,
+    keras_backend,
+    seed_everything,
+    unseed_everything,
+    uses_legacy_keras,
+)
+
+#: Keras minor versions whose ``fit`` this engine reproduced bit for bit (tests/test_fused.py).
+TESTED_KERAS: tuple[str, ...] = ("3.15",)
+UNTESTED_OK_ENV = "SINECHECK_FUSED_ALLOW_UNTESTED"
+
+
+class EngineUnsupported(ConfigError):
+    """The engine cannot honour this config or environment (it never silently trains something else)."""
+
+
+def check_supported(config: TrainConfig, *, unseeded_noise: float = 0.0) -> None:
+    """Raise EngineUnsupported naming what this engine cannot reproduce."""
+    if uses_legacy_keras():
+        raise EngineUnsupported("engine fused: Keras 2 (tf_keras) is not supported; allowed: Keras 3")
+    if keras_backend() != "tensorflow":
+        raise EngineUnsupported(f"engine fused: Keras backend {keras_backend()!r}; allowed: tensorflow")
+    version = keras_module().__version__
+    if not version.startswith(TESTED_KERAS) and not os.environ.get(UNTESTED_OK_ENV):
+        raise EngineUnsupported(
+            f"engine fused: Keras {version} has not been shown to match fit bit for bit; allowed: "
+            f"{', '.join(v + '.x' for v in TESTED_KERAS)} (set {UNTESTED_OK_ENV}=1 to run anyway)")
+    if config.xla:
+        raise EngineUnsupported("engine fused: xla=True; allowed: xla=False (use engine fused-xla for XLA)")
+    if unseeded_noise:
+        raise EngineUnsupported("engine fused: unseeded_noise; allowed: 0 (use engine keras)")
+
+
+def epoch_orders_from_keras(config: TrainConfig, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The sample order of every epoch, drawn by Keras's own data adapter exactly as ``fit`` draws it."""
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters import get_data_adapter
+
+    n = config.n_points
+    if not config.shuffle:
+        return np.tile(np.arange(n, dtype=np.int32), (config.epochs, 1))
+    index = np.arange(n, dtype=np.float32).reshape(-1, 1)  # exact in float32 below 2**24
+    adapter = get_data_adapter(index, y, batch_size=config.batch_size, shuffle=True)
+    dataset = adapter.get_tf_dataset()
+    orders = np.empty((config.epochs, n), dtype=np.int32)
+    for epoch in range(config.epochs):
+        seen = [batch[0].numpy().reshape(-1) for batch in dataset]
+        orders[epoch] = np.concatenate(seen).astype(np.int32)
+    del tf
+    return orders
+
+
+def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
+                unseeded_noise: float = 0.0, jit_compile: bool = False, name: str = "fused") -> RunResult:
+    """Train like ``fit`` in one graph; bitwise equal to the keras engine for supported configs."""
+    check_supported(config, unseeded_noise=unseeded_noise)
+    import tensorflow as tf
+
+    keras = keras_module()
+    t0 = time.perf_counter()
+    keras.backend.clear_session()
+    if config.seed is not None:
+        seed_everything(config.seed)
+    else:
+        unseed_everything()
+    data = make_data(config)
+    model = compile_model(build_model(config), config)
+    options: dict[str, Any] = {}
+    if initial_weights is not None:
+        names = weight_names(config)
+        if list(initial_weights) != names:
+            raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
+        model.set_weights([np.asarray(initial_weights[n]) for n in names])
+        options["initial_weights"] = digest_tensors(initial_weights)
+    initial = {n: np.array(w) for n, w in zip(weight_names(config), model.get_weights(), strict=True)}
+    orders = epoch_orders_from_keras(config, data.x_train, data.y_train)
+
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    tracker = model._loss_tracker
+    from keras.src.losses import loss as loss_module
+
+    n, bs = config.n_points, config.batch_size
+    full, tail = divmod(n, bs)
+
+    def step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            y_pred = model(xb, training=True)
+            loss = model._compute_loss(x=xb, y=yb, y_pred=y_pred, sample_weight=None, training=True)
+            tracker.update_state(loss_module.unscale_loss_for_distribution(loss), sample_weight=tf.shape(xb)[0])
+            loss = optimizer.scale_loss(loss)
+        weights = model.trainable_weights
+        grads = tape.gradient(loss, weights)
+        optimizer.apply_gradients(zip(grads, weights, strict=True))
+        return loss
+
+    @tf.function(jit_compile=jit_compile, autograph=True)
+    def run(x: Any, y: Any, order: Any) -> Any:
+        history = tf.TensorArray(tf.float32, size=config.epochs, clear_after_read=False)
+        done = tf.constant(0)
+        for epoch in tf.range(config.epochs):
+            xs = tf.gather(x, order[epoch])
+            ys = tf.gather(y, order[epoch])
+            for v in tracker.variables:
+                v.assign(tf.zeros_like(v))
+            finite = tf.constant(True)
+            for s in tf.range(full):
+                if finite:
+                    loss = step(xs[s * bs:(s + 1) * bs], ys[s * bs:(s + 1) * bs])
+                    finite = tf.math.is_finite(loss)
+            if tail and finite:
+                loss = step(xs[full * bs:], ys[full * bs:])
+                finite = tf.math.is_finite(loss)
+            history = history.write(epoch, tracker.result())
+            done = epoch + 1
+            if not finite:  # like TerminateOnNaN: the epoch ends at the bad batch, training stops
+                break
+        return history.stack()[:done]
+
+    x = tf.constant(data.x_train)
+    y = tf.constant(data.y_train)
+    t1 = time.perf_counter()
+    loss = run(x, y, tf.constant(orders)).numpy().astype(np.float32)
+    t2 = time.perf_counter()
+    if progress is not None:
+        progress(config.epochs, config.epochs)
+    final = {n: np.array(w) for n, w in zip(weight_names(config), model.get_weights(), strict=True)}
+    pred_train = np.asarray(to_numpy(model(data.x_train, training=False)), dtype=np.float32)
+    pred_test = np.asarray(to_numpy(model(data.x_test, training=False)), dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(loss))
+    metrics = error_metrics(pred_train, pred_test, data.y_train_clean, data.y_test)
+    metrics["final_loss"] = float(loss[-1]) if loss.size else None
+    timings = {"total_s": time.perf_counter() - t0, "setup_s": t1 - t0, "fit_s": t2 - t1,
+               "first_epoch_s": t2 - t1, "epoch_ms_median": 1000 * (t2 - t1) / max(len(loss), 1)}
+    return RunResult(
+        config=config, engine=name, initial_weights=initial, final_weights=final, pred_train=pred_train,
+        pred_test=pred_test, loss_history=loss, metrics=metrics,
+        diverged=bool(bad.size) or not all(np.isfinite(w).all() for w in final.values()),
+        diverged_epoch=int(bad[0]) + 1 if bad.size else None, timings=timings,
+        fingerprint=fingerprint(probe_tensorflow=True), options=options)
