@@ -169,9 +169,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         configs = [c.replace(seed=args.seed) for c in configs]
     if args.json:
         _prepare_output("--json", Path(args.json), is_dir=False)
-    _quiet_tensorflow()
-    from sinecheck.engines import train
+    from sinecheck.engines import ENGINES, train
 
+    if args.engine not in ENGINES:
+        raise ConfigError(f"--engine: invalid value {args.engine!r}; allowed: {', '.join(ENGINES)}")
+    _quiet_tensorflow()
     progress = _Progress()
     results = []
     for i, (cfg, label) in enumerate(zip(configs, preset.labels, strict=True), 1):

@@ -69,3 +69,17 @@ def test_fused_refuses_what_it_cannot_match(monkeypatch: pytest.MonkeyPatch) -> 
 def test_unknown_engine_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="engine: invalid value 'turbo'; allowed: keras, fused"):
         train(TrainConfig(epochs=1), engine="turbo")
+
+
+def test_cli_runs_the_fused_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    from sinecheck.cli import main
+
+    assert main(["run", "keras-default", "--epochs", "1", "--engine", "fused"]) == 0
+    fused_out = capsys.readouterr().out
+    assert main(["run", "keras-default", "--epochs", "1"]) == 0
+    keras_out = capsys.readouterr().out
+    digest_columns = slice(3, 7)  # after "keras-default batch 32": config id, initial, final, prediction digests
+    assert fused_out.splitlines()[2].split()[digest_columns] == keras_out.splitlines()[2].split()[digest_columns]
+    assert main(["run", "keras-default", "--engine", "turbo"]) == 2
+    err = capsys.readouterr().err
+    assert "--engine: invalid value 'turbo'; allowed: keras, fused" in err and len(err.strip().splitlines()) == 1
