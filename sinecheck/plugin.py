@@ -157,7 +157,7 @@ def sinecheck_fingerprint() -> dict[str, Any]:
 def sinecheck_train(pytestconfig: pytest.Config) -> Iterator[Callable[..., RunResult]]:
     """``train(config, engine="keras")`` with clean Keras state before each run and after the test."""
     from sinecheck.engines import train
-    from sinecheck.engines.keras_fit import reset_keras_state
+    from sinecheck.engines.common import reset_keras_state
 
     runs = pytestconfig.stash[_RUNS_KEY]
 

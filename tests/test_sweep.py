@@ -32,7 +32,7 @@ def test_each_sweep_member_equals_a_standalone_run(sinecheck_train) -> None:
 def _naive_sweep(epochs: int) -> list[RunResult]:
     """The classic mistake: one model, re-compiled and fitted again for each batch size."""
     from sinecheck.data import make_data
-    from sinecheck.engines.keras_fit import reset_keras_state
+    from sinecheck.engines.common import reset_keras_state
     from sinecheck.models import build_model, compile_model, weight_names
     from sinecheck.seeding import seed_everything
 

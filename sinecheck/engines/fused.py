@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 
 from sinecheck.config import ConfigError, TrainConfig
-from sinecheck.data import make_data
-from sinecheck.models import build_model, compile_model, keras_module, to_numpy, weight_names
-from sinecheck.result import RunResult, digest_tensors, error_metrics
-from sinecheck.seeding import (
-    fingerprint,
-    keras_backend,
-    seed_everything,
-    unseed_everything,
-    uses_legacy_keras,
-)
+from sinecheck.engines.common import finish, fresh_start
+from sinecheck.models import keras_module
+from sinecheck.result import RunResult
+from sinecheck.seeding import keras_backend, uses_legacy_keras
 
 #: Keras minor versions whose ``fit`` this engine reproduced bit for bit (tests/test_fused.py).
 TESTED_KERAS: tuple[str, ...] = ("3.15",)
@@ -80,23 +74,8 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
     check_supported(config, unseeded_noise=unseeded_noise)
     import tensorflow as tf
 
-    keras = keras_module()
-    t0 = time.perf_counter()
-    keras.backend.clear_session()
-    if config.seed is not None:
-        seed_everything(config.seed)
-    else:
-        unseed_everything()
-    data = make_data(config)
-    model = compile_model(build_model(config), config)
-    options: dict[str, Any] = {}
-    if initial_weights is not None:
-        names = weight_names(config)
-        if list(initial_weights) != names:
-            raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
-        model.set_weights([np.asarray(initial_weights[n]) for n in names])
-        options["initial_weights"] = digest_tensors(initial_weights)
-    initial = {n: np.array(w) for n, w in zip(weight_names(config), model.get_weights(), strict=True)}
+    start = fresh_start(config, initial_weights=initial_weights)
+    model, data = start.model, start.data
     orders = epoch_orders_from_keras(config, data.x_train, data.y_train)
 
     optimizer = model.optimizer
@@ -144,23 +123,11 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
     x = tf.constant(data.x_train)
     y = tf.constant(data.y_train)
     t1 = time.perf_counter()
-    loss = run(x, y, tf.constant(orders)).numpy().astype(np.float32)
+    loss = run(x, y, tf.constant(orders)).numpy()
     t2 = time.perf_counter()
     if progress is not None:
         progress(config.epochs, config.epochs)
-    final = {n: np.array(w) for n, w in zip(weight_names(config), model.get_weights(), strict=True)}
-    pred_train = np.asarray(to_numpy(model(data.x_train, training=False)), dtype=np.float32)
-    pred_test = np.asarray(to_numpy(model(data.x_test, training=False)), dtype=np.float32)
-    bad = np.flatnonzero(~np.isfinite(loss))
-    metrics = error_metrics(pred_train, pred_test, data.y_train_clean, data.y_test)
-    metrics["final_loss"] = float(loss[-1]) if loss.size else None
-    # One call runs every epoch, so per-epoch figures here include the trace (~0.5 s); the benchmarks
-    # separate the two.
-    timings = {"total_s": time.perf_counter() - t0, "setup_s": t1 - t0, "fit_s": t2 - t1,
-               "first_epoch_s": t2 - t1, "epoch_ms_median": 1000 * (t2 - t1) / max(len(loss), 1)}
-    return RunResult(
-        config=config, engine=name, initial_weights=initial, final_weights=final, pred_train=pred_train,
-        pred_test=pred_test, loss_history=loss, metrics=metrics,
-        diverged=bool(bad.size) or not all(np.isfinite(w).all() for w in final.values()),
-        diverged_epoch=int(bad[0]) + 1 if bad.size else None, timings=timings,
-        fingerprint=fingerprint(probe_tensorflow=True), options=options)
+    # One call runs every epoch, so these per-epoch figures include the one-time trace (~0.5 s here).
+    timings = {"setup_s": t1 - start.started, "fit_s": t2 - t1, "first_epoch_s": t2 - t1,
+               "epoch_ms_median": 1000 * (t2 - t1) / max(len(loss), 1)}
+    return finish(config, name, start, loss, timings)

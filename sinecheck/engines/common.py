@@ -1,0 +1,93 @@
+"""What every engine does around its training loop: a fresh, seeded start and the RunResult at the end.
+
+Sharing these keeps engines comparable: the same initial weights for the same seed, the same
+predictions, metrics and divergence rule, so any difference `compare` finds comes from the loop itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sinecheck.config import TrainConfig
+from sinecheck.data import SineData, make_data
+from sinecheck.models import build_model, compile_model, keras_module, to_numpy, weight_names
+from sinecheck.result import RunResult, digest_tensors, error_metrics
+from sinecheck.seeding import fingerprint, keras_backend, seed_everything, unseed_everything
+
+
+@dataclass
+class Start:
+    """A compiled fresh model with its data, recorded initial weights and how the start was made."""
+
+    model: Any
+    data: SineData
+    initial: dict[str, np.ndarray]
+    options: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def reset_keras_state() -> None:
+    """Drop every model, layer-name counter and the global seed generator of earlier runs in this process."""
+    keras_module().backend.clear_session()
+
+
+def weights_of(model: Any, config: TrainConfig) -> dict[str, np.ndarray]:
+    """The model's weights as copies under stable names (``layer0/kernel`` …)."""
+    return {name: np.array(w) for name, w in zip(weight_names(config), model.get_weights(), strict=True)}
+
+
+def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
+                unseeded_noise: float = 0.0) -> Start:
+    """Clear Keras state, seed (or truly unseed), build and compile the model, optionally load weights.
+
+    `initial_weights` replaces the seeded start (to compare two backends' arithmetic from one point);
+    `unseeded_noise` > 0 adds a GaussianNoise layer seeded from the OS, outside the global seed.
+    """
+    started = time.perf_counter()
+    reset_keras_state()
+    if config.seed is not None:
+        seed_everything(config.seed)
+    else:
+        unseed_everything()
+    data = make_data(config)
+    noise = (unseeded_noise, secrets.randbits(31)) if unseeded_noise > 0 else None
+    model = compile_model(build_model(config, noise=noise), config)
+    options: dict[str, Any] = {}
+    if unseeded_noise > 0:
+        options["unseeded_noise"] = unseeded_noise
+    if initial_weights is not None:
+        names = weight_names(config)
+        if list(initial_weights) != names:
+            raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
+        model.set_weights([np.asarray(initial_weights[n]) for n in names])
+        options["initial_weights"] = digest_tensors(initial_weights)
+    return Start(model, data, weights_of(model, config), options, started)
+
+
+def finish(config: TrainConfig, engine: str, start: Start, loss_history: Any, timings: dict[str, float]) -> RunResult:
+    """Record final weights and predictions (one forward call per grid) and build the RunResult.
+
+    A run is diverged when a logged loss or a final weight is not finite; `timings` gains ``total_s``.
+    """
+    model, data = start.model, start.data
+    final = weights_of(model, config)
+    pred_train = np.asarray(to_numpy(model(data.x_train, training=False)), dtype=np.float32)
+    pred_test = np.asarray(to_numpy(model(data.x_test, training=False)), dtype=np.float32)
+    loss = np.asarray(loss_history, dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(loss))
+    metrics = error_metrics(pred_train, pred_test, data.y_train_clean, data.y_test)
+    metrics["final_loss"] = float(loss[-1]) if loss.size else None
+    return RunResult(
+        config=config, engine=engine, initial_weights=start.initial, final_weights=final,
+        pred_train=pred_train, pred_test=pred_test, loss_history=loss, metrics=metrics,
+        diverged=bool(bad.size) or not all(np.isfinite(w).all() for w in final.values()),
+        diverged_epoch=int(bad[0]) + 1 if bad.size else None,
+        timings={"total_s": time.perf_counter() - start.started, **timings},
+        fingerprint=fingerprint(probe_tensorflow=keras_backend() == "tensorflow"), options=start.options,
+    )
