@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from sinecheck.config import ConfigError, TrainConfig
-from sinecheck.engines.common import finish, fresh_start
+from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.models import keras_module
 from sinecheck.result import RunResult
 from sinecheck.seeding import keras_backend, uses_legacy_keras
@@ -68,25 +68,26 @@ def epoch_orders_from_keras(config: TrainConfig, x: np.ndarray, y: np.ndarray) -
     return orders
 
 
-def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
-                unseeded_noise: float = 0.0, jit_compile: bool = False, name: str = "fused") -> RunResult:
-    """Train like ``fit`` in one graph; bitwise equal to the keras engine for supported configs."""
+def prepare_fused(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
+                  unseeded_noise: float = 0.0, jit_compile: bool = False) -> tuple[Start, Callable[[Any], Any]]:
+    """A fresh start and ``run_epochs(order)``: one traced graph that trains ``len(order)`` epochs, epoch ``e``
+    visiting the samples in ``order[e]``, and returns the logged loss of each epoch.  Calling it again
+    continues training the same model without re-tracing (that is how the benchmarks time an epoch)."""
     check_supported(config, unseeded_noise=unseeded_noise)
     import tensorflow as tf
+    from keras.src.losses import loss as loss_module
 
     start = fresh_start(config, initial_weights=initial_weights)
-    model, data = start.model, start.data
-    orders = epoch_orders_from_keras(config, data.x_train, data.y_train)
-
+    model = start.model
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
     tracker = model._loss_tracker
-    from keras.src.losses import loss as loss_module
-
     n, bs = config.n_points, config.batch_size
     full, tail = divmod(n, bs)
+    x = tf.constant(start.data.x_train)
+    y = tf.constant(start.data.y_train)
 
-    def step(xb: Any, yb: Any) -> Any:
+    def step(xb: Any, yb: Any) -> Any:  # Keras 3.15's TensorFlow train_step, op for op
         with tf.GradientTape() as tape:
             y_pred = model(xb, training=True)
             loss = model._compute_loss(x=xb, y=yb, y_pred=y_pred, sample_weight=None, training=True)
@@ -97,11 +98,12 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
         optimizer.apply_gradients(zip(grads, weights, strict=True))
         return loss
 
-    @tf.function(jit_compile=jit_compile, autograph=True)
-    def run(x: Any, y: Any, order: Any) -> Any:
-        history = tf.TensorArray(tf.float32, size=config.epochs, clear_after_read=False)
+    @tf.function(jit_compile=jit_compile, input_signature=[tf.TensorSpec([None, n], tf.int32)])
+    def run_epochs(order: Any) -> Any:
+        epochs = tf.shape(order)[0]
+        history = tf.TensorArray(tf.float32, size=epochs, clear_after_read=False)
         done = tf.constant(0)
-        for epoch in tf.range(config.epochs):
+        for epoch in tf.range(epochs):
             xs = tf.gather(x, order[epoch])
             ys = tf.gather(y, order[epoch])
             for v in tracker.variables:
@@ -120,10 +122,17 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
                 break
         return history.stack()[:done]
 
-    x = tf.constant(data.x_train)
-    y = tf.constant(data.y_train)
+    return start, run_epochs
+
+
+def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
+                unseeded_noise: float = 0.0, jit_compile: bool = False, name: str = "fused") -> RunResult:
+    """Train like ``fit`` in one graph; bitwise equal to the keras engine for supported configs."""
+    start, run_epochs = prepare_fused(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise,
+                                      jit_compile=jit_compile)
+    orders = epoch_orders_from_keras(config, start.data.x_train, start.data.y_train)
     t1 = time.perf_counter()
-    loss = run(x, y, tf.constant(orders)).numpy()
+    loss = run_epochs(orders).numpy()
     t2 = time.perf_counter()
     if progress is not None:
         progress(config.epochs, config.epochs)
