@@ -49,9 +49,12 @@ def check_supported(config: TrainConfig, *, unseeded_noise: float = 0.0) -> None
         raise EngineUnsupported("engine fused: unseeded_noise; allowed: 0 (use engine keras)")
 
 
-def epoch_orders_from_keras(config: TrainConfig, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The sample order of every epoch, drawn by Keras's own data adapter exactly as ``fit`` draws it."""
-    import tensorflow as tf
+def epoch_orders_from_keras(config: TrainConfig, y: np.ndarray) -> np.ndarray:
+    """The sample order of every epoch, drawn by Keras's own data adapter exactly as ``fit`` draws it.
+
+    The adapter is fed the sample indices as inputs (with the real targets), so the batches it yields
+    spell out the permutation; ``fit`` iterates the same kind of dataset once per epoch.
+    """
     from keras.src.trainers.data_adapters import get_data_adapter
 
     n = config.n_points
@@ -64,7 +67,6 @@ def epoch_orders_from_keras(config: TrainConfig, x: np.ndarray, y: np.ndarray) -
     for epoch in range(config.epochs):
         seen = [batch[0].numpy().reshape(-1) for batch in dataset]
         orders[epoch] = np.concatenate(seen).astype(np.int32)
-    del tf
     return orders
 
 
@@ -130,7 +132,7 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
     """Train like ``fit`` in one graph; bitwise equal to the keras engine for supported configs."""
     start, run_epochs = prepare_fused(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise,
                                       jit_compile=jit_compile)
-    orders = epoch_orders_from_keras(config, start.data.x_train, start.data.y_train)
+    orders = epoch_orders_from_keras(config, start.data.y_train)
     t1 = time.perf_counter()
     loss = run_epochs(orders).numpy()
     t2 = time.perf_counter()

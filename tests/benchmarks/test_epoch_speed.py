@@ -38,7 +38,7 @@ def _epoch_fused(preset: str, index: int):
 
     cfg = get_preset(preset).configs[index].replace(epochs=1)
     start, run_epochs = prepare_fused(cfg)
-    order = epoch_orders_from_keras(cfg, start.data.x_train, start.data.y_train)
+    order = epoch_orders_from_keras(cfg, start.data.y_train)
 
     def one_epoch() -> None:
         run_epochs(order).numpy()
