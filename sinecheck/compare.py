@@ -28,6 +28,7 @@ __all__ = [
     "assert_reproducible",
     "compare",
     "digest",
+    "json_float",
     "ulp_distance",
 ]
 
@@ -243,27 +244,27 @@ class TensorDiff:
             "dtype_b": self.dtype_b,
             "size": int(self.size),
             "mismatched": int(self.mismatched),
-            "mismatched_fraction": _json_float(self.mismatched_fraction),
-            "max_abs": _json_float(self.max_abs),
+            "mismatched_fraction": json_float(self.mismatched_fraction),
+            "max_abs": json_float(self.max_abs),
             "max_abs_index": _json_index(self.max_abs_index),
-            "max_rel": _json_float(self.max_rel),
+            "max_rel": json_float(self.max_rel),
             "max_rel_index": _json_index(self.max_rel_index),
             "max_ulp": int(self.max_ulp),
             "digest_a": self.digest_a,
             "digest_b": self.digest_b,
             "note": self.note,
-            "value_a": None if self.value_a is None else _json_float(self.value_a),
-            "value_b": None if self.value_b is None else _json_float(self.value_b),
+            "value_a": None if self.value_a is None else json_float(self.value_a),
+            "value_b": None if self.value_b is None else json_float(self.value_b),
         }
 
 
-def _json_float(x: float) -> float | str:
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
+def json_float(value: float | None) -> float | str | None:
+    """A float for JSON: finite values as plain floats, NaN/inf as the strings "nan"/"inf"/"-inf" (JSON has
+    no spelling for them), None as None."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else str(value)
 
 
 def _json_index(idx: Index | None) -> list[int] | None:

@@ -195,7 +195,7 @@ class Cell:
         return f"{self.verdict} {self.evidence['max_abs']:.1e}"
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.result import json_float
+        from sinecheck.compare import json_float
 
         ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence.items()}
         return {"factor": self.factor.name, "row": self.row, "expect": self.factor.expect,

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from sinecheck.compare import json_float
 from sinecheck.config import PRESETS, TrainConfig
 from sinecheck.data import constant_baseline_mse, make_data
-from sinecheck.result import RunResult, json_float
+from sinecheck.result import RunResult
 from sinecheck.seeding import fingerprint, format_fingerprint
 from sinecheck.storage import atomic_write
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.compare import digest
+from sinecheck.compare import digest, json_float
 from sinecheck.config import TrainConfig
 from sinecheck.storage import atomic_write
 
@@ -26,13 +25,6 @@ def digest_tensors(tensors: Mapping[str, np.ndarray]) -> str:
     for name, array in tensors.items():
         h.update(f"{name}={digest(np.asarray(array))};".encode())
     return h.hexdigest()
-
-
-def json_float(value: float | None) -> float | str | None:
-    """A float for JSON: finite values as they are, NaN/inf as the strings "nan"/"inf"/"-inf"."""
-    if value is None or math.isfinite(value):
-        return value
-    return str(value)  # "nan", "inf", "-inf": JSON has no spelling for them
 
 
 def from_json_float(value: float | str | None) -> float | None:
