@@ -43,16 +43,20 @@ def weights_of(model: Any, config: TrainConfig) -> dict[str, np.ndarray]:
 
 
 def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
-                unseeded_noise: float = 0.0) -> Start:
+                unseeded_noise: float = 0.0, clear_session: bool = True) -> Start:
     """Clear Keras state, seed (or truly unseed), build and compile the model, optionally load weights.
 
     `initial_weights` replaces the seeded start (to compare two backends' arithmetic from one point);
     `unseeded_noise` > 0 adds a GaussianNoise layer seeded from the OS, outside the global seed.
+    ``clear_session=False`` skips Keras's ``clear_session`` for a seeded config and seeds without flushing
+    TensorFlow's kernel cache (seeding alone resets Keras's seed generator, so the weights are the same): a
+    flush costs an already compiled loop ~0.25 s of re-instantiation on its next call.
     """
     started = time.perf_counter()
-    reset_keras_state()
+    if clear_session or config.seed is None:
+        reset_keras_state()
     if config.seed is not None:
-        seed_everything(config.seed)
+        seed_everything(config.seed, keep_kernel_cache=not clear_session)
     else:
         unseed_everything()
     data = make_data(config)
@@ -70,18 +74,22 @@ def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray
     return Start(model, data, weights_of(model, config), options, started)
 
 
-def finish(config: TrainConfig, engine: str, start: Start, loss_history: Any, timings: dict[str, float]) -> RunResult:
+def finish(config: TrainConfig, engine: str, start: Start, loss_history: Any, timings: dict[str, float], *,
+           predictions: tuple[np.ndarray, np.ndarray] | None = None) -> RunResult:
     """Record final weights and predictions (one forward call per grid) and build the RunResult.
 
     A run is diverged when a logged loss or a final weight is not finite; `timings` gains ``total_s``.
+    `predictions` (train grid, held-out grid) replaces the Keras forward call, for an engine that computes
+    them itself (the NumPy engine in float64).
     """
     model, data = start.model, start.data
     final = weights_of(model, config)
-    pred_train = np.asarray(to_numpy(model(data.x_train, training=False)), dtype=np.float32)
-    pred_test = np.asarray(to_numpy(model(data.x_test, training=False)), dtype=np.float32)
+    if predictions is None:
+        predictions = (to_numpy(model(data.x_train, training=False)), to_numpy(model(data.x_test, training=False)))
+    pred_train, pred_test = (np.asarray(p, dtype=np.float32) for p in predictions)  # stored as float32
+    metrics = error_metrics(np.asarray(predictions[0]), np.asarray(predictions[1]), data.y_train_clean, data.y_test)
     loss = np.asarray(loss_history, dtype=np.float32)
     bad = np.flatnonzero(~np.isfinite(loss))
-    metrics = error_metrics(pred_train, pred_test, data.y_train_clean, data.y_test)
     metrics["final_loss"] = float(loss[-1]) if loss.size else None
     return RunResult(
         config=config, engine=engine, initial_weights=start.initial, final_weights=final,
