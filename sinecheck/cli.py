@@ -1,4 +1,4 @@
-"""The ``sinecheck`` command: presets, env, run, report.
+"""The ``sinecheck`` command: presets, env, run, matrix, bench, report.
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -54,8 +54,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None, help="shuffle each epoch")
     p.add_argument("--json", metavar="PATH", help="also write the results (config, digests, metrics) as JSON")
     p.add_argument("--engine", default="keras", metavar="NAME",
-                   help="keras (Keras fit, the reference) or fused (the same training in one TF graph; "
-                        "bitwise equal to fit where supported)")
+                   help="keras (Keras fit, the reference); fused (the same training in one TF graph, bitwise "
+                        "equal to fit); fused-xla (that graph under XLA, equal within rounding); numpy or "
+                        "numpy-float64 (an independent NumPy implementation)")
+
+    p = sub.add_parser("bench", help="per-epoch time of every engine vs Keras fit, measured in one run")
+    p.add_argument("--quick", action="store_true", help="keras-default only, fewer rounds (~1 min)")
+    p.add_argument("--backends", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time fit on each Keras 3 backend (tensorflow, jax, torch) in its own process "
+                        "(default: on unless --quick)")
+    p.add_argument("--rounds", type=int, default=None, metavar="N", help="timed calls per engine (default 5; 3 quick)")
+    p.add_argument("--epochs-per-call", type=int, default=20, metavar="N",
+                   help="epochs each timed call trains (default 20: spreads every engine's per-call set-up)")
+    p.add_argument("--json", metavar="PATH", help="also write every timing, the ratios and the fingerprint as JSON")
 
     p = sub.add_parser("matrix", help="which factors change the bits: factor × preset → verdict, in isolated processes")
     p.add_argument("--preset", action="append", choices=list(PRESETS), metavar="PRESET",
@@ -271,6 +282,49 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 1 if violations else 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    rounds = args.rounds if args.rounds is not None else (3 if args.quick else 5)
+    for option, value in (("--rounds", rounds), ("--epochs-per-call", args.epochs_per_call)):
+        if value < 1:
+            raise ConfigError(f"{option}: invalid value {value}; allowed: an integer >= 1")
+    if args.json:
+        _prepare_output("--json", Path(args.json), is_dir=False)
+    _quiet_tensorflow()
+    from sinecheck.bench import render_bench, run_bench, time_backend_fit
+    from sinecheck.seeding import fingerprint, format_fingerprint
+
+    names = ["keras-default"] if args.quick else list(PRESETS)
+    cases = []
+    for name in names:
+        preset = get_preset(name)
+        cases += [(name if len(preset.configs) == 1 else f"{name} {label}", cfg)
+                  for cfg, label in zip(preset.configs, preset.labels, strict=True)]
+    progress = _Progress()
+    steps = iter(range(1, 10_000))
+    total = len(cases) * 4 + (0 if args.quick and not args.backends else 3)
+    rows = run_bench(cases, epochs_per_call=args.epochs_per_call, rounds=rounds,
+                     progress=lambda label: progress.step(next(steps), total, label))
+    backends = []
+    if args.backends or (args.backends is None and not args.quick):
+        for backend in ("tensorflow", "jax", "torch"):
+            progress.step(next(steps), total, f"keras-default: fit on the {backend} backend (own process)")
+            backends.append(time_backend_fit(backend, cases[0][1], epochs_per_call=args.epochs_per_call,
+                                             rounds=rounds))
+    progress.finish()
+    info = fingerprint(probe_tensorflow=True)
+    print(render_bench(rows, backends=backends))
+    print(f"\n{rounds} timed calls of {args.epochs_per_call} epochs per engine, after one untimed first call "
+          f"(its time: 'first call'); × fit = ratio of medians, measured in this run.\n{format_fingerprint(info)}")
+    if args.json:
+        from sinecheck.storage import atomic_write
+
+        payload = {"rows": [r.to_dict() for r in rows], "backends": [b.to_dict() for b in backends],
+                   "rounds": rounds, "epochs_per_call": args.epochs_per_call, "fingerprint": info}
+        atomic_write(args.json, json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def render_matrix_markdown(matrix: Any, epochs: int) -> str:
     """The matrix as Markdown: table, findings, skipped factors, environment."""
     from sinecheck.seeding import format_fingerprint
@@ -287,7 +341,7 @@ def render_matrix_markdown(matrix: Any, epochs: int) -> str:
 
 
 _COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "matrix": _cmd_matrix,
-             "report": _cmd_report}
+             "bench": _cmd_bench, "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,8 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+_RUNNERS: dict[tuple[str, int], Any] = {}  # bench_fit's built models, for this worker process's lifetime
+
 
 def _apply(environment: dict[str, Any]) -> None:
     import tensorflow as tf
@@ -47,6 +49,15 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
 
         orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
         return {"ok": True, "orders": [o.tolist() for o in orders]}
+    if request["kind"] == "bench_fit":  # the model is built once per (config, epochs): later calls time epochs
+        from sinecheck.bench import epoch_runner, time_runner
+
+        key = (config.config_id, int(request["epochs_per_call"]))
+        if key not in _RUNNERS:
+            _RUNNERS[key] = epoch_runner("keras", config, epochs_per_call=key[1])
+        runner = _RUNNERS[key]
+        return {"ok": True, "first_call_s": runner.first_call_s,
+                "epoch_ms": time_runner(runner, rounds=int(request["rounds"]))}
     return {"ok": False, "error": f"unknown request kind {request['kind']!r}"}
 
 

@@ -88,6 +88,51 @@ def _gradients(weights: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, config
     return loss, grads
 
 
+class NumpyLoop:
+    """Weights, optimizer slots and step count of one NumPy training run; `run` trains more epochs."""
+
+    def __init__(self, config: TrainConfig, initial: list[np.ndarray], x: np.ndarray, y: np.ndarray,
+                 dtype: type = np.float32) -> None:
+        self.config, self.dtype = config, dtype
+        self.rule, self.math = update_rule(config.optimizer), _numpy_math(dtype)
+        self.weights = [w.astype(dtype) for w in initial]
+        self.slots = [tuple(np.full(w.shape, value, dtype) for _, value in self.rule.slots) for w in self.weights]
+        self.x, self.y = x.astype(dtype), y.astype(dtype)
+        self.iterations = 0
+
+    def run(self, orders: np.ndarray, progress: Any = None) -> tuple[list[Any], bool]:
+        """Train ``len(orders)`` epochs; return the logged loss of each (Keras's running mean) and whether all
+        were finite.  Stops at the first batch with a non-finite loss, like ``TerminateOnNaN``."""
+        dtype, bs, lr = self.dtype, self.config.batch_size, self.dtype(self.config.optimizer.learning_rate)
+        history: list[Any] = []
+        with np.errstate(all="ignore"):  # overflow is a diverged run, reported, not a warning
+            for epoch, order in enumerate(orders):
+                total, count, finite = dtype(0), dtype(0), True
+                for begin in range(0, len(order), bs):
+                    index = order[begin:begin + bs]
+                    loss, grads = _gradients(self.weights, self.x[index], self.y[index], self.config)
+                    self.iterations += 1
+                    t = dtype(self.iterations)
+                    for i, (g, w) in enumerate(zip(grads, self.weights, strict=True)):
+                        self.weights[i], self.slots[i] = self.rule.step(self.math, g.astype(dtype), w, self.slots[i],
+                                                                        t, lr)
+                    total, count = dtype(total + dtype(loss) * dtype(len(index))), dtype(count + len(index))
+                    finite = bool(np.isfinite(loss))
+                    if not finite:
+                        break
+                history.append(total / count)
+                if progress is not None:
+                    progress(epoch + 1, len(orders))
+                if not finite:
+                    return history, False
+        return history, True
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The network's output on `x`, computed in this loop's dtype."""
+        with np.errstate(all="ignore"):
+            return _forward(self.weights, x.astype(self.dtype), ACTIVATIONS[self.config.activation][0])[0]
+
+
 def train_numpy(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
                 unseeded_noise: float = 0.0, dtype: type = np.float32) -> RunResult:
     """Train with NumPy in `dtype` (float32 or float64) from Keras's seeded start, in ``fit``'s sample order."""
@@ -95,38 +140,12 @@ def train_numpy(config: TrainConfig, *, progress: Any = None, initial_weights: M
     check_supported_numpy(config, unseeded_noise=unseeded_noise, name=name)
     start = fresh_start(config, initial_weights=initial_weights, clear_session=False)
     orders = epoch_orders_from_keras(config, start.data.y_train)
-    rule, math = update_rule(config.optimizer), _numpy_math(dtype)
-    weights = [w.astype(dtype) for w in start.initial.values()]
-    slots = [tuple(np.full(w.shape, value, dtype) for _, value in rule.slots) for w in weights]
-    x, y = start.data.x_train.astype(dtype), start.data.y_train.astype(dtype)
-    lr, bs = dtype(config.optimizer.learning_rate), config.batch_size
-    history: list[Any] = []
-    iterations = 0
+    loop = NumpyLoop(config, list(start.initial.values()), start.data.x_train, start.data.y_train, dtype)
     t1 = time.perf_counter()
-    with np.errstate(all="ignore"):  # overflow is a diverged run, reported, not a warning
-        for epoch in range(config.epochs):
-            total, count, finite = dtype(0), dtype(0), True
-            for begin in range(0, config.n_points, bs):
-                index = orders[epoch, begin:begin + bs]
-                loss, grads = _gradients(weights, x[index], y[index], config)
-                iterations += 1
-                t = dtype(iterations)
-                for i, (g, w) in enumerate(zip(grads, weights, strict=True)):
-                    weights[i], slots[i] = rule.step(math, g.astype(dtype), w, slots[i], t, lr)
-                total, count = dtype(total + dtype(loss) * dtype(len(index))), dtype(count + len(index))
-                finite = bool(np.isfinite(loss))
-                if not finite:  # like TerminateOnNaN: stop at the bad batch
-                    break
-            history.append(total / count)
-            if progress is not None:
-                progress(epoch + 1, config.epochs)
-            if not finite:
-                break
-        t2 = time.perf_counter()
-        act = ACTIVATIONS[config.activation][0]
-        predictions = (_forward(weights, start.data.x_train.astype(dtype), act)[0],
-                       _forward(weights, start.data.x_test.astype(dtype), act)[0])
-    start.model.set_weights([w.astype(np.float32) for w in weights])
+    history, _ = loop.run(orders, progress)
+    t2 = time.perf_counter()
+    predictions = (loop.predict(start.data.x_train), loop.predict(start.data.x_test))
+    start.model.set_weights([w.astype(np.float32) for w in loop.weights])
     timings = {"setup_s": t1 - start.started, "fit_s": t2 - t1, "first_epoch_s": (t2 - t1) / max(len(history), 1),
                "epoch_ms_median": 1000 * (t2 - t1) / max(len(history), 1)}
     result = finish(config, name, start, history, timings, predictions=predictions)
