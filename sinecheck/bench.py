@@ -9,6 +9,7 @@ set-up — data adapter, callbacks, ~25 ms here — is spread over them, as in a
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -119,12 +120,20 @@ class EngineTiming:
 
 
 def time_runner(runner: EpochRunner, *, rounds: int) -> list[float]:
-    """Per-epoch milliseconds of `rounds` timed calls."""
+    """Per-epoch milliseconds of `rounds` timed calls, with Python's garbage collector paused (as `timeit`
+    does: a collection of another engine's leftovers would otherwise land in whichever call it hits)."""
     out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        runner.call()
-        out.append(1000 * (time.perf_counter() - t) / runner.epochs)
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(rounds):
+            t = time.perf_counter()
+            runner.call()
+            out.append(1000 * (time.perf_counter() - t) / runner.epochs)
+    finally:
+        if enabled:
+            gc.enable()
     return out
 
 
