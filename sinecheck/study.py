@@ -314,7 +314,7 @@ class StudyResult:
         for seed in self.spec.seeds:
             rec = self.records[(cell.index, seed)]
             value = rec["metrics"].get(metric) if metric in METRICS else rec.get(metric)
-            out.append(np.nan if value is None or rec["diverged"] and metric in METRICS else float(value))
+            out.append(np.nan if value is None or (rec["diverged"] and metric in METRICS) else float(value))
         return np.array(out)
 
     def array(self, metric: str) -> np.ndarray:
@@ -511,45 +511,69 @@ def summarize(values: np.ndarray) -> Summary:
                    float(ok.std(ddof=1)) if ok.size > 1 else 0.0, float(np.median(ok)), low, high)
 
 
-def variance_decomposition(data: np.ndarray, names: Sequence[str]) -> dict[str, float] | None:
-    """Share of the total sum of squares of a balanced full-factorial design (last axis: seeds, the replicates)
-    explained by each axis, each pair of axes (interaction) and the seeds (residual).
+@dataclass(frozen=True)
+class Term:
+    """One source of variation in a balanced ANOVA: its share of the total sum of squares, degrees of freedom,
+    F statistic against the within-cell (seed) variation and the p-value of that F."""
 
-    These are the sums of squares of a fixed-effects ANOVA, which for a balanced design are exact orthogonal
-    projections: main effect = variation of the axis's marginal means, interaction = what the pair's cell
-    means add beyond both main effects, seed = variation within cells.  Higher-order interactions (three or
-    more axes) are reported together.  None when a run diverged (the design is no longer balanced).
+    share: float
+    df: int
+    f: float | None
+    p: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        from sinecheck.compare import json_float
+
+        return {"share": json_float(self.share), "df": self.df, "f": json_float(self.f), "p": json_float(self.p)}
+
+
+def variance_decomposition(data: np.ndarray, names: Sequence[str]) -> dict[str, Term] | None:
+    """How the variation of a balanced full-factorial design (last axis: seeds, the replicates) splits into
+    each axis, each pair of axes (interaction) and the seeds (within cells).
+
+    These are the sums of squares of a fixed-effects ANOVA, which for a balanced design are orthogonal
+    projections: a main effect is the variation of the axis's marginal means, an interaction what the pair's
+    cell means add beyond both main effects, "seed" the variation within cells; F tests (scipy.stats.f) each
+    term against the seed variation.  Interactions of three or more axes are reported together.  None when a
+    run diverged (the design is no longer balanced) or nothing varies.
     """
+    from scipy import stats
+
     data = np.asarray(data, np.float64)
     if not np.isfinite(data).all() or data.ndim != len(names) + 1:
         return None
-    k = len(names)
+    k, reps = len(names), data.shape[-1]
     grand = data.mean()
     total = float(((data - grand) ** 2).sum())
     if total == 0:
         return None
-    reps = data.shape[-1]
     cell_means = data.mean(axis=-1)
-    out: dict[str, float] = {}
+    levels = cell_means.shape
 
     def effect(axes: tuple[int, ...]) -> np.ndarray:  # marginal means over the other axes, centred
         other = tuple(i for i in range(k) if i not in axes)
         return cell_means.mean(axis=other, keepdims=True) - grand
 
-    explained = 0.0
+    sums: list[tuple[str, float, int]] = []
     for i, name in enumerate(names):
-        ss = float((np.broadcast_to(effect((i,)), cell_means.shape) ** 2).sum() * reps)
-        out[name] = ss / total
-        explained += ss
+        sums.append((name, float((np.broadcast_to(effect((i,)), levels) ** 2).sum() * reps), levels[i] - 1))
     for i, j in itertools.combinations(range(k), 2):
         inter = effect((i, j)) - effect((i,)) - effect((j,))
-        ss = float((np.broadcast_to(inter, cell_means.shape) ** 2).sum() * reps)
-        out[f"{names[i]} × {names[j]}"] = ss / total
-        explained += ss
+        sums.append((f"{names[i]} × {names[j]}", float((np.broadcast_to(inter, levels) ** 2).sum() * reps),
+                     (levels[i] - 1) * (levels[j] - 1)))
     within = float(((data - cell_means[..., None]) ** 2).sum())
+    df_within = int(np.prod(levels)) * (reps - 1)
     if k > 2:
-        out["higher-order interactions"] = max(total - explained - within, 0.0) / total
-    out["seed (within cells)"] = within / total
+        ss = max(total - sum(s for _, s, _ in sums) - within, 0.0)
+        sums.append(("higher-order interactions", ss, int(np.prod(levels)) - 1 - sum(d for _, _, d in sums)))
+    out: dict[str, Term] = {}
+    for name, ss, df in sums:
+        f = p = None
+        if df > 0 and df_within > 0 and within > 0:
+            f = (ss / df) / (within / df_within)
+            p = float(stats.f.sf(f, df, df_within))
+        out[name] = Term(ss / total, df, f, p)
+    out["seed (within cells)"] = Term(within / total, df_within, None, None)
     return out
 
 
