@@ -1,4 +1,4 @@
-"""The ``sinecheck`` command: presets, env, run, matrix, bench, report.
+"""The ``sinecheck`` command: presets, env, run, matrix, bench, study, explain, report.
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sinecheck.config import PRESETS, ConfigError, InitializerSpec, OptimizerSpec, get_preset
+from sinecheck.config import PRESETS, ConfigError, InitializerSpec, OptimizerSpec, TrainConfig, get_preset
+from sinecheck.study import DEFAULT_BATCH_SIZES, DEFAULT_INITIALIZERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,10 +83,46 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write every cell (verdict, max |Δ|, max ULP, digests) as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table and findings as Markdown")
 
-    p = sub.add_parser("report", help="run the three reference experiments and write a Markdown report with plots")
+    p = sub.add_parser("study", help="error study: initializers × batch sizes × seeds, sweeps, explanation, claims")
+    p.add_argument("--preset", default="keras-default", choices=list(PRESETS), metavar="PRESET",
+                   help="base config of the grid (default keras-default; the sweeps use tf-explicit)")
+    p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds per cell (default 10)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default: the preset's, 100)")
+    p.add_argument("--initializers", metavar="LIST", help="comma-separated kernel initializers "
+                   f"(default: {', '.join(DEFAULT_INITIALIZERS)})")
+    p.add_argument("--batch-sizes", metavar="LIST", help="comma-separated batch sizes, 'full' = one batch "
+                   f"(default: {', '.join(DEFAULT_BATCH_SIZES)})")
+    p.add_argument("--axis", action="append", metavar="NAME=V1,V2",
+                   help="a grid axis instead of initializer × batch size (repeatable; any TrainConfig field or "
+                        "initializer, batch_size, learning_rate, stddev, optimizer, units)")
+    p.add_argument("--no-sweeps", action="store_true", help="skip the stddev, learning-rate and optimizer sweeps")
+    p.add_argument("--no-explain", action="store_true", help="skip explaining keras-default vs tf-explicit")
+    p.add_argument("--no-claims", action="store_true", help="skip judging the claims")
+    p.add_argument("--engine", default="fused", metavar="NAME",
+                   help="training engine (default fused: bitwise equal to Keras fit, ~35× faster)")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="processes to run cells in (default 2; 1 = in this process)")
+    p.add_argument("--scheduler", metavar="ADDR", help="a Dask scheduler address (tcp://host:port) to run cells on")
+    p.add_argument("--out", default="study", metavar="DIR",
+                   help="directory for runs, tables and figures (default: study); rerunning resumes")
+    p.add_argument("--json", metavar="PATH", help="also write statistics, explanation and claims as JSON")
+
+    p = sub.add_parser("explain", help="why two configs predict different waves: Shapley attribution over seeds")
+    p.add_argument("a", metavar="A", help="a preset name (its first config) or a TrainConfig JSON file")
+    p.add_argument("b", metavar="B", help="the same, for the other side")
+    p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds per subset of swaps (default 10)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default: A's)")
+    p.add_argument("--engine", default="fused", metavar="NAME", help="training engine (default fused)")
+    p.add_argument("--out", default=None, metavar="DIR", help="also write explain.png (the attribution chart) there")
+    p.add_argument("--json", metavar="PATH", help="write the attribution, per-seed values and noise floor as JSON")
+
+    p = sub.add_parser("report", help="the reference experiments and the error study, as Markdown with plots")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
-    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per configuration (default 3)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per reference configuration (default 3)")
     p.add_argument("--epochs", type=int, help="override the number of epochs (default: each preset's, 100)")
+    p.add_argument("--study-seeds", type=int, default=10, metavar="N", help="seeds per study cell (default 10)")
+    p.add_argument("--no-study", action="store_true", help="only the reference experiments")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="processes for the study (default 2)")
     return parser
 
 
@@ -211,9 +248,117 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(option: str, value: int | None, low: int = 1) -> None:
+    if value is not None and value < low:
+        raise ConfigError(f"{option}: invalid value {value}; allowed: an integer >= {low}")
+
+
+def _study_progress(progress: _Progress) -> Any:
+    def report(stage: str, done: int, total: int, elapsed: float, eta: float | None) -> None:
+        eta_text = f", ETA {eta:.0f} s" if eta is not None else ""
+        progress.step(done, total, f"{stage}{eta_text}") if total else progress.step(0, 0, stage)
+
+    return report
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from sinecheck.analysis import default_plan, run_analysis, write_study_outputs
+    from sinecheck.study import Axis, split_values
+
+    _positive("--seeds", args.seeds, 2)
+    _positive("--epochs", args.epochs)
+    _positive("--workers", args.workers)
+    plan = default_plan(
+        preset=args.preset, seeds=args.seeds, epochs=args.epochs,
+        initializers=split_values(args.initializers) if args.initializers else DEFAULT_INITIALIZERS,
+        batch_sizes=split_values(args.batch_sizes) if args.batch_sizes else DEFAULT_BATCH_SIZES,
+        axes=[Axis.parse(a) for a in args.axis or []], sweeps=not args.no_sweeps, engine=args.engine)
+    if args.no_explain:
+        plan.explain_pair = None
+    plan.claims = not args.no_claims
+    _prepare_output("--out", Path(args.out), is_dir=True)
+    if args.json:
+        _prepare_output("--json", Path(args.json), is_dir=False)
+    _quiet_tensorflow()
+    progress = _Progress()
+    analysis = run_analysis(plan, args.out, workers=args.workers, scheduler=args.scheduler,
+                            progress=_study_progress(progress))
+    progress.finish()
+    path = write_study_outputs(analysis, args.out, json_path=args.json)
+    from sinecheck.analysis import decomposition_table, study_table
+    from sinecheck.claims import render_claims
+    from sinecheck.explain import render_explanation
+
+    print(f"{analysis.grid.spec.name}: held-out MSE over {args.seeds} seeds\n")
+    print(study_table(analysis.grid))
+    print()
+    print(decomposition_table(analysis.grid))
+    for sweep in analysis.sweeps:
+        print(f"\n{sweep.spec.name}\n")
+        print(study_table(sweep))
+    if analysis.explanation is not None:
+        print()
+        print(render_explanation(analysis.explanation))
+    if analysis.claims:
+        print()
+        print(render_claims(analysis.claims))
+    print(f"\n{analysis.runs} trainings in {analysis.elapsed_s:.0f} s; wrote {path} (+ figures, study.json)"
+          + (f" and {args.json}" if args.json else ""))
+    return 0
+
+
+def _load_side(text: str, option: str) -> tuple[str, TrainConfig]:
+    """A preset name (its first config) or a TrainConfig JSON file."""
+    if text in PRESETS:
+        return text, get_preset(text).configs[0]
+    path = Path(text)
+    if path.suffix == ".json" or path.exists():
+        try:
+            return path.stem, TrainConfig.from_json(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{option}: cannot read {text!r} ({exc.strerror}); allowed: a preset name or a "
+                              "TrainConfig JSON file") from None
+    raise ConfigError(f"{option}: invalid value {text!r}; allowed: {', '.join(PRESETS)} or a TrainConfig JSON file")
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from sinecheck.explain import explain, render_explanation
+
+    _positive("--seeds", args.seeds, 2)
+    _positive("--epochs", args.epochs)
+    (a_name, a), (b_name, b) = _load_side(args.a, "A"), _load_side(args.b, "B")
+    if args.epochs is not None:
+        a, b = a.replace(epochs=args.epochs), b.replace(epochs=args.epochs)
+    from sinecheck.engines import ENGINES
+
+    if args.engine not in ENGINES:
+        raise ConfigError(f"--engine: invalid value {args.engine!r}; allowed: {', '.join(ENGINES)}")
+    if args.out:
+        _prepare_output("--out", Path(args.out), is_dir=True)
+    if args.json:
+        _prepare_output("--json", Path(args.json), is_dir=False)
+    _quiet_tensorflow()
+    progress = _Progress()
+    e = explain(a, b, seeds=range(args.seeds), engine=args.engine, a_name=a_name, b_name=b_name,
+                progress=progress.step)
+    progress.finish()
+    print(render_explanation(e))
+    from sinecheck.storage import atomic_write
+
+    if args.out:
+        from sinecheck.figures import plot_explain
+
+        print(f"wrote {atomic_write(Path(args.out) / 'explain.png', plot_explain(e))}")
+    if args.json:
+        atomic_write(args.json, json.dumps(e.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise ConfigError(f"--seeds: invalid value {args.seeds}; allowed: an integer >= 1")
+    _positive("--seeds", args.seeds)
+    _positive("--study-seeds", args.study_seeds, 2)
+    _positive("--workers", args.workers)
     for name in PRESETS:  # validate overrides before any training starts
         get_preset(name).with_overrides(epochs=args.epochs)
     _prepare_output("--out", Path(args.out), is_dir=True)
@@ -230,12 +375,26 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     experiments = run_reference(seeds=range(args.seeds), epochs=args.epochs, progress=progress.step,
                                 train=train_with_progress)
+    analysis = None
+    if not args.no_study:
+        from sinecheck.analysis import default_plan, run_analysis
+
+        plan = default_plan(seeds=args.study_seeds, epochs=args.epochs)
+        analysis = run_analysis(plan, Path(args.out) / "study", workers=args.workers,
+                                progress=_study_progress(progress))
     progress.finish()
-    path = write_report(experiments, Path(args.out), elapsed_s=time.perf_counter() - start)
+    path = write_report(experiments, Path(args.out), elapsed_s=time.perf_counter() - start, analysis=analysis)
     for e in experiments:
         mse = [r.metrics["mse_test"] for r in e.runs]
         print(f"{e.preset:14} {e.label:9} held-out MSE per seed: {', '.join(_fmt(m, '.4f') for m in mse)}")
-    print(f"wrote {path} (+ waves.png, loss.png, report.json) in {time.perf_counter() - start:.0f} s")
+    if analysis is not None:
+        from sinecheck.claims import render_claims
+
+        print(f"\nstudy: {analysis.runs} trainings in {analysis.elapsed_s:.0f} s")
+        if analysis.explanation is not None:
+            print(analysis.explanation.sentence())
+        print(render_claims(analysis.claims))
+    print(f"wrote {path} (+ figures, report.json) in {time.perf_counter() - start:.0f} s")
     return 0
 
 
@@ -341,7 +500,7 @@ def render_matrix_markdown(matrix: Any, epochs: int) -> str:
 
 
 _COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "matrix": _cmd_matrix,
-             "bench": _cmd_bench, "report": _cmd_report}
+             "bench": _cmd_bench, "study": _cmd_study, "explain": _cmd_explain, "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +14,7 @@ import numpy as np
 from sinecheck.compare import json_float
 from sinecheck.config import PRESETS, TrainConfig
 from sinecheck.data import constant_baseline_mse, make_data
+from sinecheck.figures import figure_bytes, pyplot
 from sinecheck.result import RunResult
 from sinecheck.seeding import fingerprint, format_fingerprint
 from sinecheck.storage import atomic_write
@@ -165,19 +165,9 @@ def render_markdown(experiments: Sequence[ExperimentRuns], env: dict[str, Any], 
     return "\n".join(lines)
 
 
-def _figure_bytes(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def plot_waves(experiments: Sequence[ExperimentRuns]) -> bytes:
     """One panel per preset: sin(x) and each config's held-out predictions (first seed bold, others faint)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     presets = list(dict.fromkeys(e.preset for e in experiments))
     fig, axes = plt.subplots(1, len(presets), figsize=(5.2 * len(presets), 4.0), sharey=True, squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -197,18 +187,12 @@ def plot_waves(experiments: Sequence[ExperimentRuns]) -> bytes:
         ax.legend(fontsize=7, loc="lower left")
     axes[0][0].set_ylabel("prediction")
     fig.suptitle("Predicted waves after training (faint lines: other seeds)", fontsize=11)
-    data_png = _figure_bytes(fig)
-    plt.close(fig)
-    return data_png
+    return figure_bytes(fig)
 
 
 def plot_losses(experiments: Sequence[ExperimentRuns]) -> bytes:
     """Training loss per epoch (log scale) of every config's first seed, all on one axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for e in experiments:
         loss = e.runs[0].loss_history
@@ -218,21 +202,27 @@ def plot_losses(experiments: Sequence[ExperimentRuns]) -> bytes:
     ax.set_ylabel("training loss (MSE)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    data_png = _figure_bytes(fig)
-    plt.close(fig)
-    return data_png
+    return figure_bytes(fig)
 
 
-def write_report(experiments: Sequence[ExperimentRuns], out_dir: str | Path, *, elapsed_s: float) -> Path:
-    """Write report.md, report.json, waves.png and loss.png into `out_dir` (each atomically); return report.md."""
+def write_report(experiments: Sequence[ExperimentRuns], out_dir: str | Path, *, elapsed_s: float,
+                 analysis: Any = None) -> Path:
+    """Write report.md, report.json, waves.png and loss.png — and the study's figures and section when an
+    `analysis` (sinecheck.analysis.Analysis) is given — into `out_dir` (each atomically); return report.md."""
     out = Path(out_dir)
     env = experiments[0].runs[0].fingerprint if experiments else fingerprint()
     atomic_write(out / "waves.png", plot_waves(experiments))
     atomic_write(out / "loss.png", plot_losses(experiments))
-    payload = {"environment": env, "elapsed_s": elapsed_s, "rows": summary_rows(experiments),
-               "configs": {e.config.config_id: e.config.to_dict() for e in experiments}}
-    atomic_write(out / "report.json", json.dumps(payload, indent=2, default=_json_default) + "\n")
+    payload: dict[str, Any] = {"environment": env, "elapsed_s": elapsed_s, "rows": summary_rows(experiments),
+                               "configs": {e.config.config_id: e.config.to_dict() for e in experiments}}
     text = render_markdown(experiments, env, elapsed_s=elapsed_s, figures=["waves.png", "loss.png"])
+    if analysis is not None:
+        from sinecheck.analysis import analysis_json, render_analysis, write_analysis
+
+        figures = write_analysis(analysis, out)
+        text += "\n" + render_analysis(analysis, figures=figures, heading="##") + "\n"
+        payload["study"] = analysis_json(analysis)
+    atomic_write(out / "report.json", json.dumps(payload, indent=2, default=_json_default) + "\n")
     return atomic_write(out / "report.md", text)
 
 

@@ -302,14 +302,26 @@ def logged_losses(step_losses: np.ndarray, config: TrainConfig) -> np.ndarray:
 
 
 def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
-                unseeded_noise: float = 0.0, jit_compile: bool = False) -> RunResult:
+                unseeded_noise: float = 0.0, jit_compile: bool = False, orders: np.ndarray | None = None) -> RunResult:
     """Train like ``fit`` in one graph: bitwise equal to the keras engine (``fused``), or XLA-compiled
-    (``fused-xla``: faster, equal only to within rounding; see the README for the measured agreement)."""
+    (``fused-xla``: faster, equal only to within rounding; see the README for the measured agreement).
+
+    `orders` (epochs × n_points sample indices) replaces the order ``fit`` would visit — an experiment on
+    the order itself (recorded in ``options["sample_order"]``); the result is then no longer ``fit``'s.
+    """
     check_supported(config, unseeded_noise=unseeded_noise, jit_compile=jit_compile)
     start = fresh_start(config, initial_weights=initial_weights, clear_session=False)
     program = fused_program(GraphKey.of(config, jit_compile=jit_compile))
     flat = np.concatenate([w.reshape(-1) for w in start.initial.values()]).astype(np.float32)
-    orders = epoch_orders_from_keras(config, start.data.y_train)
+    if orders is None:
+        orders = epoch_orders_from_keras(config, start.data.y_train)
+    else:
+        orders = np.asarray(orders, np.int32)
+        expected = (config.epochs, config.n_points)
+        if orders.shape != expected or not (np.sort(orders, axis=1) == np.arange(config.n_points)).all():
+            raise ConfigError(f"orders: invalid value of shape {orders.shape}; allowed: {expected[0]} permutations "
+                              f"of range({expected[1]})")
+        start.options["sample_order"] = "given"
     trace_s = program.warm_up()
     t1 = time.perf_counter()
     program.load(flat, config.optimizer.learning_rate, start.data.x_train, start.data.y_train)

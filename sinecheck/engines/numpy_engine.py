@@ -67,7 +67,7 @@ def _forward(weights: list[np.ndarray], x: np.ndarray, act: Callable[[np.ndarray
     return h, cache
 
 
-def _gradients(weights: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, config: TrainConfig
+def loss_and_gradients(weights: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, config: TrainConfig
                ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Mean loss over the batch and its gradient with respect to every weight (hand-written backprop)."""
     act, dact = ACTIVATIONS[config.activation]
@@ -110,7 +110,7 @@ class NumpyLoop:
                 total, count, finite = dtype(0), dtype(0), True
                 for begin in range(0, len(order), bs):
                     index = order[begin:begin + bs]
-                    loss, grads = _gradients(self.weights, self.x[index], self.y[index], self.config)
+                    loss, grads = loss_and_gradients(self.weights, self.x[index], self.y[index], self.config)
                     self.iterations += 1
                     t = dtype(self.iterations)
                     for i, (g, w) in enumerate(zip(grads, self.weights, strict=True)):

@@ -1,0 +1,287 @@
+"""The whole error study as one job: the grid, the sweeps, keras-default vs tf-explicit explained, the claims —
+stored, tabulated, plotted and written as Markdown + JSON.  Used by ``sinecheck study`` and ``sinecheck report``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinecheck.claims import (
+    Claim,
+    claim_initializer_and_batch_matter,
+    claim_larger_batches_accurate_gradient,
+    claim_lr_with_small_stddev_fits_better,
+    claim_reused_permutation,
+    claim_seeding_consistency,
+    claim_smaller_batches_fit_better,
+    claim_stddev_drastic,
+    render_claims,
+)
+from sinecheck.config import get_preset
+from sinecheck.explain import Explanation, explain, render_explanation
+from sinecheck.figures import plot_explain, plot_study_curves, plot_study_heatmap, plot_study_spread, plot_sweep
+from sinecheck.storage import atomic_write
+from sinecheck.study import (
+    DEFAULT_BATCH_SIZES,
+    DEFAULT_INITIALIZERS,
+    DEFAULT_LEARNING_RATES,
+    DEFAULT_OPTIMIZERS,
+    DEFAULT_STDDEVS,
+    Axis,
+    StudyResult,
+    StudySpec,
+    format_value,
+    grid_study,
+    run_study,
+    summarize,
+    sweep_study,
+    variance_decomposition,
+)
+
+#: (stage label, done, total, elapsed s, ETA s or None)
+Progress = Callable[[str, int, int, float, float | None], None]
+
+
+@dataclass
+class StudyPlan:
+    """What `run_analysis` runs: the main grid, the sweeps, and whether to explain and judge the claims."""
+
+    grid: StudySpec
+    sweeps: list[StudySpec] = field(default_factory=list)
+    explain_pair: tuple[str, str] | None = ("keras-default", "tf-explicit")
+    claims: bool = True
+
+
+def default_plan(*, preset: str = "keras-default", seeds: int = 10, epochs: int | None = None,
+                 initializers: Sequence[str] = DEFAULT_INITIALIZERS, batch_sizes: Sequence[str] = DEFAULT_BATCH_SIZES,
+                 axes: Sequence[Axis] = (), sweeps: bool = True, engine: str = "fused") -> StudyPlan:
+    """The issue's study: initializer × batch size (or the given `axes`) on `preset`, plus stddev, learning-rate
+    and optimizer sweeps on tf-explicit, keras-default vs tf-explicit explained, and the claims."""
+    if axes:
+        grid = StudySpec(" × ".join(a.name for a in axes), _base(preset, epochs), tuple(axes), tuple(range(seeds)),
+                         engine)
+    else:
+        grid = grid_study(preset=preset, seeds=seeds, epochs=epochs, initializers=initializers,
+                          batch_sizes=batch_sizes, engine=engine)
+    plan = StudyPlan(grid)
+    if sweeps:
+        plan.sweeps = [sweep_study(Axis(name, values), seeds=seeds, epochs=epochs, engine=engine) for name, values in
+                       (("stddev", DEFAULT_STDDEVS), ("learning_rate", DEFAULT_LEARNING_RATES),
+                        ("optimizer", DEFAULT_OPTIMIZERS))]
+    return plan
+
+
+def _base(preset: str, epochs: int | None) -> Any:
+    base = get_preset(preset).configs[0]
+    return base if epochs is None else base.replace(epochs=epochs)
+
+
+@dataclass
+class Analysis:
+    """Everything the study produced."""
+
+    plan: StudyPlan
+    grid: StudyResult
+    sweeps: list[StudyResult]
+    explanation: Explanation | None
+    claims: list[Claim]
+    elapsed_s: float
+    runs: int
+
+
+def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, scheduler: str | None = None,
+                 progress: Progress | None = None) -> Analysis:
+    """Run (or resume) every part of `plan`, storing runs under `out_dir`."""
+    out = Path(out_dir)
+    started = time.perf_counter()
+
+    def stage(label: str) -> Callable[[int, int, float, float | None], None] | None:
+        if progress is None:
+            return None
+        return lambda done, total, elapsed, eta: progress(label, done, total, elapsed, eta)
+
+    grid = run_study(plan.grid, out / "runs" / "grid", workers=workers, scheduler=scheduler,
+                     progress=stage(plan.grid.name))
+    runs = plan.grid.runs
+    sweeps = []
+    for spec in plan.sweeps:
+        sweeps.append(run_study(spec, out / "runs" / spec.axes[0].name, workers=workers, scheduler=scheduler,
+                                progress=stage(spec.name)))
+        runs += spec.runs
+    explanation = None
+    if plan.explain_pair:
+        a_name, b_name = plan.explain_pair
+        epochs = plan.grid.base.epochs
+        a, b = (get_preset(n).configs[0].replace(epochs=epochs) for n in plan.explain_pair)
+        t0 = time.perf_counter()
+        explanation = explain(a, b, seeds=plan.grid.seeds, engine=plan.grid.engine, a_name=a_name, b_name=b_name,
+                              progress=None if progress is None else (
+                                  lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)))
+        runs += 2 ** len(explanation.factors) * len(explanation.seeds)
+    claims: list[Claim] = []
+    if plan.claims:
+        claims = judge_claims(plan, grid, sweeps, explanation, progress=progress)
+    return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
+
+
+def judge_claims(plan: StudyPlan, grid: StudyResult, sweeps: Sequence[StudyResult], explanation: Explanation | None,
+                 *, progress: Progress | None = None) -> list[Claim]:
+    """Every claim that the available results (plus a few dedicated runs) can judge."""
+    engine, base = plan.grid.engine, plan.grid.base
+    names = [a.name for a in plan.grid.axes]
+    t0 = time.perf_counter()
+
+    def tick(label: str) -> None:
+        if progress is not None:
+            progress(f"claims: {label}", 0, 0, time.perf_counter() - t0, None)
+
+    out: list[Claim] = []
+    tick("seeding")
+    out.append(claim_seeding_consistency(base, runs=4, engine=engine))
+    if names == ["initializer", "batch_size"]:
+        out.append(claim_initializer_and_batch_matter(grid))
+    if explanation is not None:
+        out.append(claim_lr_with_small_stddev_fits_better(explanation))
+    for sweep in sweeps:
+        if sweep.spec.axes[0].name == "stddev":
+            out.append(claim_stddev_drastic(sweep))
+    if names == ["initializer", "batch_size"]:
+        out.append(claim_smaller_batches_fit_better(grid))
+        tick("gradient accuracy")
+        out.append(claim_larger_batches_accurate_gradient(grid, base))
+    tick("permutation")
+    out.append(claim_reused_permutation(base, seeds=plan.grid.seeds, engine=engine))
+    return out
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+
+
+def _ci(s: Any) -> str:
+    return f"{s.mean:.4f} [{s.ci_low:.4f}, {s.ci_high:.4f}]" if s.n else "—"
+
+
+def study_table(result: StudyResult) -> str:
+    """Markdown table: one row per cell with MSE mean [95 % CI], std, median, max |err|, diverged, dead ReLUs."""
+    spec = result.spec
+    head = [a.name for a in spec.axes] + ["held-out MSE mean [95 % CI]", "std", "median", "max abs err",
+                                           "final loss", "diverged", "dead ReLU init → end"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cell in spec.cells():
+        s = summarize(result.values("mse_test", cell))
+        err = summarize(result.values("max_err_test", cell))
+        loss = summarize(result.values("final_loss", cell))
+        d0, d1 = result.values("dead_relu_init", cell), result.values("dead_relu_final", cell)
+        dead = f"{np.nanmean(d0):.0%} → {np.nanmean(d1):.0%}" if np.isfinite(d0).any() else "—"
+        lines.append("| " + " | ".join([format_value(v) for v in cell.values] + [
+            _ci(s), f"{s.std:.4f}" if s.n else "—", f"{s.median:.4f}" if s.n else "—",
+            f"{err.mean:.3f}" if err.n else "—", f"{loss.mean:.4f}" if loss.n else "—",
+            f"{s.diverged}/{s.n + s.diverged}", dead]) + " |")
+    return "\n".join(lines)
+
+
+def decomposition_table(result: StudyResult, metric: str = "mse_test") -> str:
+    terms = variance_decomposition(result.array(metric), [a.name for a in result.spec.axes])
+    if terms is None:
+        return "Variance decomposition: not computable (a run diverged, so the design is unbalanced; or no variation)."
+    lines = ["| source | share of variance | df | F | p |", "|---|---|---|---|---|"]
+    for name, t in terms.items():
+        f = f"{t.f:.1f}" if t.f is not None else "—"
+        p = f"{t.p:.2g}" if t.p is not None else "—"
+        lines.append(f"| {name} | {t.share:.1%} | {t.df} | {f} | {p} |")
+    return "\n".join(lines)
+
+
+def render_analysis(analysis: Analysis, *, figures: dict[str, str], heading: str = "#") -> str:
+    """The study as Markdown (tables, decomposition, sweeps, explanation, claims ledger, figures)."""
+    a = analysis
+    g = a.grid.spec
+    h2 = heading + "#"
+    lines = [f"{heading} Error study", "",
+             f"{a.runs} trainings ({g.base.epochs} epochs each, engine `{g.engine}`: "
+             + ("bitwise equal to Keras fit" if g.engine == "fused" else "see the engines' agreement")
+             + f") in {a.elapsed_s:.0f} s"
+             + (f" ({a.grid.resumed} grid runs reused from an earlier, interrupted or finished study)"
+                if a.grid.resumed else "") + ". "
+             f"Base: {g.base.describe()}; seeds {list(g.seeds)} in every cell (paired). Intervals are 95 % "
+             "bootstrap intervals of the mean over seeds (scipy.stats.bootstrap, percentile). 'Dead ReLU' = hidden "
+             "units never active on the training inputs: with x ≥ 0 and zero biases, every unit with a negative "
+             "input weight starts dead.", "",
+             f"{h2} {g.name}", "", study_table(a.grid), "",
+             "What explains the variation of the held-out MSE (balanced ANOVA; F tests against the seed variation):",
+             "", decomposition_table(a.grid), ""]
+    for key in ("study_heatmap", "study_curves", "study_spread"):
+        if key in figures:
+            lines += [f"![{key}]({figures[key]})", ""]
+    for sweep in a.sweeps:
+        lines += [f"{h2} {sweep.spec.name}", "", f"On {sweep.spec.base.describe()}.", "", study_table(sweep), "",
+                  decomposition_table(sweep), ""]
+        key = f"sweep_{sweep.spec.axes[0].name}"
+        if key in figures:
+            lines += [f"![{key}]({figures[key]})", ""]
+    if a.explanation is not None:
+        lines += [f"{h2} Why keras-default and tf-explicit predict different waves", "", "```",
+                  render_explanation(a.explanation), "```", ""]
+        if "explain" in figures:
+            lines += [f"![explain]({figures['explain']})", ""]
+    if a.claims:
+        lines += [f"{h2} Claims ledger", "", render_claims(a.claims, markdown=True), ""]
+    return "\n".join(lines)
+
+
+def write_analysis(analysis: Analysis, out_dir: str | Path, *, prefix: str = "") -> dict[str, str]:
+    """Write every figure as PNG into `out_dir`; returns figure key → file name (relative to `out_dir`)."""
+    out = Path(out_dir)
+    figures: dict[str, str] = {}
+
+    def save(key: str, data: bytes) -> None:
+        name = f"{prefix}{key}.png"
+        atomic_write(out / name, data)
+        figures[key] = name
+
+    if len(analysis.grid.spec.axes) == 2:
+        save("study_heatmap", plot_study_heatmap(analysis.grid))
+    save("study_curves", plot_study_curves(analysis.grid))
+    save("study_spread", plot_study_spread(analysis.grid))
+    for sweep in analysis.sweeps:
+        save(f"sweep_{sweep.spec.axes[0].name}", plot_sweep(sweep))
+    if analysis.explanation is not None:
+        save("explain", plot_explain(analysis.explanation))
+    return figures
+
+
+def analysis_json(analysis: Analysis) -> dict[str, Any]:
+    """Everything as plain JSON: per-cell statistics, decompositions, explanation, claims, timings."""
+
+    def result_dict(r: StudyResult) -> dict[str, Any]:
+        cells = []
+        for cell in r.spec.cells():
+            cells.append({"values": list(cell.values), "config_id": cell.config.replace(seed=0).config_id,
+                          **{m: summarize(r.values(m, cell)).to_dict() for m in ("mse_test", "max_err_test",
+                                                                                  "final_loss")}})
+        terms = variance_decomposition(r.array("mse_test"), [a.name for a in r.spec.axes])
+        return {"spec": r.spec.to_dict(), "spec_id": r.spec.spec_id, "cells": cells,
+                "variance_decomposition": {k: t.to_dict() for k, t in terms.items()} if terms else None}
+
+    return {"grid": result_dict(analysis.grid), "sweeps": [result_dict(s) for s in analysis.sweeps],
+            "explanation": analysis.explanation.to_dict() if analysis.explanation else None,
+            "claims": [c.to_dict() for c in analysis.claims], "elapsed_s": analysis.elapsed_s, "runs": analysis.runs,
+            "fingerprint": analysis.grid.fingerprint}
+
+
+def write_study_outputs(analysis: Analysis, out_dir: str | Path, *, json_path: str | None = None) -> Path:
+    """``study.md`` + figures (+ JSON) in `out_dir`, each written atomically; returns the Markdown path."""
+    out = Path(out_dir)
+    figures = write_analysis(analysis, out)
+    payload = json.dumps(analysis_json(analysis), indent=2) + "\n"
+    atomic_write(out / "study.json", payload)
+    if json_path:
+        atomic_write(json_path, payload)
+    return atomic_write(out / "study.md", render_analysis(analysis, figures=figures) + "\n")
