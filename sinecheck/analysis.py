@@ -107,14 +107,17 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
             return None
         return lambda done, total, elapsed, eta: progress(label, done, total, elapsed, eta)
 
-    grid = run_study(plan.grid, out / "runs" / "grid", workers=workers, scheduler=scheduler,
-                     progress=stage(plan.grid.name))
-    runs = plan.grid.runs
-    sweeps = []
-    for spec in plan.sweeps:
-        sweeps.append(run_study(spec, out / "runs" / spec.axes[0].name, workers=workers, scheduler=scheduler,
-                                progress=stage(spec.name)))
-        runs += spec.runs
+    from sinecheck.study import ExecutorScope
+
+    pooled = workers > 1 or scheduler is not None
+    with ExecutorScope(None, workers, scheduler) if pooled else _NoExecutor() as executor:  # one pool for every stage
+        grid = run_study(plan.grid, out / "runs" / "grid", executor=executor, progress=stage(plan.grid.name))
+        runs = plan.grid.runs
+        sweeps = []
+        for spec in plan.sweeps:
+            sweeps.append(run_study(spec, out / "runs" / spec.axes[0].name, executor=executor,
+                                    progress=stage(spec.name)))
+            runs += spec.runs
     explanation = None
     if plan.explain_pair:
         a_name, b_name = plan.explain_pair
@@ -129,6 +132,16 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
     if plan.claims:
         claims = judge_claims(plan, grid, sweeps, explanation, progress=progress)
     return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
+
+
+class _NoExecutor:
+    """Stands in for an executor when everything runs in this process."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def judge_claims(plan: StudyPlan, grid: StudyResult, sweeps: Sequence[StudyResult], explanation: Explanation | None,

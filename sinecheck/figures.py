@@ -42,7 +42,9 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
     cells = spec.cells()
     first = spec.axes[0]
     if len(spec.axes) > 1:
-        column = column if column is not None else spec.axes[1].values[min(1, len(spec.axes[1].values) - 1)]
+        if column is None:  # the base config's value of the second axis when it is one of the columns
+            base_value = str(getattr(spec.base, spec.axes[1].name, ""))
+            column = base_value if base_value in spec.axes[1].values else spec.axes[1].values[0]
         cells = [c for c in cells if c.values[1] == column]
     n = len(cells)
     cols = min(n, 3)
@@ -68,7 +70,8 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     suffix = f", {spec.axes[1].name} = {column}" if len(spec.axes) > 1 else ""
-    fig.suptitle(f"Predicted waves over {len(spec.seeds)} seeds ({spec.base.epochs} epochs{suffix})", fontsize=11)
+    fig.suptitle(f"Predicted waves over {len(spec.seeds)} seeds ({spec.base.epochs} epochs{suffix})", fontsize=11,
+                 y=1.02)
     return figure_bytes(fig)
 
 

@@ -360,7 +360,7 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike[str], *, workers: int 
                 done += 1
                 report(done)
     elif pending:
-        with _executor(executor, workers, scheduler) as pool:
+        with ExecutorScope(executor, workers, scheduler) as pool:
             futures: dict[Future[Any], Cell] = {pool.submit(run_cell, configs, spec.engine): cell
                                                 for cell, configs in tasks}
             for future in as_completed(futures):
@@ -373,8 +373,8 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike[str], *, workers: int 
     return result
 
 
-class _executor:
-    """Context manager for the executor to use: the caller's (left open), a Dask client's, or a process pool."""
+class ExecutorScope:
+    """The executor a study runs on, as a context: the caller's (left open), a Dask client's, or a process pool."""
 
     def __init__(self, given: Executor | None, workers: int, scheduler: str | None) -> None:
         self.given, self.workers, self.scheduler = given, workers, scheduler

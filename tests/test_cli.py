@@ -263,6 +263,16 @@ ERROR_CASES = [
     (["bogus"], ["sinecheck: error:", "'bogus'", "presets", "env", "run", "report"]),
     ([], ["sinecheck: error:", "required", "COMMAND"]),
     (["report", "--seeds", "0"], ["sinecheck report: error:", "--seeds", "0", ">= 1"]),
+    (["report", "--study-seeds", "1"], ["sinecheck report: error:", "--study-seeds", "1", ">= 2"]),
+    (["study", "--seeds", "1"], ["sinecheck study: error:", "--seeds", "1", ">= 2"]),
+    (["study", "--axis", "colour=red"], ["sinecheck study: error:", "axis", "'colour'", "initializer"]),
+    (["study", "--initializers", "xavier"], ["sinecheck study: error:", "initializer", "'xavier'"]),
+    (["study", "--batch-sizes", "0"], ["sinecheck study: error:", "batch_size", "0", ">= 1"]),
+    (["study", "--workers", "0"], ["sinecheck study: error:", "--workers", "0", ">= 1"]),
+    (["study", "--engine", "turbo"], ["sinecheck study: error:", "engine", "'turbo'", "fused"]),
+    (["explain", "keras-default", "nothere"], ["sinecheck explain: error:", "B", "'nothere'", "tf-explicit"]),
+    (["explain", "keras-default", "tf-explicit", "--seeds", "1"], ["sinecheck explain: error:", "--seeds", ">= 2"]),
+    (["bench", "--rounds", "0"], ["sinecheck bench: error:", "--rounds", "0", ">= 1"]),
     (["report", "--epochs", "0"], ["sinecheck report: error:", "epochs", "0", "[1, 100000]"]),
 ]
 
@@ -333,7 +343,7 @@ def test_report_out_that_cannot_be_created(capsys: pytest.CaptureFixture[str], t
 
 def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "nested" / "report"
-    status, out, err = run_main(capsys, "report", "--out", str(out_dir), "--seeds", "1", "--epochs", "1")
+    status, out, err = run_main(capsys, "report", "--out", str(out_dir), "--seeds", "1", "--epochs", "1", "--no-study")
     assert status == 0, err
     assert f"wrote {out_dir / 'report.md'}" in out
     assert len([line for line in out.splitlines() if "held-out MSE per seed" in line]) == 5
@@ -353,3 +363,46 @@ def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str
     assert len(report["rows"]) == 5
     assert all(row["epochs"] == 1 and row["seeds"] == [0] for row in report["rows"])
     assert [row["batch_size"] for row in report["rows"] if row["preset"] == "batch-sweep"] == [32, 64, 128]
+
+
+# -- study, explain, bench -------------------------------------------------------------------------------
+
+
+def test_study_writes_tables_figures_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_dir, json_path = tmp_path / "study", tmp_path / "s.json"
+    status, out, err = run_main(capsys, "study", "--seeds", "2", "--epochs", "2", "--initializers",
+                                "he_normal,truncated_normal(stddev=0.02)", "--batch-sizes", "32,full", "--no-sweeps",
+                                "--no-claims", "--workers", "1", "--out", str(out_dir), "--json", str(json_path))
+    assert status == 0, err
+    assert "| initializer | batch_size | held-out MSE mean [95 % CI]" in out
+    assert "keras-default vs tf-explicit: 2 differing factor(s)" in out
+    for name in ("study_heatmap.png", "study_curves.png", "study_spread.png", "explain.png"):
+        assert (out_dir / name).read_bytes().startswith(b"\x89PNG")
+    report = json.loads(json_path.read_text())
+    assert len(report["grid"]["cells"]) == 4 and report["explanation"]["factors"][0]["name"] == "learning_rate"
+    assert "## initializer × batch size" in (out_dir / "study.md").read_text()
+    status, out, _ = run_main(capsys, "study", "--seeds", "2", "--epochs", "2", "--initializers",
+                              "he_normal,truncated_normal(stddev=0.02)", "--batch-sizes", "32,full", "--no-sweeps",
+                              "--no-claims", "--workers", "1", "--out", str(out_dir))
+    assert status == 0 and "grid runs reused" in (out_dir / "study.md").read_text()  # resumed, nothing retrained
+
+
+def test_explain_prints_the_attribution(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, out, err = run_main(capsys, "explain", "keras-default", "tf-explicit", "--seeds", "2", "--epochs", "2",
+                                "--json", str(tmp_path / "e.json"), "--out", str(tmp_path))
+    assert status == 0, err
+    assert "learning_rate" in out and "kernel_initializer" in out and "seed noise" in out
+    assert json.loads((tmp_path / "e.json").read_text())["seeds"] == [0, 1]
+    assert (tmp_path / "explain.png").exists()
+
+
+def test_bench_quick_prints_ratios_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, out, err = run_main(capsys, "bench", "--quick", "--rounds", "1", "--epochs-per-call", "1",
+                                "--json", str(tmp_path / "b.json"))
+    assert status == 0, err
+    for engine in ("keras", "fused", "fused-xla", "numpy"):
+        assert f"keras-default            {engine}" in out
+    report = json.loads((tmp_path / "b.json").read_text())
+    ratios = report["rows"][0]["ratio_vs_keras"]
+    assert ratios["keras"] == 1.0 and all(r > 0 for r in ratios.values())
+    assert report["fingerprint"]["tensorflow"]

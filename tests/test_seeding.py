@@ -69,3 +69,29 @@ def test_fingerprint_probe_reads_thread_and_determinism_state() -> None:
 
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert (info["intra_op_threads"], info["inter_op_threads"], info["op_determinism"]) == (1, 2, True)
+
+
+def test_initializer_seeds_are_immune_to_other_users_of_python_random() -> None:
+    """Keras 3 draws initializer seeds from Python's global `random`; a draw by anyone else in between (another
+    thread: a Dask worker's) changes a seeded model — unless built under `private_initializer_seeds`."""
+    pytest.importorskip("tensorflow")
+    import random
+
+    from sinecheck.config import TrainConfig
+    from sinecheck.models import build_model
+    from sinecheck.seeding import private_initializer_seeds, seed_everything
+
+    cfg = TrainConfig(hidden_units=(4,), epochs=1)
+
+    def build(disturb: bool, guarded: bool) -> list:
+        seed_everything(3)
+        if disturb:
+            random.random()  # what another thread may do at any moment
+        if guarded:
+            with private_initializer_seeds(3):
+                return build_model(cfg).get_weights()
+        return build_model(cfg).get_weights()
+
+    undisturbed = build(False, False)
+    assert all((a == b).all() for a, b in zip(build(True, True), undisturbed, strict=True))
+    assert not all((a == b).all() for a, b in zip(build(True, False), undisturbed, strict=True))  # the hazard

@@ -6,6 +6,7 @@ predictions, metrics and divergence rule, so any difference `compare` finds come
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Mapping
@@ -18,7 +19,13 @@ from sinecheck.config import TrainConfig
 from sinecheck.data import SineData, make_data
 from sinecheck.models import build_model, compile_model, keras_module, to_numpy, weight_names
 from sinecheck.result import RunResult, digest_tensors, error_metrics
-from sinecheck.seeding import fingerprint, keras_backend, seed_everything, unseed_everything
+from sinecheck.seeding import (
+    fingerprint,
+    keras_backend,
+    private_initializer_seeds,
+    seed_everything,
+    unseed_everything,
+)
 
 
 @dataclass
@@ -61,7 +68,8 @@ def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray
         unseed_everything()
     data = make_data(config)
     noise = (unseeded_noise, secrets.randbits(31)) if unseeded_noise > 0 else None
-    model = compile_model(build_model(config, noise=noise), config)
+    with private_initializer_seeds(config.seed) if config.seed is not None else contextlib.nullcontext():
+        model = compile_model(build_model(config, noise=noise), config)
     options: dict[str, Any] = {}
     if unseeded_noise > 0:
         options["unseeded_noise"] = unseeded_noise
