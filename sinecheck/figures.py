@@ -49,7 +49,8 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
     n = len(cells)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), sharex=True, sharey=True, squeeze=False,
+                             layout="constrained")
     data = make_data(spec.base)
     x = data.x_test[:, 0]
     for ax, cell in zip(axes.flat, cells, strict=False):
@@ -70,8 +71,7 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     suffix = f", {spec.axes[1].name} = {column}" if len(spec.axes) > 1 else ""
-    fig.suptitle(f"Predicted waves over {len(spec.seeds)} seeds ({spec.base.epochs} epochs{suffix})", fontsize=11,
-                 y=1.02)
+    fig.suptitle(f"Predicted waves over {len(spec.seeds)} seeds ({spec.base.epochs} epochs{suffix})", fontsize=11)
     return figure_bytes(fig)
 
 
@@ -141,7 +141,7 @@ def plot_sweep(result: StudyResult) -> bytes:
     ax.set_xlabel(spec.axes[0].name)
     ax.set_ylabel("held-out MSE")
     ax.grid(alpha=0.3)
-    ax.set_title(f"{spec.name} on {spec.base.describe()[:60]}…", fontsize=8)
+    ax.set_title(f"{spec.name}, {len(spec.seeds)} seeds each\non {spec.base.describe()}", fontsize=7)
     return figure_bytes(fig)
 
 

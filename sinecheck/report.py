@@ -125,7 +125,7 @@ def render_markdown(experiments: Sequence[ExperimentRuns], env: dict[str, Any], 
     seeds = sorted({r.config.seed for e in experiments for r in e.runs})
     base = constant_baseline_mse(experiments[0].config) if experiments else float("nan")
     lines = [
-        "# sinecheck report: the three reference experiments",
+        "# sinecheck report: the three reference experiments and the error study",
         "",
         f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} in {elapsed_s:.0f} s.",
         f"Environment: {format_fingerprint(env)}.",
