@@ -198,10 +198,13 @@ def render_explanation(e: Explanation) -> str:
     """The explanation as a terminal/Markdown-friendly table plus the one-line answer."""
     lines = [f"{e.a_name} vs {e.b_name}: {len(e.factors)} differing factor(s), {len(e.seeds)} seeds, "
              f"{2 ** len(e.factors) * len(e.seeds)} runs with engine {e.engine} in {e.elapsed_s:.0f} s", ""]
-    lines.append(f"{'factor':<18} {'A':>26} {'B':>26} {'Δ MSE (Shapley)':>22} {'curve RMS (Shapley)':>22}")
+    wa = max([len("A"), *(len(f.a) for f in e.factors)])
+    wb = max([len("B"), *(len(f.b) for f in e.factors)])
+    wf = max([len("total (B − A)"), *(len(f.name) for f in e.factors)])
+    lines.append(f"{'factor':<{wf}}  {'A':<{wa}}  {'B':<{wb}}  {'Δ MSE (Shapley)':>18}  {'curve RMS (Shapley)':>20}")
     for f, m, c in zip(e.factors, e.mse_attribution, e.curve_attribution, strict=True):
-        lines.append(f"{f.name:<18} {f.a:>26} {f.b:>26} {_pm(m):>22} {_pm(c):>22}")
-    lines.append(f"{'total (B − A)':<18} {'':>26} {'':>26} {_pm(e.gap):>22} {_pm(e.curve_gap):>22}")
+        lines.append(f"{f.name:<{wf}}  {f.a:<{wa}}  {f.b:<{wb}}  {_pm(m):>18}  {_pm(c):>20}")
+    lines.append(f"{'total (B − A)':<{wf}}  {'':<{wa}}  {'':<{wb}}  {_pm(e.gap):>18}  {_pm(e.curve_gap):>20}")
     noise_m = ", ".join(f"{k} ±{v:.4f}" for k, v in e.noise_mse.items())
     noise_c = ", ".join(f"{k} {v:.4f}" for k, v in e.noise_curve.items())
     lines += ["", f"seed noise floor: MSE std over seeds {noise_m}; curve RMS between two seeds {noise_c}",
