@@ -1,4 +1,4 @@
-"""The ``sinecheck`` command: presets, env, run, matrix, bench, study, explain, report.
+"""The ``sinecheck`` command: presets, env, run, matrix, bench, study, explain, baseline, report.
 
 Bad arguments exit with status 2 and one line on stderr, never a traceback.
 """
@@ -115,6 +115,30 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="fused", metavar="NAME", help="training engine (default fused)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write explain.png (the attribution chart) there")
     p.add_argument("--json", metavar="PATH", help="write the attribution, per-seed values and noise floor as JSON")
+
+    p = sub.add_parser("baseline", help="golden baselines per environment: record, check, list, diff")
+    bsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    bsub.required = True
+    for action, text in (("record", "train the baseline set here and store it under this environment's key"),
+                         ("check", "train the baseline set here and compare with the stored baselines"),
+                         ("list", "list the stored baselines"),
+                         ("diff", "compare two stored baselines (e.g. old and new TF/Keras)")):
+        q = bsub.add_parser(action, help=text)
+        if action == "diff":
+            q.add_argument("old", metavar="OLD", help="a baseline JSON file, or its name in --dir")
+            q.add_argument("new", metavar="NEW", help="the same, for the newer environment")
+        q.add_argument("--dir", default="tests/baselines", metavar="PATH", help="baseline directory "
+                       "(default: tests/baselines)")
+        if action in ("check", "diff"):
+            q.add_argument("--strict", default="material", choices=("bitwise", "ulp", "material"),
+                           help="what fails (exit 1): any bit, worse than ULP, or a material change (default)")
+        if action == "record":
+            q.add_argument("--force", action="store_true", help="replace this environment's baseline if it exists")
+        if action in ("record", "check"):
+            q.add_argument("--short-only", action="store_true",
+                           help="only the short runs (not the presets' full epochs): a quick look")
+        if action != "list":
+            q.add_argument("--json", metavar="PATH", help="also write the result as JSON")
 
     p = sub.add_parser("report", help="the reference experiments and the error study, as Markdown with plots")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
@@ -355,6 +379,75 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_baseline(text: str, directory: str) -> Path:
+    path = Path(text)
+    if path.exists() or path.suffix == ".json":
+        return path
+    return Path(directory) / f"{text}.json"
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from sinecheck import baseline as bl
+    from sinecheck.storage import atomic_write
+
+    if args.action == "list":
+        paths = bl.list_baselines(args.dir)
+        if not paths:
+            print(f"no baselines in {args.dir}; record one with `sinecheck baseline record --dir {args.dir}`")
+            return 0
+        for path in paths:
+            b = bl.load_baseline(path, with_arrays=False)
+            print(f"{path.name:70} {len(b.entries):3} entries  recorded {b.created}\n    {b.key.describe()}")
+        return 0
+    if args.json:
+        _prepare_output("--json", Path(args.json), is_dir=False)
+    if args.action == "diff":
+        old = bl.load_baseline(_resolve_baseline(args.old, args.dir))
+        new = bl.load_baseline(_resolve_baseline(args.new, args.dir))
+        result = bl.diff(old, new)
+        print(f"{old.key.describe()}  →  {new.key.describe()}\n")
+        print(result.table())
+        print(f"\n{result.summary()}")
+        if args.json:
+            atomic_write(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+        return 1 if result.failed(args.strict) else 0
+    _quiet_tensorflow()
+    key = bl.EnvKey.current()
+    configs = bl.baseline_configs(full=not args.short_only)
+    if args.action == "check":
+        references = bl.select_references(key, args.dir)  # a corrupt file fails here, before any training
+        if not references:
+            print(f"no baseline for this environment ({key.describe()}) or an older version in {args.dir}; "
+                  f"record one with `sinecheck baseline record --dir {args.dir}`")
+            return 1
+    elif not args.force and bl.baseline_paths(args.dir, key)[0].exists():
+        raise ConfigError(f"--dir: {bl.baseline_paths(args.dir, key)[0]} exists for this environment; allowed: "
+                          "a new environment, or --force to replace it")
+    progress = _Progress()
+    results = bl.run_baseline_set(configs, progress=progress.step)
+    progress.finish()
+    current = bl.make_baseline(results, key)
+    if args.action == "record":
+        path, replaced = bl.record(current, args.dir, update=args.force)
+        print(f"{'replaced the baseline of ' + replaced.created if replaced else 'recorded'} {path} "
+              f"({len(current.entries)} entries) for {key.describe()}")
+        if args.json:
+            atomic_write(args.json, json.dumps(current.to_json(), indent=2) + "\n")
+        return 0
+    checks = bl.check(current.entries, key, args.dir)
+    for result in checks:
+        print(result.summary())
+        print(result.table())
+        print()
+    failed = bl.failures(checks, args.strict)
+    for result, bad in failed:
+        print(f"FAILED ({args.strict}) vs {result.against.path}: {', '.join(d.name for d in bad)}")
+    if args.json:
+        atomic_write(args.json, json.dumps({"key": key.to_dict(), "strict": args.strict,
+                                            "checks": [c.to_dict() for c in checks]}, indent=2) + "\n")
+    return 1 if failed else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     _positive("--seeds", args.seeds)
     _positive("--study-seeds", args.study_seeds, 2)
@@ -500,7 +593,8 @@ def render_matrix_markdown(matrix: Any, epochs: int) -> str:
 
 
 _COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "matrix": _cmd_matrix,
-             "bench": _cmd_bench, "study": _cmd_study, "explain": _cmd_explain, "report": _cmd_report}
+             "bench": _cmd_bench, "study": _cmd_study, "explain": _cmd_explain, "baseline": _cmd_baseline,
+             "report": _cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

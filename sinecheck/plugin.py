@@ -22,6 +22,7 @@ from sinecheck.storage import atomic_write
 
 _RUNS_KEY = pytest.StashKey[list[RunResult]]()
 _CELLS_KEY = pytest.StashKey[list[Any]]()
+_BASELINE_KEY = pytest.StashKey[list[str]]()
 _MATRIX_FILE = "sinecheck-matrix-{key}.json"
 
 
@@ -65,6 +66,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--sinecheck-factor", action="append", type=_factor, default=None, metavar="NAME",
                     help="run only these matrix factors (repeatable; default all; `sinecheck matrix "
                          "--list-factors` lists them)")
+    group.addoption("--sinecheck-baseline", choices=("check", "record", "update", "off"), default=None,
+                    help="golden baselines: check this environment against them (default), record one for a new "
+                         "environment, update (overwrite) this environment's, or off")
+    group.addoption("--sinecheck-baseline-dir", default=None, metavar="PATH",
+                    help="where baselines live (default: ini sinecheck_baseline_dir or tests/baselines)")
+    group.addoption("--sinecheck-strict", choices=("bitwise", "ulp", "material"), default=None,
+                    help="what fails against an older TF/Keras baseline: any bit (bitwise), worse than ULP (ulp), "
+                         "or only a material change of the error (material, default); the same environment "
+                         "must always match bit for bit")
+    parser.addini("sinecheck_baseline", "baseline mode: check, record, update or off", default="check")
+    parser.addini("sinecheck_baseline_dir", "directory of the golden baselines", default="tests/baselines")
+    parser.addini("sinecheck_strict", "baseline strictness: bitwise, ulp or material", default="material")
     parser.addini("sinecheck_seed", "base training seed for the suite's runs", default="0")
     parser.addini("sinecheck_epochs", "epochs of the short runs the suite trains", default="3")
     parser.addini("sinecheck_presets", "presets whose configs become matrix rows", type="args", default=[])
@@ -119,6 +132,22 @@ def pytest_configure(config: pytest.Config) -> None:
     _setting(config, "epochs", _positive_int)
     _names(config, "sinecheck_preset", "sinecheck_presets", _preset)
     _names(config, "sinecheck_factor", "sinecheck_factors", _factor)
+    _baseline_settings(config)
+    config.stash[_BASELINE_KEY] = []
+
+
+def _baseline_settings(config: pytest.Config) -> tuple[str, Path, str]:
+    """(mode, directory, strictness) from the options, else the ini keys; bad ini values are usage errors."""
+    mode = config.getoption("sinecheck_baseline") or str(config.getini("sinecheck_baseline"))
+    strict = config.getoption("sinecheck_strict") or str(config.getini("sinecheck_strict"))
+    for name, value, allowed in (("sinecheck_baseline", mode, ("check", "record", "update", "off")),
+                                 ("sinecheck_strict", strict, ("bitwise", "ulp", "material"))):
+        if value not in allowed:
+            raise pytest.UsageError(f"ini {name}: invalid value {value!r}; allowed: {', '.join(allowed)}")
+    directory = Path(config.getoption("sinecheck_baseline_dir") or str(config.getini("sinecheck_baseline_dir")))
+    if not directory.is_absolute():
+        directory = config.rootpath / directory
+    return mode, directory, strict
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -244,7 +273,70 @@ def sinecheck_cell(request: pytest.FixtureRequest, sinecheck_pool: Any, sinechec
     return cell
 
 
+class BaselineSession:
+    """What `sinecheck_baseline` gives a test: this environment's baseline runs and `verify()`, which records,
+    updates or checks according to ``--sinecheck-baseline`` and fails with the drift table."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.mode, self.directory, self.strict = _baseline_settings(config)
+        self.lines: list[str] = config.stash[_BASELINE_KEY]
+
+    def _command(self, mode: str) -> str:
+        return f"pytest --sinecheck-baseline={mode} --sinecheck-baseline-dir={self.directory}"
+
+    def verify(self) -> None:
+        """Record / update / check, per the mode; a missing baseline is a skip that says how to record one."""
+        from sinecheck import baseline as bl
+
+        if self.mode == "off":
+            pytest.skip("baselines off (--sinecheck-baseline=off)")
+        key = bl.EnvKey.current()
+        if self.mode == "check":
+            try:
+                references = bl.select_references(key, self.directory)
+            except bl.BaselineError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            if not references:
+                pytest.skip(f"no baseline for this environment ({key.describe()}) or an older version in "
+                            f"{self.directory}; record one with: {self._command('record')}")
+        results = bl.run_baseline_set(bl.baseline_configs())
+        current = bl.make_baseline(results, key)
+        if self.mode in ("record", "update"):
+            try:
+                path, replaced = bl.record(current, self.directory, update=self.mode == "update")
+            except bl.BaselineError as exc:
+                pytest.skip(str(exc))
+            what = f"replaced the baseline recorded {replaced.created}" if replaced else "recorded a new baseline"
+            self.lines.append(f"{what} for {key.describe()}: {path}")
+            return
+        checks = bl.check(current.entries, key, self.directory)
+        self.lines += [c.summary() for c in checks]
+        failed = bl.failures(checks, self.strict)
+        if failed:
+            text = [f"this environment: {key.describe()}; strictness {self.strict}"]
+            for result, bad in failed:
+                text += ["", result.summary(), result.table(),
+                         f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} beyond what "
+                         + ("a reproducible environment allows (bitwise)" if result.relation == "same environment"
+                            else f"--sinecheck-strict={self.strict} allows") + f": {', '.join(d.name for d in bad)}"]
+            text += ["", f"if the change is intended: {self._command('update')}"]
+            pytest.fail("\n".join(text), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def sinecheck_baseline(pytestconfig: pytest.Config) -> BaselineSession:
+    """Golden baselines of this environment: ``sinecheck_baseline.verify()`` checks (or records / updates, per
+    ``--sinecheck-baseline``) the reference configs' ``fit`` results against ``--sinecheck-baseline-dir``."""
+    return BaselineSession(pytestconfig)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    baseline_lines = config.stash.get(_BASELINE_KEY, [])
+    if baseline_lines:
+        terminalreporter.write_sep("-", "sinecheck baselines")
+        for line in baseline_lines:
+            terminalreporter.write_line(line)
     runs = config.stash.get(_RUNS_KEY, [])
     cells = list(config.stash.get(_CELLS_KEY, []))
     if not cells and not hasattr(config, "workerinput"):  # xdist controller: read what the workers shared

@@ -1,0 +1,448 @@
+"""Golden baselines per environment, and the check that tells bit-level drift from a material change.
+
+A baseline is what the reference configs produced in one environment — keyed by TensorFlow version, Keras
+version (and whether it is Keras 2 or 3), backend, oneDNN on/off, CPU instruction-set class and platform —
+stored as one JSON file (digests, metrics, configs) plus one ``.npz`` (initial and final weights, held-out
+predictions, loss history), never pickle, each written atomically.
+
+`check` compares this environment's runs with (a) the baseline of the *same* key — anything but bitwise
+identical is a reproducibility regression — and (b) the most recent baseline of an *older* TensorFlow/Keras
+version, grading every config IDENTICAL / ULP / CLOSE / DIVERGENT (weights beyond tolerance, error within the
+seed-noise band) / MATERIAL (held-out MSE moved beyond the seed-noise band of that config).  A strictness level
+decides what fails: ``bitwise`` anything not identical, ``ulp`` anything worse than ULP, ``material`` only
+material changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinecheck.compare import Tolerance, Verdict, compare, json_float
+from sinecheck.config import PRESETS, ConfigError, TrainConfig
+from sinecheck.result import RunResult
+from sinecheck.storage import atomic_write
+
+BASELINE_SCHEMA = 1
+STRICT_LEVELS: tuple[str, ...] = ("bitwise", "ulp", "material")
+DEFAULT_DIR = "tests/baselines"
+#: Seeds and epoch budgets of the baseline set: a short run shows bit-level drift early; the full one, what a
+#: user's 100-epoch result does.
+SEEDS: tuple[int, ...] = (0, 1, 2)
+SHORT_EPOCHS = 5
+#: A material change moves the held-out MSE by more than this many seed standard deviations of that config.
+NOISE_SIGMAS = 2.0
+NOISE_FLOOR = 1e-4
+GRADES: tuple[str, ...] = ("identical", "ulp", "close", "divergent", "material", "missing")
+
+
+class BaselineError(ConfigError):
+    """A baseline file is missing, corrupt, foreign or of an unknown schema; the message names the file and
+    the command that regenerates it."""
+
+
+def regenerate_hint(directory: str | os.PathLike[str]) -> str:
+    return (f"regenerate it with `sinecheck baseline record --dir {directory} --force` "
+            f"(or `pytest --sinecheck-baseline=update --sinecheck-baseline-dir={directory}`)")
+
+
+# -- environment keys ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvKey:
+    """What makes two environments' bits comparable: the same key must reproduce bit for bit."""
+
+    tensorflow: str
+    keras: str  # "keras-3.15.1" or "tf_keras-2.21.0": which Keras trained, and its version
+    backend: str
+    onednn: bool
+    isa: str
+    platform: str
+
+    @classmethod
+    def current(cls) -> EnvKey:
+        from sinecheck.seeding import fingerprint
+
+        return cls.from_fingerprint(fingerprint(probe_tensorflow=True))
+
+    @classmethod
+    def from_fingerprint(cls, fp: Mapping[str, Any]) -> EnvKey:
+        impl = fp.get("keras_impl", "keras")
+        version = fp.get("tf_keras") if impl == "tf_keras" else fp.get("keras")
+        return cls(str(fp.get("tensorflow")), f"{impl}-{version}", str(fp.get("keras_backend")),
+                   bool(fp.get("onednn")), str(fp.get("isa")), str(fp.get("platform")))
+
+    @property
+    def slug(self) -> str:
+        """The file name stem, e.g. ``tf2.21.0-keras3.15.1-tensorflow-onednn-avx512-linux-x86_64``."""
+        keras = self.keras.replace("keras-", "keras").replace("tf_keras", "tfkeras")
+        raw = (f"tf{self.tensorflow}-{keras}-{self.backend}-{'onednn' if self.onednn else 'noonednn'}-"
+               f"{self.isa}-{self.platform}").lower()
+        return re.sub(r"[^a-z0-9._-]+", "_", raw)
+
+    @property
+    def versions(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(TensorFlow, Keras) versions as numbers, for "older than"."""
+        return _version(self.tensorflow), _version(self.keras.split("-", 1)[-1])
+
+    def same_machine_class(self, other: EnvKey) -> bool:
+        return (self.backend, self.onednn, self.isa, self.platform) == (other.backend, other.onednn, other.isa,
+                                                                         other.platform)
+
+    def describe(self) -> str:
+        return (f"TensorFlow {self.tensorflow}, {self.keras.replace('-', ' ')}, {self.backend} backend, oneDNN "
+                f"{'on' if self.onednn else 'off'}, {self.isa}, {self.platform}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3]) or (0,)
+
+
+# -- the baseline set ----------------------------------------------------------------------------------------
+
+
+def baseline_configs(*, seeds: Sequence[int] = SEEDS, short_epochs: int = SHORT_EPOCHS,
+                     full: bool = True) -> list[tuple[str, TrainConfig]]:
+    """(name, config) of every baseline entry: each preset config × seeds × (short run, the preset's epochs)."""
+    out = []
+    for preset_name, preset in PRESETS.items():
+        for cfg, label in zip(preset.configs, preset.labels, strict=True):
+            budgets = [short_epochs] + ([cfg.epochs] if full and cfg.epochs != short_epochs else [])
+            for epochs in budgets:
+                for seed in seeds:
+                    name = f"{preset_name}/{label.replace(' ', '')}/{epochs}ep/seed{seed}"
+                    out.append((name, cfg.replace(epochs=epochs, seed=seed)))
+    return out
+
+
+def group_of(name: str) -> str:
+    """The entry name without its seed: the seeds of one group make its noise band."""
+    return name.rsplit("/seed", 1)[0]
+
+
+# -- files ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Entry:
+    """One stored run: its config, digests, metrics and (compact) arrays."""
+
+    config: TrainConfig
+    digests: dict[str, str]
+    metrics: dict[str, float | None]
+    diverged: bool
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, result: RunResult) -> Entry:
+        arrays = {k: v for k, v in result.tensors().items() if k != "pred/train"}
+        return cls(result.config, dict(result.digests), dict(result.metrics), result.diverged, arrays)
+
+
+@dataclass
+class Baseline:
+    """Every entry recorded in one environment."""
+
+    key: EnvKey
+    entries: dict[str, Entry]
+    fingerprint: dict[str, Any]
+    created: str
+    path: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": BASELINE_SCHEMA, "kind": "sinecheck-baseline", "key": self.key.to_dict(),
+                "fingerprint": self.fingerprint, "created": self.created,
+                "entries": {name: {"config": e.config.to_dict(), "config_id": e.config.config_id,
+                                   "digests": e.digests, "metrics": {k: json_float(v) for k, v in e.metrics.items()},
+                                   "diverged": e.diverged}
+                            for name, e in self.entries.items()}}
+
+
+def baseline_paths(directory: str | os.PathLike[str], key: EnvKey) -> tuple[Path, Path]:
+    root = Path(directory)
+    return root / f"{key.slug}.json", root / f"{key.slug}.npz"  # (the slug has dots: no with_suffix)
+
+
+def write_baseline(baseline: Baseline, directory: str | os.PathLike[str]) -> Path:
+    """Write the ``.npz`` then the JSON (each atomically: temp file + os.replace); return the JSON path."""
+    json_path, npz_path = baseline_paths(directory, baseline.key)
+    arrays = {f"{name}::{tensor}": np.asarray(value) for name, e in baseline.entries.items()
+              for tensor, value in e.arrays.items()}
+    atomic_write(npz_path, lambda fh: np.savez_compressed(fh, **arrays))
+    return atomic_write(json_path, json.dumps(baseline.to_json(), indent=1) + "\n")
+
+
+def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> Baseline:
+    """Load one baseline with `json` and ``np.load(allow_pickle=False)`` only; any problem is a BaselineError
+    naming the file and how to regenerate it."""
+    path = Path(path)
+    hint = regenerate_hint(path.parent)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BaselineError(f"{path}: no such baseline file; record one with `sinecheck baseline record "
+                            f"--dir {path.parent}`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"{path}: not a readable baseline ({type(exc).__name__}: {exc}); {hint}") from None
+    if not isinstance(data, dict) or data.get("kind") != "sinecheck-baseline":
+        raise BaselineError(f"{path}: not a sinecheck baseline (no 'kind': 'sinecheck-baseline'); {hint}")
+    if data.get("schema") != BASELINE_SCHEMA:
+        raise BaselineError(f"{path}: baseline schema {data.get('schema')!r} is not supported; allowed: "
+                            f"{BASELINE_SCHEMA} (this sinecheck); {hint}")
+    try:
+        key = EnvKey(**data["key"])
+        entries = {name: Entry(TrainConfig.from_dict(e["config"]), dict(e["digests"]),
+                               {k: (float(v) if isinstance(v, str) else v) for k, v in e["metrics"].items()},
+                               bool(e["diverged"])) for name, e in data["entries"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BaselineError(f"{path}: malformed baseline ({type(exc).__name__}: {exc}); {hint}") from None
+    if with_arrays:
+        npz_path = path.with_suffix(".npz")
+        try:
+            with np.load(npz_path, allow_pickle=False) as npz:
+                for composite in npz.files:
+                    name, _, tensor = composite.partition("::")
+                    if name in entries:
+                        entries[name].arrays[tensor] = npz[composite]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise BaselineError(f"{npz_path}: missing or unreadable arrays of {path.name} "
+                                f"({type(exc).__name__}: {exc}); {hint}") from None
+    return Baseline(key, entries, data.get("fingerprint", {}), data.get("created", ""), path)
+
+
+def list_baselines(directory: str | os.PathLike[str]) -> list[Path]:
+    return sorted(Path(directory).glob("*.json"))
+
+
+def find_baselines(directory: str | os.PathLike[str]) -> list[Baseline]:
+    """Every baseline in `directory` (metadata only; a bad file raises BaselineError)."""
+    return [load_baseline(p, with_arrays=False) for p in list_baselines(directory)]
+
+
+# -- recording -----------------------------------------------------------------------------------------------
+
+
+def run_baseline_set(configs: Sequence[tuple[str, TrainConfig]], *, engine: str = "keras",
+                     progress: Callable[[int, int, str], None] | None = None) -> dict[str, RunResult]:
+    """Train every baseline config (Keras ``fit`` by default: the thing users upgrade)."""
+    from sinecheck.engines import train
+
+    out = {}
+    for i, (name, cfg) in enumerate(configs, 1):
+        if progress is not None:
+            progress(i, len(configs), name)
+        out[name] = train(cfg, engine=engine)
+    return out
+
+
+def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -> Baseline:
+    from sinecheck.seeding import fingerprint
+
+    return Baseline(key or EnvKey.current(), {n: Entry.from_result(r) for n, r in results.items()},
+                    fingerprint(probe_tensorflow=True), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+def record(baseline: Baseline, directory: str | os.PathLike[str], *,
+           update: bool = False) -> tuple[Path, Baseline | None]:
+    """Store `baseline` under its key.  Without `update` an existing baseline of that key is never touched
+    (BaselineError); with it, the old one is replaced and returned, so the caller can say what it replaced.
+    Safe for concurrent callers (a file lock per key)."""
+    from filelock import FileLock
+
+    json_path, _ = baseline_paths(directory, baseline.key)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(json_path.with_suffix(".lock"))):
+        replaced = None
+        if json_path.exists():
+            if not update:
+                raise BaselineError(f"{json_path}: a baseline for this environment exists already; `record` never "
+                                    "overwrites one — use `sinecheck baseline record --force` or "
+                                    "`pytest --sinecheck-baseline=update` to replace it")
+            try:
+                replaced = load_baseline(json_path, with_arrays=False)
+            except BaselineError:
+                replaced = None  # a corrupt file is what `update` is for
+        return write_baseline(baseline, directory), replaced
+
+
+# -- checking ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Drift:
+    """One entry graded against a baseline."""
+
+    name: str
+    grade: str
+    max_abs_w: float | None
+    max_ulp_w: int | None
+    delta_mse: float | None
+    noise_band: float | None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "grade": self.grade, "max_abs_w": json_float(self.max_abs_w),
+                "max_ulp_w": self.max_ulp_w, "delta_mse": json_float(self.delta_mse),
+                "noise_band": json_float(self.noise_band), "detail": self.detail}
+
+
+@dataclass
+class CheckResult:
+    """This environment against one baseline."""
+
+    against: Baseline
+    relation: str  # "same environment" | "older version" | "other machine class"
+    drifts: list[Drift]
+
+    @property
+    def worst(self) -> str:
+        return max((d.grade for d in self.drifts), key=GRADES.index, default="identical")
+
+    def failed(self, strict: str) -> list[Drift]:
+        """The drifts this strictness level does not accept (the same environment must be bitwise equal)."""
+        limit = "identical" if self.relation == "same environment" else {
+            "bitwise": "identical", "ulp": "ulp", "material": "divergent"}[strict]
+        return [d for d in self.drifts if GRADES.index(d.grade) > GRADES.index(limit)]
+
+    def table(self) -> str:
+        """The drift table: config, verdict, max |Δw|, max ULP, ΔMSE against its noise band."""
+        rows = [("config", "verdict", "max |Δw|", "max ULP (w)", "ΔMSE held-out", "noise band")]
+        for d in self.drifts:
+            rows.append((d.name, d.grade, _num(d.max_abs_w), "—" if d.max_ulp_w is None else str(d.max_ulp_w),
+                         _num(d.delta_mse, signed=True), _num(d.noise_band)))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"  {d.name}: {d.detail}" for d in self.drifts if d.grade != "identical" and d.detail]
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        counts = {g: sum(d.grade == g for d in self.drifts) for g in GRADES}
+        parts = ", ".join(f"{n} {g}" for g, n in counts.items() if n)
+        note = ""
+        if self.relation == "other machine class":
+            note = (" — a baseline from another CPU/ISA class or oneDNN setting may legitimately differ "
+                    "(oneDNN picks kernels by instruction set); not a regression")
+        return f"vs {self.against.key.describe()} ({self.relation}): {parts}{note}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"against": self.against.key.to_dict(), "file": str(self.against.path), "relation": self.relation,
+                "worst": self.worst, "drifts": [d.to_dict() for d in self.drifts]}
+
+
+def _num(value: float | None, *, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:+.2e}" if signed else f"{value:.2e}"
+
+
+def noise_bands(baseline: Baseline) -> dict[str, float]:
+    """Per group (config without seed): NOISE_SIGMAS × the std of held-out MSE over its seeds (floored)."""
+    groups: dict[str, list[float]] = {}
+    for name, e in baseline.entries.items():
+        value = e.metrics.get("mse_test")
+        if value is not None and math.isfinite(value):
+            groups.setdefault(group_of(name), []).append(value)
+    return {g: max(NOISE_SIGMAS * float(np.std(v, ddof=1)) if len(v) > 1 else NOISE_FLOOR, NOISE_FLOOR)
+            for g, v in groups.items()}
+
+
+def grade(name: str, current: Entry, stored: Entry | None, band: float | None, tolerance: Tolerance) -> Drift:
+    """Grade one entry: the verdict of its arrays, promoted to MATERIAL when the held-out MSE moved beyond
+    the seed-noise band (or divergence differs)."""
+    if stored is None:
+        return Drift(name, "missing", None, None, None, band, "not in the baseline")
+    if current.config.to_dict() != stored.config.to_dict():
+        return Drift(name, "material", None, None, None, band, "the baseline recorded another config")
+    a = {k: v for k, v in stored.arrays.items()}
+    b = {k: v for k, v in current.arrays.items()}
+    if not a:  # metadata-only load: digests decide
+        same = stored.digests == current.digests
+        return Drift(name, "identical" if same else "divergent", None, None, None, band, "digests only")
+    cmp = compare(a, b, tolerance=tolerance)
+    weights = [t for t in cmp.tensors if t.name.startswith("final/")]
+    max_w = max((t.max_abs for t in weights), default=None)
+    max_ulp = max((t.max_ulp for t in weights), default=None)
+    mse_a, mse_b = stored.metrics.get("mse_test"), current.metrics.get("mse_test")
+    delta = None if mse_a is None or mse_b is None else mse_b - mse_a
+    level = {Verdict.IDENTICAL: "identical", Verdict.ULP: "ulp", Verdict.CLOSE: "close"}.get(cmp.verdict, "divergent")
+    if stored.diverged != current.diverged:
+        return Drift(name, "material", max_w, max_ulp, delta, band,
+                     f"diverged {stored.diverged} → {current.diverged}")
+    beyond_noise = delta is not None and band is not None and (not math.isfinite(delta) or abs(delta) > band)
+    if level == "divergent" and beyond_noise:
+        level = "material"
+    changed = [k for k in set(stored.digests) | set(current.digests) if stored.digests.get(k) != current.digests.get(k)]
+    changed += [f"metric {k}" for k in stored.metrics if not _same_number(stored.metrics[k], current.metrics.get(k))]
+    if level == "identical" and changed:  # the arrays agree but the recorded numbers do not: an edited file
+        return Drift(name, "material" if beyond_noise else "divergent", max_w, max_ulp, delta, band,
+                     f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match")
+    worst = max(cmp.tensors, key=lambda t: t.verdict)
+    return Drift(name, level, max_w, max_ulp, delta, band, "" if level == "identical" else
+                 f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ")
+
+
+def _same_number(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def check_against(current: Mapping[str, Entry], baseline: Baseline, relation: str, *,
+                  tolerance: Tolerance | None = None) -> CheckResult:
+    bands = noise_bands(baseline)
+    tol = tolerance or Tolerance()
+    drifts = [grade(name, entry, baseline.entries.get(name), bands.get(group_of(name)), tol)
+              for name, entry in current.items()]
+    return CheckResult(baseline, relation, drifts)
+
+
+def select_references(key: EnvKey, directory: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+    """The baselines to check `key` against: the same key, the most recent older TF/Keras version on the same
+    machine class, and — reported as such — same versions on another machine class."""
+    baselines = find_baselines(directory)
+    out: list[tuple[Path, str]] = []
+    same = [b for b in baselines if b.key == key]
+    if same and same[0].path:
+        out.append((same[0].path, "same environment"))
+    older = [b for b in baselines if b.key != key and key.same_machine_class(b.key) and b.key.versions < key.versions]
+    if older:
+        newest = max(older, key=lambda b: b.key.versions)
+        if newest.path:
+            out.append((newest.path, "older version"))
+    other = [b for b in baselines if b.key.versions == key.versions and not key.same_machine_class(b.key)]
+    out += [(b.path, "other machine class") for b in other if b.path]
+    return out
+
+
+def check(current: Mapping[str, Entry], key: EnvKey, directory: str | os.PathLike[str], *,
+          tolerance: Tolerance | None = None) -> list[CheckResult]:
+    """Check this environment's entries against every reference baseline `select_references` finds."""
+    return [check_against(current, load_baseline(path), relation, tolerance=tolerance)
+            for path, relation in select_references(key, directory)]
+
+
+def diff(old: Baseline, new: Baseline, *, tolerance: Tolerance | None = None) -> CheckResult:
+    """Two stored baselines against each other (e.g. after a nox upgrade run), graded like `check`."""
+    relation = "older version" if old.key.same_machine_class(new.key) else "other machine class"
+    return check_against(new.entries, old, relation, tolerance=tolerance)
+
+
+def failures(results: Iterable[CheckResult], strict: str) -> list[tuple[CheckResult, list[Drift]]]:
+    if strict not in STRICT_LEVELS:
+        raise ConfigError(f"strict: invalid value {strict!r}; allowed: {', '.join(STRICT_LEVELS)}")
+    return [(r, bad) for r in results if (bad := r.failed(strict)) and r.relation != "other machine class"]
