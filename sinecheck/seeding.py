@@ -66,12 +66,16 @@ def seed_everything(seed: int, *, keep_kernel_cache: bool = False) -> None:
         raise ValueError(f"seed: invalid value {seed!r}; allowed: an integer in [0, 2**32 - 1]")
     random.seed(seed)
     np.random.seed(seed)
-    if keep_kernel_cache and not uses_legacy_keras() and keras_backend() == "tensorflow":
-        from keras.src.backend.common import global_state
-        from keras.src.random import seed_generator
-        from keras.src.utils import rng_utils
-        from tensorflow.python.eager import context
-
+    keep_kernel_cache = keep_kernel_cache and not uses_legacy_keras() and keras_backend() == "tensorflow"
+    if keep_kernel_cache:
+        try:
+            from keras.src.backend.common import global_state
+            from keras.src.random import seed_generator
+            from keras.src.utils import rng_utils
+            from tensorflow.python.eager import context
+        except ImportError:  # Keras 2: seed the ordinary way below
+            keep_kernel_cache = False
+    if keep_kernel_cache:
         global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)  # keras.utils.set_random_seed,
         global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)  # minus the flush
         tf_context = context.context()
@@ -157,7 +161,9 @@ def keras_backend() -> str:
     if uses_legacy_keras():
         return "tensorflow"
     if "keras" in sys.modules:
-        return sys.modules["keras"].config.backend()
+        keras = sys.modules["keras"]
+        config = getattr(keras, "config", None)  # Keras 3; Keras 2 (tf.keras of TF <= 2.15) has backend.backend()
+        return str(config.backend() if config is not None else keras.backend.backend())
     env = os.environ.get("KERAS_BACKEND")
     if env:
         return env
