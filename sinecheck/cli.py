@@ -420,7 +420,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
             print(f"no baseline for this environment ({key.describe()}) or an older version in {args.dir}; "
                   f"record one with `sinecheck baseline record --dir {args.dir}`")
             return 1
-    elif not args.force and bl.baseline_paths(args.dir, key)[0].exists():
+    else:
+        _prepare_output("--dir", Path(args.dir), is_dir=True)  # an unwritable directory fails before training
+    if args.action == "record" and not args.force and bl.baseline_paths(args.dir, key)[0].exists():
         raise ConfigError(f"--dir: {bl.baseline_paths(args.dir, key)[0]} exists for this environment; allowed: "
                           "a new environment, or --force to replace it")
     progress = _Progress()

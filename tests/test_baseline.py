@@ -241,3 +241,15 @@ def test_bad_baseline_options_are_usage_errors(pytester: pytest.Pytester) -> Non
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*ini sinecheck_baseline: invalid value 'sometimes'; allowed: check, record*"])
+
+
+def test_cli_record_refuses_an_existing_environment_before_training(
+        tiny_baseline: bl.Baseline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sinecheck.cli import main
+
+    here = _with_key(tiny_baseline)
+    here.key = bl.EnvKey.current()
+    bl.record(here, tmp_path)
+    assert main(["baseline", "record", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "exists for this environment" in err and "--force" in err and len(err.strip().splitlines()) == 1
