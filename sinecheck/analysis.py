@@ -4,6 +4,7 @@ stored, tabulated, plotted and written as Markdown + JSON.  Used by ``sinecheck 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -110,7 +111,7 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
     from sinecheck.study import ExecutorScope
 
     pooled = workers > 1 or scheduler is not None
-    with ExecutorScope(None, workers, scheduler) if pooled else _NoExecutor() as executor:  # one pool for every stage
+    with ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor:  # one pool
         grid = run_study(plan.grid, out / "runs" / "grid", executor=executor, progress=stage(plan.grid.name))
         runs = plan.grid.runs
         sweeps = []
@@ -132,16 +133,6 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
     if plan.claims:
         claims = judge_claims(plan, grid, sweeps, explanation, progress=progress)
     return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
-
-
-class _NoExecutor:
-    """Stands in for an executor when everything runs in this process."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def judge_claims(plan: StudyPlan, grid: StudyResult, sweeps: Sequence[StudyResult], explanation: Explanation | None,

@@ -368,8 +368,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
         return Drift(name, "missing", None, None, None, band, "not in the baseline")
     if current.config.to_dict() != stored.config.to_dict():
         return Drift(name, "material", None, None, None, band, "the baseline recorded another config")
-    a = {k: v for k, v in stored.arrays.items()}
-    b = {k: v for k, v in current.arrays.items()}
+    a, b = stored.arrays, current.arrays
     if not a:  # metadata-only load: digests decide
         same = stored.digests == current.digests
         return Drift(name, "identical" if same else "divergent", None, None, None, band, "digests only")
