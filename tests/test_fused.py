@@ -127,3 +127,21 @@ def test_cli_runs_the_fused_engine(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert "--engine: invalid value 'turbo'; allowed: keras, fused, fused-xla" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_given_orders_are_validated_and_recorded() -> None:
+    """An experiment on the sample order itself (the reused-permutation claim) passes its own orders."""
+    import numpy as np
+
+    from sinecheck.config import ConfigError
+    from sinecheck.engines.fused import train_fused
+
+    cfg = TrainConfig(hidden_units=(4,), n_points=16, batch_size=4, epochs=2)
+    with pytest.raises(ConfigError, match=r"orders: invalid value of shape \(1, 16\); allowed: 2 permutations"):
+        train_fused(cfg, orders=np.zeros((1, 16)))
+    with pytest.raises(ConfigError, match="permutations of range"):
+        train_fused(cfg, orders=np.zeros((2, 16)))
+    reversed_orders = np.tile(np.arange(16)[::-1], (2, 1))
+    result = train_fused(cfg, orders=reversed_orders)
+    assert result.options["sample_order"] == "given"
+    assert not compare(result, train(cfg.replace(shuffle=False), engine="fused")).identical
