@@ -116,6 +116,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR", help="also write explain.png (the attribution chart) there")
     p.add_argument("--json", metavar="PATH", help="write the attribution, per-seed values and noise floor as JSON")
 
+    p = sub.add_parser("diverge", help="where two runs part: first (epoch, batch) and stage, step by step")
+    p.add_argument("preset", metavar="PRESET", help=f"one of: {', '.join(PRESETS)} (its first config)")
+    p.add_argument("--factor", required=True, metavar="NAME",
+                   help="the two sides to compare, as a matrix factor (e.g. onednn-off, xla, tf-keras, "
+                        "shuffle-off; `sinecheck matrix --list-factors`)")
+    p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default 5)")
+    p.add_argument("--out", default=None, metavar="DIR", help="also write diverge.png (max |Δw| per step) there")
+    p.add_argument("--json", metavar="PATH", help="write the divergence and the per-step growth as JSON")
+
     p = sub.add_parser("baseline", help="golden baselines per environment: record, check, list, diff")
     bsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bsub.required = True
@@ -379,6 +388,36 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diverge(args: argparse.Namespace) -> int:
+    from sinecheck.matrix import factor_by_name
+
+    _positive("--epochs", args.epochs)
+    factor = factor_by_name(args.factor)  # an unknown factor fails before any training
+    config = get_preset(args.preset).configs[0].replace(epochs=args.epochs or 5)
+    for option, path, is_dir in (("--out", args.out, True), ("--json", args.json, False)):
+        if path:
+            _prepare_output(option, Path(path), is_dir=is_dir)
+    _quiet_tensorflow()
+    from sinecheck.diverge import diverge_factor, plot_growth
+    from sinecheck.storage import atomic_write
+
+    _, _, divergence, elapsed = diverge_factor(config, factor.name)
+    print(f"{args.preset} ({config.describe()}), factor {factor.name}: {factor.question}")
+    print(divergence.describe())
+    growth = divergence.growth
+    marks = [k for k in (0, 1, 9, 99, 999) if k < len(growth)] + ([len(growth) - 1] if len(growth) else [])
+    print("max |Δw| after step " + ", ".join(f"{k + 1}: {growth[k]:.3g}" for k in dict.fromkeys(marks)))
+    print(f"({len(growth)} steps traced in two worker processes, {elapsed:.0f} s)")
+    if args.out:
+        png = plot_growth(divergence, title=f"{args.preset}: {factor.name}")
+        print(f"wrote {atomic_write(Path(args.out) / 'diverge.png', png)}")
+    if args.json:
+        atomic_write(args.json, json.dumps({"preset": args.preset, "factor": factor.name,
+                                            "config": config.to_dict(), **divergence.to_dict()}, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _resolve_baseline(text: str, directory: str) -> Path:
     path = Path(text)
     if path.exists() or path.suffix == ".json":
@@ -595,7 +634,8 @@ def render_matrix_markdown(matrix: Any, epochs: int) -> str:
 
 
 _COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "matrix": _cmd_matrix,
-             "bench": _cmd_bench, "study": _cmd_study, "explain": _cmd_explain, "baseline": _cmd_baseline,
+             "bench": _cmd_bench, "study": _cmd_study, "explain": _cmd_explain, "diverge": _cmd_diverge,
+             "baseline": _cmd_baseline,
              "report": _cmd_report}
 
 

@@ -49,6 +49,10 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
 
         orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
         return {"ok": True, "orders": [o.tolist() for o in orders]}
+    if request["kind"] == "trace":
+        from sinecheck.diverge import trace_fit
+
+        return {"ok": True, "path": str(trace_fit(config).save(request["out"]))}
     if request["kind"] == "bench_fit":  # the model is built once per (config, epochs): later calls time epochs
         from sinecheck.bench import epoch_runner, time_runner
 

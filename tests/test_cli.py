@@ -273,6 +273,8 @@ ERROR_CASES = [
     (["explain", "keras-default", "nothere"], ["sinecheck explain: error:", "B", "'nothere'", "tf-explicit"]),
     (["explain", "keras-default", "tf-explicit", "--seeds", "1"], ["sinecheck explain: error:", "--seeds", ">= 2"]),
     (["bench", "--rounds", "0"], ["sinecheck bench: error:", "--rounds", "0", ">= 1"]),
+    (["diverge", "keras-default", "--factor", "bogus"], ["sinecheck diverge: error:", "'bogus'", "onednn-off"]),
+    (["diverge", "keras-default", "--factor", "injected-noise"], ["sinecheck diverge: error:", "cannot be traced"]),
     (["report", "--epochs", "0"], ["sinecheck report: error:", "epochs", "0", "[1, 100000]"]),
 ]
 
