@@ -123,7 +123,7 @@ def claim_initializer_and_batch_matter(grid: StudyResult, *, control: str = "zer
     terms = variance_decomposition(data, names) or {}
     init, batch = terms.get("initializer"), terms.get("batch_size")
     ps = [t.p if t else None for t in (init, batch)]
-    verdict = SUPPORTED if all(p is not None and p < ALPHA for p in ps) else INCONCLUSIVE
+    verdict = SUPPORTED if all(verdict_from_test(p) == SUPPORTED for p in ps) else INCONCLUSIVE
     return Claim(
         "initializer-and-batch-size", "The kernel initializer and the batch size change the predictions.",
         "reference experiments",

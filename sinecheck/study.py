@@ -19,7 +19,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -580,8 +580,3 @@ def variance_decomposition(data: np.ndarray, names: Sequence[str]) -> dict[str, 
 def format_value(value: str) -> str:
     """Axis values as shown in tables (full initializer specs are long)."""
     return value.replace("(stddev=", "(").replace("random_normal", "rand_normal")
-
-
-def iter_cells(result: StudyResult) -> Iterable[tuple[Cell, Summary]]:
-    for cell in result.spec.cells():
-        yield cell, summarize(result.values("mse_test", cell))
