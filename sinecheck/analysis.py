@@ -25,7 +25,6 @@ from sinecheck.claims import (
     claim_stddev_drastic,
     render_claims,
 )
-from sinecheck.config import get_preset
 from sinecheck.explain import Explanation, explain, render_explanation
 from sinecheck.figures import plot_explain, plot_study_curves, plot_study_heatmap, plot_study_spread, plot_sweep
 from sinecheck.storage import atomic_write
@@ -38,6 +37,7 @@ from sinecheck.study import (
     Axis,
     StudyResult,
     StudySpec,
+    base_config,
     format_value,
     grid_study,
     run_study,
@@ -66,8 +66,8 @@ def default_plan(*, preset: str = "keras-default", seeds: int = 10, epochs: int 
     """The issue's study: initializer × batch size (or the given `axes`) on `preset`, plus stddev, learning-rate
     and optimizer sweeps on tf-explicit, keras-default vs tf-explicit explained, and the claims."""
     if axes:
-        grid = StudySpec(" × ".join(a.name for a in axes), _base(preset, epochs), tuple(axes), tuple(range(seeds)),
-                         engine)
+        grid = StudySpec(" × ".join(a.name for a in axes), base_config(preset, epochs), tuple(axes),
+                         tuple(range(seeds)), engine)
     else:
         grid = grid_study(preset=preset, seeds=seeds, epochs=epochs, initializers=initializers,
                           batch_sizes=batch_sizes, engine=engine)
@@ -77,11 +77,6 @@ def default_plan(*, preset: str = "keras-default", seeds: int = 10, epochs: int 
                        (("stddev", DEFAULT_STDDEVS), ("learning_rate", DEFAULT_LEARNING_RATES),
                         ("optimizer", DEFAULT_OPTIMIZERS))]
     return plan
-
-
-def _base(preset: str, epochs: int | None) -> Any:
-    base = get_preset(preset).configs[0]
-    return base if epochs is None else base.replace(epochs=epochs)
 
 
 @dataclass
@@ -123,7 +118,7 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
     if plan.explain_pair:
         a_name, b_name = plan.explain_pair
         epochs = plan.grid.base.epochs
-        a, b = (get_preset(n).configs[0].replace(epochs=epochs) for n in plan.explain_pair)
+        a, b = (base_config(n, epochs) for n in plan.explain_pair)
         t0 = time.perf_counter()
         explanation = explain(a, b, seeds=plan.grid.seeds, engine=plan.grid.engine, a_name=a_name, b_name=b_name,
                               progress=None if progress is None else (

@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from sinecheck.config import ConfigError, TrainConfig
 
 #: Engines `bench` times, in display order; ``keras`` is the reference every ratio is taken against.
@@ -68,8 +66,7 @@ def _fused_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
     start = fresh_start(cfg, clear_session=False)
     t = time.perf_counter()
     program = FusedProgram(GraphKey.of(cfg, jit_compile=jit))  # a new one: its tracing is what we measure
-    flat = np.concatenate([w.reshape(-1) for w in start.initial.values()]).astype(np.float32)
-    program.load(flat, cfg.optimizer.learning_rate, start.data.x_train, start.data.y_train)
+    program.load(start, cfg.optimizer.learning_rate)
     orders = epoch_orders_from_keras(cfg, start.data.y_train)
 
     def call() -> None:

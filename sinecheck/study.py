@@ -239,7 +239,7 @@ def grid_study(*, preset: str = "keras-default", seeds: int = 10, epochs: int | 
                initializers: Sequence[str] = DEFAULT_INITIALIZERS, batch_sizes: Sequence[str] = DEFAULT_BATCH_SIZES,
                engine: str = "fused") -> StudySpec:
     """The main grid: kernel initializer × batch size × seeds on a preset's first config."""
-    base = _base(preset, epochs)
+    base = base_config(preset, epochs)
     return StudySpec("initializer × batch size", base,
                      (Axis("initializer", tuple(initializers)), Axis("batch_size", tuple(batch_sizes))),
                      tuple(range(seeds)), engine)
@@ -248,10 +248,11 @@ def grid_study(*, preset: str = "keras-default", seeds: int = 10, epochs: int | 
 def sweep_study(axis: Axis, *, preset: str = "tf-explicit", seeds: int = 10, epochs: int | None = None,
                 engine: str = "fused") -> StudySpec:
     """A one-axis sweep (stddev, learning rate, optimizer, ...) on a preset's first config."""
-    return StudySpec(f"{axis.name} sweep", _base(preset, epochs), (axis,), tuple(range(seeds)), engine)
+    return StudySpec(f"{axis.name} sweep", base_config(preset, epochs), (axis,), tuple(range(seeds)), engine)
 
 
-def _base(preset: str, epochs: int | None) -> TrainConfig:
+def base_config(preset: str, epochs: int | None = None) -> TrainConfig:
+    """A preset's first config, with `epochs` when given: the base of a study or of one side of `explain`."""
     base = get_preset(preset).configs[0]
     return base if epochs is None else base.replace(epochs=epochs)
 
