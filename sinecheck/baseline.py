@@ -390,7 +390,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     if level == "identical" and changed:  # the arrays agree but the recorded numbers do not: an edited file
         return Drift(name, "material" if beyond_noise else "divergent", max_w, max_ulp, delta, band,
                      f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match")
-    worst = max(cmp.tensors, key=lambda t: t.verdict)
+    worst = cmp.worst
     return Drift(name, level, max_w, max_ulp, delta, band, "" if level == "identical" else
                  f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ")
 
