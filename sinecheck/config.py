@@ -51,6 +51,11 @@ ACTIVATIONS: tuple[str, ...] = (
 LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "log_cosh")
 
 
+#: A model or data spec: ``package.module:callable`` or ``path/to/file.py:callable`` (loaded by sinecheck.spec).
+SPEC_FORM = "MODULE:CALLABLE or path/to/file.py:CALLABLE"
+SPEC_PATTERN = re.compile(r"[^:\s][^\n]*:[A-Za-z_][A-Za-z0-9_]*")
+
+
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field, the value and what is allowed."""
 
@@ -200,6 +205,10 @@ class TrainConfig:
     kernel and bias initializer is used on every layer (a fresh instance per layer).  The data is
     ``x = linspace(x_min, x_max, n_points)``, ``y = sin(x) + noise_std * N(0, 1)`` (noise from `noise_seed`,
     so the data stays fixed while the training seed varies).  ``seed=None`` means no seeding at all.
+
+    Bring your own: `model` names a factory returning a Keras model (then the architecture fields above are
+    unused; an uncompiled model is compiled with `optimizer` and `loss`) and `data` a function returning
+    ``(x, y)`` (then the sine fields are unused); both are ``module:callable`` or ``file.py:callable`` specs.
     """
 
     hidden_units: tuple[int, ...] = (128,)
@@ -218,6 +227,8 @@ class TrainConfig:
     x_max: float = 10.0
     noise_std: float = 0.0
     noise_seed: int = 0
+    model: str | None = None
+    data: str | None = None
 
     def __post_init__(self) -> None:
         units = self.hidden_units
@@ -263,6 +274,12 @@ class TrainConfig:
         _check_float("noise_std", self.noise_std, nonneg=True)
         object.__setattr__(self, "noise_std", float(self.noise_std))
         _check_int("noise_seed", self.noise_seed, low=0, high=2**32 - 1)
+        for name in ("model", "data"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_type(name, value, str, SPEC_FORM)
+                if not SPEC_PATTERN.fullmatch(value):
+                    _fail(name, value, SPEC_FORM)
 
     # -- derived views -------------------------------------------------------------------------------
     @property
@@ -277,8 +294,18 @@ class TrainConfig:
             _fail(sorted(unknown)[0], changes[sorted(unknown)[0]], "fields " + ", ".join(field_names()))
         return dataclasses.replace(self, **changes)
 
+    @property
+    def custom(self) -> bool:
+        """Whether a model or data spec replaces the built-in Dense network or the sine data."""
+        return self.model is not None or self.data is not None
+
     def describe(self) -> str:
         """One line for tables and logs, naming the knobs people compare."""
+        if self.custom:
+            what = f"model {self.model}" if self.model else "Dense presets' model"
+            data = f" data {self.data}" if self.data else ""
+            return (f"{what}{data} {self.optimizer} loss={self.loss} batch={self.batch_size} epochs={self.epochs} "
+                    f"shuffle={self.shuffle} seed={self.seed}")
         widths = "-".join(str(u) for u in self.hidden_units)
         return (f"Dense({widths},{self.activation})→1 init={self.kernel_initializer} {self.optimizer} "
                 f"batch={self.batch_size} epochs={self.epochs} shuffle={self.shuffle} seed={self.seed}")
@@ -306,6 +333,8 @@ class TrainConfig:
             "x_max": self.x_max,
             "noise_std": self.noise_std,
             "noise_seed": self.noise_seed,
+            # Left out when unset, so the ids of built-in configs (and the baselines keyed by them) stay put.
+            **{name: value for name in ("model", "data") if (value := getattr(self, name)) is not None},
         }
 
     @classmethod

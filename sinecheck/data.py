@@ -33,8 +33,11 @@ def make_data(config: TrainConfig) -> SineData:
     ``x = linspace(x_min, x_max, n_points)`` in float64, cast to float32 once (what Keras would do), and
     ``y = sin(x)`` plus optional Gaussian noise from `noise_seed`.  The held-out grid splits every
     training interval into four, keeping only the three interior points, so it never touches a training x.
-    Errors are always measured against the clean sin(x).
+    Errors are always measured against the clean sin(x).  A config with a data spec gets that function's
+    arrays instead (`spec_data`).
     """
+    if config.data is not None:
+        return spec_data(config.data)
     x = np.linspace(config.x_min, config.x_max, config.n_points)
     y_clean = np.sin(x)
     y = y_clean
@@ -49,10 +52,35 @@ def make_data(config: TrainConfig) -> SineData:
     )
 
 
-def _column(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-    out = np.ascontiguousarray(values.reshape(-1, 1), dtype=dtype)
+def spec_data(spec: str) -> SineData:
+    """The arrays a data spec returns, as float32 training arrays; errors are measured against its y (float64).
+
+    Without held-out arrays the "held-out" split is the training data itself: there is nothing else to score.
+    """
+    from sinecheck.spec import data_from_spec
+
+    arrays = data_from_spec(spec)
+    x, y = arrays[:2]
+    x_test, y_test = arrays[2:] if len(arrays) == 4 else (x, y)
+    return SineData(x_train=_frozen(x), y_train=_frozen(y), y_train_clean=_frozen(y, np.float64),
+                    x_test=_frozen(x_test), y_test=_frozen(y_test, np.float64))
+
+
+def sample_count(config: TrainConfig) -> int:
+    """How many training samples a config has (for a data spec, what its function returns)."""
+    return config.n_points if config.data is None else len(make_data(config).x_train)
+
+
+def _frozen(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    out = np.ascontiguousarray(values, dtype=dtype)
+    if out.ndim == 1:
+        out = out.reshape(-1, 1)
     out.setflags(write=False)
     return out
+
+
+def _column(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    return _frozen(values.reshape(-1, 1), dtype)
 
 
 def constant_baseline_mse(config: TrainConfig) -> float:

@@ -78,6 +78,38 @@ def build_model(config: TrainConfig, *, noise: tuple[float, int] | None = None) 
     return keras.Sequential(layers)
 
 
+def build_spec_model(config: TrainConfig, x: Any, *, noise: tuple[float, int] | None = None) -> Any:
+    """The model of ``config.model`` (a `sinecheck.spec` factory), checked against the training inputs `x`.
+
+    `noise` wraps it so a ``GaussianNoise`` layer perturbs its output in training (the injected-noise negative
+    control); the wrapper adds no weights, so weight names and initial weights stay those of the model.
+    """
+    from sinecheck.spec import build_from_spec, check_fits
+
+    assert config.model is not None
+    model = build_from_spec(config.model)
+    check_fits(model, x, spec=config.model)
+    if noise is None:
+        return model
+    keras = keras_module()
+    inputs = keras.Input(shape=tuple(x.shape[1:]))
+    outputs = keras.layers.GaussianNoise(noise[0], seed=noise[1])(model(inputs))
+    wrapped = keras.Model(inputs, outputs)
+    wrapped.sinecheck_inner = model  # type: ignore[attr-defined]
+    if is_compiled(model):
+        wrapped.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()),
+                        loss=model.loss)
+    return wrapped
+
+
+def is_compiled(model: Any) -> bool:
+    """Whether the factory compiled its model (Keras 3 says so; Keras 2's compiled models have an optimizer)."""
+    compiled = getattr(model, "compiled", None)
+    if isinstance(compiled, bool):
+        return compiled
+    return getattr(model, "optimizer", None) is not None
+
+
 def compile_model(model: Any, config: TrainConfig) -> Any:
     """Compile with the config's optimizer and loss.
 
@@ -98,8 +130,27 @@ def to_numpy(tensor: Any) -> Any:
     return tensor.numpy()
 
 
+def model_weight_names(model: Any) -> list[str]:
+    """Stable names for any model's weights, in ``get_weights()`` order: ``layer{index}.{class}/{weight}`` —
+    independent of Keras's per-session layer numbering, so two processes (or Keras 2 and 3) name them alike."""
+    model = getattr(model, "sinecheck_inner", model)
+    owner: dict[int, str] = {}
+    for i, layer in enumerate(model.layers):
+        for w in layer.weights:
+            owner.setdefault(id(w), f"layer{i}.{type(layer).__name__.lower()}")
+    names: list[str] = []
+    for w in model.weights:
+        short = str(getattr(w, "name", "w")).split("/")[-1].split(":")[0]
+        name = f"{owner.get(id(w), 'model')}/{short}"
+        while name in names:  # two weights of one layer with the same short name
+            name += "'"
+        names.append(name)
+    return names
+
+
 def weight_names(config: TrainConfig) -> list[str]:
-    """Stable names for the model's weights, independent of Keras's per-session layer numbering."""
+    """Stable names for the built-in Dense model's weights (``layer0/kernel`` …), independent of Keras's
+    per-session layer numbering."""
     names: list[str] = []
     for i in range(len(config.hidden_units) + 1):
         names += [f"layer{i}/kernel", f"layer{i}/bias"]

@@ -1,15 +1,19 @@
 """Bring your own model: ``package.module:factory`` or ``path/to/file.py:factory`` specs, loaded with one-line
-errors for every way they go wrong (the first part of issue 8; the suite does not use them yet).
+errors for every way they go wrong.
 
 A model spec names a callable returning a Keras model (compiled or not); a data spec names one returning
-``(x, y)`` arrays.  Every failure is a `SpecError` (a ConfigError: exit status 2 on the command line) that
-says which spec, what went wrong and what is expected.
+``(x, y)`` arrays, or ``(x, y, x_held_out, y_held_out)``.  Every failure is a `SpecError` (a ConfigError: exit
+status 2 on the command line) that says which spec, what went wrong and what is expected.  Module specs are
+imported with the current directory on ``sys.path`` (as ``python -m`` would), file specs relative to it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +41,10 @@ def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
         path = Path(target)
         if not path.is_file():
             raise _fail(kind, spec, f"file {target!r} not found")
-        module_name = f"sinecheck_user_{abs(hash(str(path.resolve())))}"
+        module_name = f"sinecheck_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
+        loaded = sys.modules.get(module_name)
+        if loaded is not None and getattr(loaded, "__sinecheck_mtime__", None) == path.stat().st_mtime_ns:
+            return _attribute(loaded, target, name, kind, spec)
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         if loader_spec is None or loader_spec.loader is None:
             raise _fail(kind, spec, f"cannot load {target!r} as Python")
@@ -46,14 +53,22 @@ def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
         try:
             loader_spec.loader.exec_module(module)
         except Exception as exc:  # the user's file itself fails to import
+            sys.modules.pop(module_name, None)
             raise _fail(kind, spec, f"importing {target!r} raised {type(exc).__name__}: {exc}") from None
+        module.__sinecheck_mtime__ = path.stat().st_mtime_ns  # type: ignore[attr-defined]
     else:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.append(os.getcwd())
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise _fail(kind, spec, f"module {exc.name or target!r} not found") from None
         except Exception as exc:
             raise _fail(kind, spec, f"importing {target!r} raised {type(exc).__name__}: {exc}") from None
+    return _attribute(module, target, name, kind, spec)
+
+
+def _attribute(module: Any, target: str, name: str, kind: str, spec: str) -> Callable[..., Any]:
     if not hasattr(module, name):
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
         raise _fail(kind, spec, f"{name!r} not found in {target!r} (callables there: {', '.join(public) or 'none'})")
@@ -79,25 +94,51 @@ def build_from_spec(spec: str) -> Any:
     return model
 
 
-def data_from_spec(spec: str) -> tuple[np.ndarray, np.ndarray]:
-    """Call a data spec's function and check that it returned ``(x, y)`` arrays of the same length."""
+def data_from_spec(spec: str) -> tuple[np.ndarray, ...]:
+    """Call a data spec's function and check it returned ``(x, y)`` or ``(x, y, x_held_out, y_held_out)``:
+    numeric arrays, each pair with the same number of samples on axis 0."""
     fn = load_callable(spec, kind="data")
     try:
         out = fn()
     except Exception as exc:
         raise _fail("data", spec, f"the function raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(out, (tuple, list)) or len(out) != 2:
-        raise _fail("data", spec, f"returned a {type(out).__name__}; expected a pair (x, y) of arrays")
+    if not isinstance(out, (tuple, list)) or len(out) not in (2, 4):
+        what = f"a {len(out)}-tuple" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}"
+        raise _fail("data", spec, f"returned {what}; expected a pair (x, y) of arrays, or (x, y, x_held_out, "
+                                  "y_held_out)")
     try:
-        x, y = (np.asarray(a) for a in out)
+        arrays = tuple(np.asarray(a) for a in out)
     except Exception as exc:
         raise _fail("data", spec, f"(x, y) are not arrays ({type(exc).__name__}: {exc})") from None
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
-        raise _fail("data", spec, f"x has shape {x.shape} and y {y.shape}; expected the same number (> 0) of "
-                                  "samples on axis 0")
-    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
-        raise _fail("data", spec, f"x is {x.dtype} and y {y.dtype}; expected numbers")
-    return x, y
+    pairs = [(arrays[0], arrays[1], ("x", "y"))]
+    if len(arrays) == 4:
+        pairs.append((arrays[2], arrays[3], ("x_held_out", "y_held_out")))
+    for x, y, names in pairs:
+        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
+            raise _fail("data", spec, f"{names[0]} has shape {x.shape} and {names[1]} {y.shape}; expected the "
+                                      "same number (> 0) of samples on axis 0")
+        if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+            raise _fail("data", spec, f"{names[0]} is {x.dtype} and {names[1]} {y.dtype}; expected numbers")
+    if len(arrays) == 4 and arrays[2].shape[1:] != arrays[0].shape[1:]:
+        raise _fail("data", spec, f"x_held_out has shape {arrays[2].shape} but x {arrays[0].shape}; expected the "
+                                  "same shape per sample")
+    return arrays
+
+
+def spec_label(spec: str) -> str:
+    """A short name for tables and test ids: the callable's name (``lstm_sine`` for ``x/models.py:lstm_sine``)."""
+    return spec.rpartition(":")[2]
+
+
+def spec_slug(model: str | None, data: str | None = None) -> str:
+    """A file-name-safe name for a (model, data) pair, e.g. ``examples-models-lstm_sine``."""
+    parts = []
+    for prefix, spec in (("", model), ("data-", data)):
+        if spec:
+            target, _, name = spec.rpartition(":")
+            target = target.removesuffix(".py").replace("\\", "/").strip("./")
+            parts.append(prefix + re.sub(r"[^A-Za-z0-9_]+", "-", f"{target}-{name}").strip("-"))
+    return "+".join(parts) or "sine"
 
 
 def check_fits(model: Any, x: np.ndarray, *, spec: str) -> None:

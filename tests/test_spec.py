@@ -23,6 +23,12 @@ def not_a_pair():
     return np.zeros(3)
 def ragged():
     return np.zeros((5, 1)), np.zeros((4, 1))
+def triple():
+    return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((5, 1))
+def held_out_shape():
+    return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((3, 2)), np.zeros((3, 1))
+def strings():
+    return np.array(["a", "b"]), np.zeros(2)
 '''
 
 
@@ -55,15 +61,39 @@ def test_model_spec_checks_what_the_factory_does(bad_file: Path) -> None:
     pytest.importorskip("tensorflow")
     assert "the factory raised ValueError: no weights today" in _message(build_from_spec, f"{bad_file}:boom")
     assert "returned a dict, not a Keras model" in _message(build_from_spec, f"{bad_file}:not_a_model")
-    model = build_from_spec(f"{EXAMPLES}:lstm_sine")
-    x, y = data_from_spec(f"{EXAMPLES}:sine_windows")
-    assert x.shape == (1000, 8, 1) and y.shape == (1000, 1)
+    model = build_from_spec(f"{EXAMPLES}:lstm_next")
+    x, y, x_held, y_held = data_from_spec(f"{EXAMPLES}:sine_windows")
+    assert x.shape == x_held.shape == (1000, 8, 1) and y.shape == y_held.shape == (1000, 1)
+    assert not np.isin(x_held, x).all()
     check_fits(model, x, spec="lstm")
     flat = np.zeros((10, 1), np.float32)
     assert "input shape (None, 8, 1) does not fit the data" in _message(check_fits, model, flat, spec="lstm")
+    check_fits(build_from_spec(f"{EXAMPLES}:lstm_sine"), flat, spec="lstm_sine")
 
 
 def test_data_spec_checks_the_arrays(bad_file: Path) -> None:
     assert "expected a pair (x, y)" in _message(data_from_spec, f"{bad_file}:not_a_pair")
     assert "same number (> 0) of samples" in _message(data_from_spec, f"{bad_file}:ragged")
     assert "raised ValueError" in _message(data_from_spec, f"{bad_file}:boom")
+    assert "returned a 3-tuple" in _message(data_from_spec, f"{bad_file}:triple")
+    assert "x_held_out has shape (3, 2) but x (5, 1)" in _message(data_from_spec, f"{bad_file}:held_out_shape")
+    assert "expected numbers" in _message(data_from_spec, f"{bad_file}:strings")
+
+
+def test_module_specs_import_from_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    """`sinecheck` is a console script: the current directory is not on sys.path unless the loader puts it there."""
+    import sys
+
+    (tmp_path / "user_pkg_for_spec_test.py").write_text("def make():\n    return 42\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert load_callable("user_pkg_for_spec_test:make")() == 42
+
+
+def test_spec_labels_and_slugs() -> None:
+    from sinecheck.spec import spec_label, spec_slug
+
+    assert spec_label("examples/models.py:lstm_sine") == "lstm_sine"
+    assert spec_slug("examples/models.py:lstm_sine") == "examples-models-lstm_sine"
+    assert spec_slug("pkg.mod:f", "./data.py:g") == "pkg-mod-f+data-data-g"
+    assert spec_slug(None) == "sine"

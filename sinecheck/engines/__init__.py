@@ -13,6 +13,24 @@ from sinecheck.result import RunResult
 #: Called after each epoch with (epochs done, epochs in total).
 Progress = Callable[[int, int], None]
 
+#: Engines that train any Keras model (a model or data spec): Keras ``fit`` itself.  The others build the
+#: Dense stack of a TrainConfig on the sine grid and nothing else.
+ANY_MODEL_ENGINES: tuple[str, ...] = ("keras",)
+
+
+class EngineUnsupported(ConfigError):
+    """The engine cannot honour this config or environment (it never silently trains something else)."""
+
+
+def refuse_custom(config: TrainConfig, engine: str) -> None:
+    """Raise EngineUnsupported when `engine` cannot train the config's model or data spec."""
+    if config.custom and engine not in ANY_MODEL_ENGINES:
+        spec = " and ".join(f"{k} spec {v!r}" for k, v in (("model", config.model), ("data", config.data)) if v)
+        raise EngineUnsupported(
+            f"engine {engine}: cannot train the {spec} (it builds Dense stacks on the sine data only); allowed: "
+            f"{', '.join(ANY_MODEL_ENGINES)} — or ask for a fallback (train(..., fallback='keras'), "
+            "--fallback-engine keras)")
+
 
 def _keras(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
     from sinecheck.engines.keras_fit import train_keras
@@ -51,17 +69,30 @@ ENGINES: dict[str, Callable[..., RunResult]] = {
 
 
 def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | None = None,
-          initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0) -> RunResult:
+          initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0,
+          fallback: str | None = None) -> RunResult:
     """Train `config` from scratch with the named engine and return everything the run produced.
 
     `initial_weights` (named like ``RunResult.initial_weights``) replaces the seeded start;
     `unseeded_noise` injects training noise drawn outside the global seed (a negative control).
+    An engine that cannot train a model/data spec refuses (EngineUnsupported) unless `fallback` names an
+    engine that can; the result then says which engine really trained (``result.engine``) and which was
+    asked for (``result.options["fallback_from"]``).
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
-    if engine not in ENGINES:
-        raise ConfigError(f"engine: invalid value {engine!r}; allowed: {', '.join(ENGINES)}")
+    for field_name, name in (("engine", engine), ("fallback", fallback)):
+        if name is not None and name not in ENGINES:
+            raise ConfigError(f"{field_name}: invalid value {name!r}; allowed: {', '.join(ENGINES)}")
+    asked = engine
+    if config.custom and engine not in ANY_MODEL_ENGINES and fallback is not None:
+        refuse_custom(config, fallback)
+        engine = fallback
+    refuse_custom(config, engine)
     if isinstance(unseeded_noise, bool) or not isinstance(unseeded_noise, (int, float)) or not (
             0 <= unseeded_noise < float("inf")):
         raise ValueError(f"unseeded_noise: invalid value {unseeded_noise!r}; allowed: a finite number >= 0")
-    return ENGINES[engine](config, progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))
+    result = ENGINES[engine](config, progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))
+    if engine != asked:
+        result.options["fallback_from"] = asked
+    return result

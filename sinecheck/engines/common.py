@@ -17,7 +17,16 @@ import numpy as np
 
 from sinecheck.config import TrainConfig
 from sinecheck.data import SineData, make_data
-from sinecheck.models import build_model, compile_model, keras_module, to_numpy, weight_names
+from sinecheck.models import (
+    build_model,
+    build_spec_model,
+    compile_model,
+    is_compiled,
+    keras_module,
+    model_weight_names,
+    to_numpy,
+    weight_names,
+)
 from sinecheck.result import RunResult, digest_tensors, error_metrics
 from sinecheck.seeding import (
     fingerprint,
@@ -44,9 +53,14 @@ def reset_keras_state() -> None:
     keras_module().backend.clear_session()
 
 
+def names_of(model: Any, config: TrainConfig) -> list[str]:
+    """Stable weight names: ``layer0/kernel`` … for the built-in model, ``layer1.lstm/kernel`` … for a spec's."""
+    return model_weight_names(model) if config.model is not None else weight_names(config)
+
+
 def weights_of(model: Any, config: TrainConfig) -> dict[str, np.ndarray]:
-    """The model's weights as copies under stable names (``layer0/kernel`` …)."""
-    return {name: np.array(w) for name, w in zip(weight_names(config), model.get_weights(), strict=True)}
+    """The model's weights as copies under stable names (see `names_of`)."""
+    return {name: np.array(w) for name, w in zip(names_of(model, config), model.get_weights(), strict=True)}
 
 
 def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
@@ -68,13 +82,20 @@ def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray
         unseed_everything()
     data = make_data(config)
     noise = (unseeded_noise, secrets.randbits(31)) if unseeded_noise > 0 else None
-    with private_initializer_seeds(config.seed) if config.seed is not None else contextlib.nullcontext():
-        model = compile_model(build_model(config, noise=noise), config)
     options: dict[str, Any] = {}
+    with private_initializer_seeds(config.seed) if config.seed is not None else contextlib.nullcontext():
+        if config.model is None:
+            model = compile_model(build_model(config, noise=noise), config)
+        else:
+            model = build_spec_model(config, data.x_train, noise=noise)
+            if is_compiled(model):  # the factory's own optimizer and loss, not the config's
+                options["compiled_by_factory"] = True
+            else:
+                model = compile_model(model, config)
     if unseeded_noise > 0:
         options["unseeded_noise"] = unseeded_noise
     if initial_weights is not None:
-        names = weight_names(config)
+        names = names_of(model, config)
         if list(initial_weights) != names:
             raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
         model.set_weights([np.asarray(initial_weights[n]) for n in names])

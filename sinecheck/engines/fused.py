@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig
+from sinecheck.engines import EngineUnsupported, refuse_custom
 from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.engines.updates import Math, update_rule
 from sinecheck.models import keras_module
@@ -36,13 +37,10 @@ TESTED_KERAS: tuple[str, ...] = ("3.15",)
 UNTESTED_OK_ENV = "SINECHECK_FUSED_ALLOW_UNTESTED"
 
 
-class EngineUnsupported(ConfigError):
-    """The engine cannot honour this config or environment (it never silently trains something else)."""
-
-
 def check_supported(config: TrainConfig, *, unseeded_noise: float = 0.0, jit_compile: bool = False) -> None:
     """Raise EngineUnsupported naming what this engine cannot reproduce."""
     name = "fused-xla" if jit_compile else "fused"
+    refuse_custom(config, name)
     if uses_legacy_keras():
         raise EngineUnsupported(f"engine {name}: Keras 2 (tf_keras) is not supported; allowed: Keras 3")
     if keras_backend() != "tensorflow":

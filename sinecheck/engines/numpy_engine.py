@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from sinecheck.config import TrainConfig
+from sinecheck.engines import EngineUnsupported, refuse_custom
 from sinecheck.engines.common import finish, fresh_start
-from sinecheck.engines.fused import EngineUnsupported, epoch_orders_from_keras
+from sinecheck.engines.fused import epoch_orders_from_keras
 from sinecheck.engines.updates import Math, update_rule
 from sinecheck.result import RunResult
 
@@ -38,6 +39,7 @@ LOSSES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray
 
 def check_supported_numpy(config: TrainConfig, *, unseeded_noise: float = 0.0, name: str = "numpy") -> None:
     """Raise EngineUnsupported for what this engine does not implement (it never trains something else)."""
+    refuse_custom(config, name)
     if config.activation not in ACTIVATIONS:
         raise EngineUnsupported(f"engine {name}: activation {config.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     if config.loss not in LOSSES:
