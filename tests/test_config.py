@@ -54,6 +54,9 @@ BAD_VALUES = [
     ("x_max", -1.0, "greater than x_min"),
     ("noise_std", -0.1, ">= 0"),
     ("noise_seed", -5, "[0, 4294967295]"),
+    ("model", "examples/models.py", "MODULE:CALLABLE"),
+    ("model", 3, "MODULE:CALLABLE"),
+    ("data", "mod:not valid", "path/to/file.py:CALLABLE"),
     ("kernel_initializer", 0.02, "InitializerSpec"),
     ("kernel_initializer", "xavier", "glorot_uniform"),
     ("optimizer", "adam", "OptimizerSpec"),
@@ -299,3 +302,14 @@ def test_preset_overrides_merge_equal_configs() -> None:
     merged = get_preset("batch-sweep").with_overrides(batch_size=16, epochs=None)
     assert [c.batch_size for c in merged.configs] == [16] and merged.labels == ("batch 16",)
     assert set(PRESETS) == {"keras-default", "tf-explicit", "batch-sweep"}
+
+
+def test_spec_fields_round_trip_and_leave_builtin_ids_alone() -> None:
+    """A model/data spec is part of the config (and its id); built-in configs serialise exactly as before."""
+    plain = TrainConfig()
+    assert "model" not in plain.to_dict() and "data" not in plain.to_dict()
+    custom = TrainConfig(model="examples/models.py:lstm_sine", data="pkg.data:windows")
+    assert custom.custom and not plain.custom
+    assert TrainConfig.from_json(custom.to_json()) == custom
+    assert custom.config_id != plain.config_id
+    assert "model examples/models.py:lstm_sine data pkg.data:windows" in custom.describe()
