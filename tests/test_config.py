@@ -254,7 +254,7 @@ def test_id_changes_with_every_field() -> None:
         "hidden_units": (64,), "activation": "tanh", "kernel_initializer": InitializerSpec("he_normal"),
         "bias_initializer": InitializerSpec("ones"), "optimizer": OptimizerSpec("sgd"), "loss": "mae",
         "batch_size": 64, "epochs": 5, "shuffle": False, "seed": 1, "xla": True, "n_points": 500, "x_min": -1.0,
-        "x_max": 12.0, "noise_std": 0.1, "noise_seed": 3,
+        "x_max": 12.0, "noise_std": 0.1, "noise_seed": 3, "model": "m:f", "data": "d:g",
     }
     assert set(changed) == set(field_names())
     ids = {base.replace(**{k: v}).config_id for k, v in changed.items()}
