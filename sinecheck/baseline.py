@@ -31,6 +31,7 @@ import numpy as np
 from sinecheck.compare import Tolerance, Verdict, compare, json_float
 from sinecheck.config import PRESETS, ConfigError, TrainConfig
 from sinecheck.result import RunResult
+from sinecheck.spec import ModelSpec
 from sinecheck.storage import atomic_write
 
 BASELINE_SCHEMA = 1
@@ -40,6 +41,8 @@ DEFAULT_DIR = "tests/baselines"
 #: user's 100-epoch result does.
 SEEDS: tuple[int, ...] = (0, 1, 2)
 SHORT_EPOCHS = 5
+#: The longer budget of a user model's baseline set (its cost is unknown; the presets use their own 100).
+MODEL_FULL_EPOCHS = 20
 #: A material change moves the held-out MSE by more than this many seed standard deviations of that config.
 NOISE_SIGMAS = 2.0
 NOISE_FLOOR = 1e-4
@@ -116,9 +119,17 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def baseline_configs(*, seeds: Sequence[int] = SEEDS, short_epochs: int = SHORT_EPOCHS,
-                     full: bool = True) -> list[tuple[str, TrainConfig]]:
-    """(name, config) of every baseline entry: each preset config × seeds × (short run, the preset's epochs)."""
+                     full: bool = True, model: ModelSpec | None = None,
+                     model_epochs: int = MODEL_FULL_EPOCHS) -> list[tuple[str, TrainConfig]]:
+    """(name, config) of every baseline entry: each preset config × seeds × (short run, the preset's epochs);
+    for a user's `model`, its default config × seeds × (short run, `model_epochs`)."""
     out = []
+    if model is not None:
+        budgets = [short_epochs] + ([model_epochs] if full and model_epochs != short_epochs else [])
+        for epochs in budgets:
+            for seed in seeds:
+                out.append((f"{model.label}/{epochs}ep/seed{seed}", model.config(epochs=epochs, seed=seed)))
+        return out
     for preset_name, preset in PRESETS.items():
         for cfg, label in zip(preset.configs, preset.labels, strict=True):
             budgets = [short_epochs] + ([cfg.epochs] if full and cfg.epochs != short_epochs else [])
@@ -170,6 +181,12 @@ class Baseline:
                                    "digests": e.digests, "metrics": {k: json_float(v) for k, v in e.metrics.items()},
                                    "diverged": e.diverged}
                             for name, e in self.entries.items()}}
+
+
+def subject_dir(directory: str | os.PathLike[str], model: ModelSpec | None = None) -> Path:
+    """Where the baselines of one model live: `directory` for the presets, a subdirectory per user model (so a
+    new model's missing baselines are a skip, and each model's files can be recorded and reviewed alone)."""
+    return Path(directory) if model is None else Path(directory) / model.slug
 
 
 def baseline_paths(directory: str | os.PathLike[str], key: EnvKey) -> tuple[Path, Path]:

@@ -77,16 +77,18 @@ def _optimizer_slots(optimizer: Any) -> list[tuple[str, Any]]:
 
 def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None) -> Trace:
     """Train `config` with Keras ``fit`` (the keras engine's seeded start) and record every step."""
+    from sinecheck.data import sample_count
     from sinecheck.engines.common import fresh_start
-    from sinecheck.models import keras_module, to_numpy, weight_names
+    from sinecheck.models import keras_module, to_numpy
     from sinecheck.probes import epoch_orders
 
     keras = keras_module()
-    orders = (np.stack(epoch_orders(config, epochs=min(ORDER_EPOCHS, config.epochs))) if config.shuffle
-              else np.tile(np.arange(config.n_points), (min(ORDER_EPOCHS, config.epochs), 1)))
+    probed = min(ORDER_EPOCHS, config.epochs)
+    orders = (np.stack(epoch_orders(config, epochs=probed)) if config.shuffle
+              else np.tile(np.arange(sample_count(config)), (probed, 1)))
     start = fresh_start(config, initial_weights=initial_weights)
     model = start.model
-    names = weight_names(config)
+    names = list(start.initial)
     rows: dict[str, list[Any]] = {"steps": [], "losses": [], "weights": [], "slots": []}
     layout: dict[str, list[tuple[str, int]]] = {"slots": []}
 

@@ -20,6 +20,7 @@ from sinecheck.compare import Tolerance, Verdict, compare
 from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig, get_preset
 from sinecheck.isolate import Environment, Outcome, RunError, WorkerPool
 from sinecheck.result import RunResult
+from sinecheck.spec import ModelSpec
 
 IDENTICAL_EXPECTED = "identical"
 NOT_IDENTICAL_EXPECTED = "not identical"
@@ -107,8 +108,10 @@ SMALL = TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), n
 
 
 def matrix_rows(presets: Iterable[str] = ("keras-default", "tf-explicit", "batch-sweep"), *,
-                small: bool = True, epochs: int = DEFAULT_EPOCHS) -> list[tuple[str, TrainConfig]]:
-    """(label, base config) for every config of the presets, plus the small Dense(32) row."""
+                small: bool = True, epochs: int = DEFAULT_EPOCHS,
+                models: Iterable[ModelSpec] = ()) -> list[tuple[str, TrainConfig]]:
+    """(label, base config) for every config of the presets, plus the small Dense(32) row, plus a row per user
+    model (its default config: Adam, MSE, batch 32, seed 0)."""
     rows: list[tuple[str, TrainConfig]] = []
     for name in presets:
         preset = get_preset(name)
@@ -117,6 +120,13 @@ def matrix_rows(presets: Iterable[str] = ("keras-default", "tf-explicit", "batch
                          cfg.replace(epochs=epochs)))
     if small:
         rows.append(("small", SMALL.replace(epochs=epochs)))
+    for model in models:
+        rows.append((model.label, model.config(epochs=epochs)))
+    labels = [label for label, _ in rows]
+    if len(set(labels)) != len(labels):
+        duplicate = next(label for label in labels if labels.count(label) > 1)
+        raise ConfigError(f"matrix rows: two rows are called {duplicate!r}; allowed: distinct presets and models "
+                          "(give models distinct callable names)")
     return rows
 
 

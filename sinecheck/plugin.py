@@ -23,6 +23,7 @@ from sinecheck.storage import atomic_write
 _RUNS_KEY = pytest.StashKey[list[RunResult]]()
 _CELLS_KEY = pytest.StashKey[list[Any]]()
 _BASELINE_KEY = pytest.StashKey[list[str]]()
+_MODELS_KEY = pytest.StashKey[list[Any]]()
 _MATRIX_FILE = "sinecheck-matrix-{key}.json"
 
 
@@ -75,6 +76,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what fails against an older TF/Keras baseline: any bit (bitwise), worse than ULP (ulp), "
                          "or only a material change of the error (material, default); the same environment "
                          "must always match bit for bit")
+    group.addoption("--sinecheck-model", action="append", default=None, metavar="SPEC",
+                    help="also run the matrix and a baseline check on your model: package.module:factory or "
+                         "path/to/file.py:factory returning a Keras model (repeatable)")
+    group.addoption("--sinecheck-data", action="append", default=None, metavar="SPEC",
+                    help="data for --sinecheck-model: a function returning (x, y) [, x_held_out, y_held_out]; one "
+                         "for every model, or one per model (default: the sine data)")
+    parser.addini("sinecheck_models", "model specs to run the suite on (like --sinecheck-model)", type="args",
+                  default=[])
+    parser.addini("sinecheck_data", "data specs for sinecheck_models (like --sinecheck-data)", type="args",
+                  default=[])
     parser.addini("sinecheck_baseline", "baseline mode: check, record, update or off", default="check")
     parser.addini("sinecheck_baseline_dir", "directory of the golden baselines", default="tests/baselines")
     parser.addini("sinecheck_strict", "baseline strictness: bitwise, ulp or material", default="material")
@@ -134,6 +145,36 @@ def pytest_configure(config: pytest.Config) -> None:
     _names(config, "sinecheck_factor", "sinecheck_factors", _factor)
     _baseline_settings(config)
     config.stash[_BASELINE_KEY] = []
+    config.stash[_MODELS_KEY] = _model_specs(config)
+
+
+def _model_specs(config: pytest.Config) -> list[Any]:
+    """The ``--sinecheck-model`` / ``--sinecheck-data`` specs (else the ini keys), paired and imported up front:
+    a spec that does not name a callable is a usage error before anything trains."""
+    models = config.getoption("sinecheck_model") or list(config.getini("sinecheck_models"))
+    data = config.getoption("sinecheck_data") or list(config.getini("sinecheck_data"))
+    if not models and not data:
+        return []
+    from sinecheck.spec import SpecError, load_callable, pair_specs
+
+    try:
+        specs = pair_specs(models, data)
+        for spec in specs:
+            load_callable(spec.model, kind="model")
+            if spec.data:
+                load_callable(spec.data, kind="data")
+    except (SpecError, ValueError) as exc:
+        raise pytest.UsageError(f"--sinecheck-model/--sinecheck-data: {exc}") from None
+    return specs
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize tests that take ``sinecheck_model`` with each model spec (a skip when none is given)."""
+    if "sinecheck_model" in metafunc.fixturenames:
+        specs = metafunc.config.stash[_MODELS_KEY]
+        params = [pytest.param(s, id=s.label) for s in specs] or [pytest.param(
+            None, id="no-model", marks=pytest.mark.skip(reason="no model spec given (--sinecheck-model=SPEC)"))]
+        metafunc.parametrize("sinecheck_model", params, scope="session")
 
 
 def _baseline_settings(config: pytest.Config) -> tuple[str, Path, str]:
@@ -174,6 +215,12 @@ def sinecheck_tolerance(pytestconfig: pytest.Config) -> Tolerance:
     """The comparison tolerance of this session (``--sinecheck-max-ulp``)."""
     max_ulp = pytestconfig.getoption("sinecheck_max_ulp")
     return Tolerance() if max_ulp is None else Tolerance(max_ulp=max_ulp)
+
+
+@pytest.fixture(scope="session")
+def sinecheck_models(pytestconfig: pytest.Config) -> list[Any]:
+    """The user's models (`sinecheck.spec.ModelSpec`) from ``--sinecheck-model`` / ``--sinecheck-data``."""
+    return list(pytestconfig.stash[_MODELS_KEY])
 
 
 @pytest.fixture(scope="session")
@@ -236,7 +283,7 @@ def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck
     from sinecheck.matrix import Matrix, matrix_rows, run_matrix, select_factors
 
     rows = matrix_rows(_names(pytestconfig, "sinecheck_preset", "sinecheck_presets", _preset),
-                       epochs=sinecheck_epochs)
+                       epochs=sinecheck_epochs, models=pytestconfig.stash[_MODELS_KEY])
     factors = select_factors(_names(pytestconfig, "sinecheck_factor", "sinecheck_factors", _factor))
     key = hashlib.sha256(json.dumps([[label, cfg.config_id] for label, cfg in rows] + [f.name for f in factors]
                                     + [repr(sinecheck_tolerance)]).encode()).hexdigest()[:12]
@@ -282,45 +329,51 @@ class BaselineSession:
         self.mode, self.directory, self.strict = _baseline_settings(config)
         self.lines: list[str] = config.stash[_BASELINE_KEY]
 
-    def _command(self, mode: str) -> str:
-        return f"pytest --sinecheck-baseline={mode} --sinecheck-baseline-dir={self.directory}"
+    def _command(self, mode: str, model: Any = None) -> str:
+        spec = "" if model is None else f" --sinecheck-model={model.model}" + (
+            f" --sinecheck-data={model.data}" if model.data else "")
+        return f"pytest --sinecheck-baseline={mode} --sinecheck-baseline-dir={self.directory}{spec}"
 
-    def verify(self) -> None:
-        """Record / update / check, per the mode; a missing baseline is a skip that says how to record one."""
+    def verify(self, model: Any = None) -> None:
+        """Record / update / check, per the mode, the presets' baseline set — or with `model` (a
+        `sinecheck.spec.ModelSpec`, e.g. the ``sinecheck_model`` fixture) that model's, in its own subdirectory.
+        A missing baseline is a skip that says how to record one."""
         from sinecheck import baseline as bl
 
         if self.mode == "off":
             pytest.skip("baselines off (--sinecheck-baseline=off)")
         key = bl.EnvKey.current()
+        directory = bl.subject_dir(self.directory, model)
+        what = "" if model is None else f" of model {model.label}"
         if self.mode == "check":
             try:
-                references = bl.select_references(key, self.directory)
+                references = bl.select_references(key, directory)
             except bl.BaselineError as exc:
                 pytest.fail(str(exc), pytrace=False)
             if not references:
-                pytest.skip(f"no baseline for this environment ({key.describe()}) or an older version in "
-                            f"{self.directory}; record one with: {self._command('record')}")
-        results = bl.run_baseline_set(bl.baseline_configs())
+                pytest.skip(f"no baseline{what} for this environment ({key.describe()}) or an older version in "
+                            f"{directory}; record one with: {self._command('record', model)}")
+        results = bl.run_baseline_set(bl.baseline_configs(model=model))
         current = bl.make_baseline(results, key)
         if self.mode in ("record", "update"):
             try:
-                path, replaced = bl.record(current, self.directory, update=self.mode == "update")
+                path, replaced = bl.record(current, directory, update=self.mode == "update")
             except bl.BaselineError as exc:
                 pytest.skip(str(exc))
-            what = f"replaced the baseline recorded {replaced.created}" if replaced else "recorded a new baseline"
-            self.lines.append(f"{what} for {key.describe()}: {path}")
+            done = f"replaced the baseline recorded {replaced.created}" if replaced else "recorded a new baseline"
+            self.lines.append(f"{done}{what} for {key.describe()}: {path}")
             return
-        checks = bl.check(current.entries, key, self.directory)
+        checks = bl.check(current.entries, key, directory)
         self.lines += [c.summary() for c in checks]
         failed = bl.failures(checks, self.strict)
         if failed:
-            text = [f"this environment: {key.describe()}; strictness {self.strict}"]
+            text = [f"this environment: {key.describe()}; strictness {self.strict}{what}"]
             for result, bad in failed:
                 text += ["", result.summary(), result.table(),
                          f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} beyond what "
                          + ("a reproducible environment allows (bitwise)" if result.relation == "same environment"
                             else f"--sinecheck-strict={self.strict} allows") + f": {', '.join(d.name for d in bad)}"]
-            text += ["", f"if the change is intended: {self._command('update')}"]
+            text += ["", f"if the change is intended: {self._command('update', model)}"]
             pytest.fail("\n".join(text), pytrace=False)
 
 

@@ -17,8 +17,11 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
     Trains on x = 0, 1, …, n-1 (exact in float32) with a pass-through layer that records every training
     batch, compiled with ``run_eagerly=True`` so the recording sees real values.  Shuffling happens in the
     data pipeline, which does not depend on the model or on eager execution, so the orders are those a
-    plain ``fit`` of this config draws after the same seeding.
+    plain ``fit`` of this config draws after the same seeding — for a model or data spec too (the probe
+    then stands in for the spec's model, with as many samples as its data has).
     """
+    from sinecheck.data import sample_count
+
     keras = keras_module()
     keras.backend.clear_session()
     if config.seed is not None:
@@ -33,10 +36,10 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
                 batches.append(np.asarray(to_numpy(inputs)).reshape(-1))
             return inputs
 
-    model = build_model(config)
+    model = build_model(config.replace(model=None, data=None))
     probe = keras.Sequential([keras.Input(shape=(1,)), Recorder(), *model.layers])
     probe.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, run_eagerly=True)
-    n = config.n_points
+    n = sample_count(config)
     x = np.arange(n, dtype=np.float32).reshape(-1, 1)
     y = np.sin(x)
     probe.fit(x, y, batch_size=config.batch_size, epochs=epochs, shuffle=config.shuffle, verbose=0)

@@ -16,12 +16,13 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sinecheck.config import ConfigError
+from sinecheck.config import ConfigError, TrainConfig
 
 
 class SpecError(ConfigError):
@@ -153,3 +154,38 @@ def check_fits(model: Any, x: np.ndarray, *, spec: str) -> None:
     if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got, strict=True)):
         raise _fail("model", spec, f"the model's input shape {tuple(shape)} does not fit the data: x has shape "
                                    f"{x.shape} (samples first)")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A user's model (and optionally data) spec, as given to ``--sinecheck-model`` / ``--model``."""
+
+    model: str
+    data: str | None = None
+
+    def __post_init__(self) -> None:
+        TrainConfig(model=self.model, data=self.data)  # the same syntax check and message as a config's
+
+    @property
+    def label(self) -> str:
+        """Short name for table rows and test ids: ``lstm_sine`` (``lstm_next+sine_windows`` with data)."""
+        return spec_label(self.model) + (f"+{spec_label(self.data)}" if self.data else "")
+
+    @property
+    def slug(self) -> str:
+        return spec_slug(self.model, self.data)
+
+    def config(self, **changes: Any) -> TrainConfig:
+        """The default TrainConfig (Adam 0.001, MSE, batch 32, shuffle, seed 0) on this model and data."""
+        return TrainConfig(model=self.model, data=self.data, **changes)
+
+
+def pair_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
+    """Pair repeated ``--model`` and ``--data`` options: one data spec applies to every model, else one each."""
+    if data and len(data) not in (1, len(models)):
+        raise SpecError(f"data specs: {len(data)} given for {len(models)} model spec(s); allowed: none, one for "
+                        "every model, or one per model in the same order")
+    if data and not models:
+        raise SpecError("data spec given without a model spec; allowed: --data together with --model")
+    paired = data * len(models) if len(data) == 1 else data or [None] * len(models)
+    return [ModelSpec(m, d) for m, d in zip(models, paired, strict=True)]

@@ -15,3 +15,9 @@ pytest.importorskip("tensorflow")
 
 def test_this_environment_matches_its_golden_baselines(sinecheck_baseline) -> None:
     sinecheck_baseline.verify()
+
+
+def test_your_model_matches_its_golden_baselines(sinecheck_baseline, sinecheck_model) -> None:
+    """With ``--sinecheck-model=SPEC`` (e.g. ``examples/models.py:lstm_sine``): that model's baseline set (seeds
+    0-2, 5 and 20 epochs) against its own baselines under ``<baseline dir>/<model slug>/``."""
+    sinecheck_baseline.verify(sinecheck_model)
