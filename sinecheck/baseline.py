@@ -383,7 +383,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     the seed-noise band (or divergence differs)."""
     if stored is None:
         return Drift(name, "missing", None, None, None, band, "not in the baseline")
-    if current.config.to_dict() != stored.config.to_dict():
+    if _portable(current.config) != _portable(stored.config):
         return Drift(name, "material", None, None, None, band, "the baseline recorded another config")
     a, b = stored.arrays, current.arrays
     if not a:  # metadata-only load: digests decide
@@ -410,6 +410,17 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     worst = cmp.worst
     return Drift(name, level, max_w, max_ulp, delta, band, "" if level == "identical" else
                  f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ")
+
+
+def _portable(config: TrainConfig) -> dict[str, Any]:
+    """The config as a baseline compares it: a model/data spec by its identity, not the path it was given by."""
+    from sinecheck.spec import spec_identity
+
+    out = config.to_dict()
+    for name in ("model", "data"):
+        if name in out:
+            out[name] = spec_identity(out[name])
+    return out
 
 
 def _same_number(a: float | None, b: float | None) -> bool:

@@ -34,6 +34,36 @@ def _seed(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer or 'none'") from None
 
 
+def _add_model_options(p: argparse.ArgumentParser, what: str, *, repeatable: bool = True) -> None:
+    action = "append" if repeatable else "store"
+    again = " (repeatable)" if repeatable else ""
+    p.add_argument("--model", action=action, default=None, metavar="SPEC",
+                   help=f"package.module:factory or path/to/file.py:factory returning a Keras model: {what}{again}")
+    p.add_argument("--data", action=action, default=None, metavar="SPEC",
+                   help="with --model: a function returning (x, y) [, x_held_out, y_held_out] (default: the sine "
+                        "data); one for every model, or one per model")
+
+
+def _add_fallback_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fallback-engine", default=None, metavar="NAME",
+                   help="when --engine cannot train a --model (fused and numpy build Dense stacks only), train with "
+                        "this engine instead (e.g. keras) rather than refusing")
+
+
+def _model_specs(args: argparse.Namespace) -> list[Any]:
+    """The --model/--data options as checked ModelSpecs (each callable imported: a bad spec fails up front)."""
+    from sinecheck.spec import load_callable, pair_specs
+
+    models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
+    data = args.data if isinstance(args.data, list) else [args.data] if args.data else []
+    specs = pair_specs(models, data)
+    for spec in specs:
+        load_callable(spec.model, kind="model")
+        if spec.data:
+            load_callable(spec.data, kind="data")
+    return specs
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sinecheck", description="Which differences between runs of a Keras sine model are real?")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -45,8 +75,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("env", help="print the environment fingerprint (versions, backend, oneDNN, CPU, threads)")
     p.add_argument("--json", action="store_true", help="print it as JSON")
 
-    p = sub.add_parser("run", help="train a preset and print its digests, error and time")
-    p.add_argument("preset", metavar="PRESET", help=f"one of: {', '.join(PRESETS)}")
+    p = sub.add_parser("run", help="train a preset (or your --model) and print its digests, error and time")
+    p.add_argument("preset", metavar="PRESET", nargs="?", help=f"one of: {', '.join(PRESETS)} (or give --model)")
     p.add_argument("--epochs", type=int, help="override the number of epochs")
     p.add_argument("--batch-size", type=int, help="override the batch size (on every config of the preset)")
     p.add_argument("--seed", type=_seed, default=argparse.SUPPRESS, help="training seed, or 'none' for unseeded")
@@ -58,6 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="keras (Keras fit, the reference); fused (the same training in one TF graph, bitwise "
                         "equal to fit); fused-xla (that graph under XLA, equal within rounding); numpy or "
                         "numpy-float64 (an independent NumPy implementation)")
+    _add_model_options(p, "train this model instead of a preset")
+    _add_fallback_option(p)
 
     p = sub.add_parser("bench", help="per-epoch time of every engine vs Keras fit, measured in one run")
     p.add_argument("--quick", action="store_true", help="keras-default only, fewer rounds (~1 min)")
@@ -68,6 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs-per-call", type=int, default=20, metavar="N",
                    help="epochs each timed call trains (default 20: spreads every engine's per-call set-up)")
     p.add_argument("--json", metavar="PATH", help="also write every timing, the ratios and the fingerprint as JSON")
+    _add_model_options(p, "benchmark this model instead of the presets (engines that cannot train it say so)")
 
     p = sub.add_parser("matrix", help="which factors change the bits: factor × preset → verdict, in isolated processes")
     p.add_argument("--preset", action="append", choices=list(PRESETS), metavar="PRESET",
@@ -82,6 +115,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-ulp", type=int, default=None, metavar="K", help="ULP distance still graded ULP (default 16)")
     p.add_argument("--json", metavar="PATH", help="write every cell (verdict, max |Δ|, max ULP, digests) as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table and findings as Markdown")
+    _add_model_options(p, "add a row for this model (without --preset: only the model rows)")
 
     p = sub.add_parser("study", help="error study: initializers × batch sizes × seeds, sweeps, explanation, claims")
     p.add_argument("--preset", default="keras-default", choices=list(PRESETS), metavar="PRESET",
@@ -148,6 +182,9 @@ def _build_parser() -> argparse.ArgumentParser:
                            help="only the short runs (not the presets' full epochs): a quick look")
         if action != "list":
             q.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+        if action != "diff":
+            _add_model_options(q, "this model's baselines (in a subdirectory of --dir named after the spec) "
+                                  "instead of the presets'", repeatable=False)
 
     p = sub.add_parser("report", help="the reference experiments and the error study, as Markdown with plots")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
@@ -240,9 +277,22 @@ def _prepare_output(option: str, path: Path, *, is_dir: bool) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "shuffle": args.shuffle}
+    models = _model_specs(args)
+    if args.preset is None and not models:
+        raise ConfigError("PRESET: missing; allowed: one of " + ", ".join(PRESETS) + ", or --model SPEC")
+    if args.preset is not None and models:
+        raise ConfigError(f"PRESET: {args.preset!r} given with --model; allowed: one of them")
     if args.initializer is not None:
+        if models:
+            raise ConfigError("--initializer: not with --model (the model's factory builds its own layers)")
         changes["kernel_initializer"] = InitializerSpec.parse(args.initializer)
-    preset = get_preset(args.preset).with_overrides(**changes)
+    if models:
+        from sinecheck.config import Preset
+
+        base = Preset("model", "your model", tuple(m.config() for m in models), tuple(m.label for m in models))
+        preset = base.with_overrides(**changes)
+    else:
+        preset = get_preset(args.preset).with_overrides(**changes)
     configs = list(preset.configs)
     if args.lr is not None:
         configs = [c.replace(optimizer=OptimizerSpec(c.optimizer.name, args.lr, c.optimizer.params)) for c in configs]
@@ -252,15 +302,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _prepare_output("--json", Path(args.json), is_dir=False)
     from sinecheck.engines import ENGINES, train
 
-    if args.engine not in ENGINES:
-        raise ConfigError(f"--engine: invalid value {args.engine!r}; allowed: {', '.join(ENGINES)}")
+    for option, name in (("--engine", args.engine), ("--fallback-engine", args.fallback_engine)):
+        if name is not None and name not in ENGINES:
+            raise ConfigError(f"{option}: invalid value {name!r}; allowed: {', '.join(ENGINES)}")
+    if models and args.fallback_engine is None:
+        from sinecheck.engines import refuse_custom
+
+        refuse_custom(configs[0], args.engine)  # before any training
     _quiet_tensorflow()
     progress = _Progress()
     results = []
     for i, (cfg, label) in enumerate(zip(configs, preset.labels, strict=True), 1):
         progress.step(i, len(configs), f"{preset.name} {label} ({cfg.config_id})")
-        results.append(train(cfg, engine=args.engine, progress=progress.epoch))
+        results.append(train(cfg, engine=args.engine, progress=progress.epoch, fallback=args.fallback_engine))
     progress.finish()
+    for r in results:
+        if "fallback_from" in r.options:
+            print(f"engine {r.options['fallback_from']} cannot train {r.config.model}; trained with {r.engine} "
+                  "(--fallback-engine)")
     rows = [["run", "config id", "initial weights", "final weights", "predictions", "MSE train", "MSE held-out",
              "max|err|", "fit s", "ms/epoch"]]
     for label, r in zip(preset.labels, results, strict=True):
@@ -429,10 +488,17 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from sinecheck import baseline as bl
     from sinecheck.storage import atomic_write
 
+    record_hint = f"`sinecheck baseline record --dir {args.dir}`"
+    if args.action != "diff":
+        (model,) = _model_specs(args) or [None]
+        if model is not None:
+            record_hint = record_hint[:-1] + f" --model {model.model}" + (
+                f" --data {model.data}`" if model.data else "`")
+        args.dir = str(bl.subject_dir(args.dir, model))
     if args.action == "list":
         paths = bl.list_baselines(args.dir)
         if not paths:
-            print(f"no baselines in {args.dir}; record one with `sinecheck baseline record --dir {args.dir}`")
+            print(f"no baselines in {args.dir}; record one with {record_hint}")
             return 0
         for path in paths:
             b = bl.load_baseline(path, with_arrays=False)
@@ -452,12 +518,12 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         return 1 if result.failed(args.strict) else 0
     _quiet_tensorflow()
     key = bl.EnvKey.current()
-    configs = bl.baseline_configs(full=not args.short_only)
+    configs = bl.baseline_configs(full=not args.short_only, model=model)
     if args.action == "check":
         references = bl.select_references(key, args.dir)  # a corrupt file fails here, before any training
         if not references:
             print(f"no baseline for this environment ({key.describe()}) or an older version in {args.dir}; "
-                  f"record one with `sinecheck baseline record --dir {args.dir}`")
+                  f"record one with {record_hint}")
             return 1
     else:
         _prepare_output("--dir", Path(args.dir), is_dir=True)  # an unwritable directory fails before training
@@ -543,7 +609,10 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         return 0
     factors = select_factors(args.factor)
     epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    rows = matrix_rows(args.preset or list(PRESETS), small=not args.no_small, epochs=epochs)
+    models = _model_specs(args)
+    only_models = bool(models) and not args.preset
+    rows = matrix_rows(args.preset or ([] if only_models else list(PRESETS)),
+                       small=not args.no_small and not only_models, epochs=epochs, models=models)
     if args.parallel < 1:
         raise ConfigError(f"--parallel: invalid value {args.parallel}; allowed: an integer >= 1")
     tolerance = Tolerance() if args.max_ulp is None else Tolerance(max_ulp=args.max_ulp)
@@ -586,8 +655,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from sinecheck.bench import render_bench, run_bench, time_backend_fit
     from sinecheck.seeding import fingerprint, format_fingerprint
 
-    names = ["keras-default"] if args.quick else list(PRESETS)
-    cases = []
+    models = _model_specs(args)
+    names = [] if models else ["keras-default"] if args.quick else list(PRESETS)
+    cases = [(m.label, m.config()) for m in models]
     for name in names:
         preset = get_preset(name)
         cases += [(name if len(preset.configs) == 1 else f"{name} {label}", cfg)

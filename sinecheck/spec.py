@@ -131,14 +131,22 @@ def spec_label(spec: str) -> str:
     return spec.rpartition(":")[2]
 
 
+def spec_identity(spec: str) -> str:
+    """What names a spec wherever it is run from: ``pkg.mod:f`` for a module, ``file.py:f`` (the file's name
+    without its directory) for a file — so ``examples/models.py:f`` and ``/abs/examples/models.py:f`` are one."""
+    target, _, name = spec.rpartition(":")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        target = Path(target.replace("\\", "/")).name
+    return f"{target}:{name}"
+
+
 def spec_slug(model: str | None, data: str | None = None) -> str:
-    """A file-name-safe name for a (model, data) pair, e.g. ``examples-models-lstm_sine``."""
+    """A file-name-safe name for a (model, data) pair, e.g. ``models-lstm_sine`` (from `spec_identity`)."""
     parts = []
     for prefix, spec in (("", model), ("data-", data)):
         if spec:
-            target, _, name = spec.rpartition(":")
-            target = target.removesuffix(".py").replace("\\", "/").strip("./")
-            parts.append(prefix + re.sub(r"[^A-Za-z0-9_]+", "-", f"{target}-{name}").strip("-"))
+            target, _, name = spec_identity(spec).rpartition(":")
+            parts.append(prefix + re.sub(r"[^A-Za-z0-9_]+", "-", f"{target.removesuffix('.py')}-{name}").strip("-"))
     return "+".join(parts) or "sine"
 
 

@@ -94,6 +94,7 @@ def test_spec_labels_and_slugs() -> None:
     from sinecheck.spec import spec_label, spec_slug
 
     assert spec_label("examples/models.py:lstm_sine") == "lstm_sine"
-    assert spec_slug("examples/models.py:lstm_sine") == "examples-models-lstm_sine"
+    assert spec_slug("examples/models.py:lstm_sine") == "models-lstm_sine"
+    assert spec_slug("/elsewhere/examples/models.py:lstm_sine") == "models-lstm_sine"
     assert spec_slug("pkg.mod:f", "./data.py:g") == "pkg-mod-f+data-data-g"
     assert spec_slug(None) == "sine"
