@@ -116,6 +116,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write every cell (verdict, max |Δ|, max ULP, digests) as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table and findings as Markdown")
     _add_model_options(p, "add a row for this model (without --preset: only the model rows)")
+    p.add_argument("--locate", default="broken", choices=("broken", "all", "none"),
+                   help="replay cells step by step to print where the two runs first parted: cells that break "
+                        "their expectation (default), every non-identical cell (slower), or none")
 
     p = sub.add_parser("study", help="error study: initializers × batch sizes × seeds, sweeps, explanation, claims")
     p.add_argument("--preset", default="keras-default", choices=list(PRESETS), metavar="PRESET",
@@ -151,10 +154,20 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the attribution, per-seed values and noise floor as JSON")
 
     p = sub.add_parser("diverge", help="where two runs part: first (epoch, batch) and stage, step by step")
-    p.add_argument("preset", metavar="PRESET", help=f"one of: {', '.join(PRESETS)} (its first config)")
-    p.add_argument("--factor", required=True, metavar="NAME",
-                   help="the two sides to compare, as a matrix factor (e.g. onednn-off, xla, tf-keras, "
-                        "shuffle-off; `sinecheck matrix --list-factors`)")
+    p.add_argument("a", metavar="A", nargs="?", help=f"a preset ({', '.join(PRESETS)}: its first config) or a "
+                                                     "TrainConfig JSON file (or give --model)")
+    p.add_argument("b", metavar="B", nargs="?", help="the other side, the same way (default: A again)")
+    p.add_argument("--factor", metavar="NAME",
+                   help="compare the two sides of this matrix factor on A (e.g. onednn-off, xla, tf-keras, "
+                        "shuffle-off; `sinecheck matrix --list-factors`) instead of A with B")
+    for side in ("a", "b"):
+        p.add_argument(f"--env-{side}", action="append", default=[], metavar="VAR=VALUE",
+                       help=f"an environment variable for side {side.upper()}'s process (repeatable), e.g. "
+                            "TF_ENABLE_ONEDNN_OPTS=0")
+        p.add_argument(f"--python-{side}", metavar="PATH",
+                       help=f"run side {side.upper()} with this interpreter (a venv with other TF/Keras versions "
+                            "and sinecheck installed, e.g. one of .nox/)")
+    _add_model_options(p, "A is this model (its default config)", repeatable=False)
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default 5)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write diverge.png (max |Δw| per step) there")
     p.add_argument("--json", metavar="PATH", help="write the divergence and the per-step growth as JSON")
@@ -447,32 +460,84 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_diverge(args: argparse.Namespace) -> int:
-    from sinecheck.matrix import factor_by_name
+def _side_environment(side: str, assignments: list[str], python: str | None) -> Any:
+    from sinecheck.isolate import CONTROLLED_VARS, Environment
 
+    env = {}
+    for text in assignments:
+        name, sep, value = text.partition("=")
+        if not sep or name not in CONTROLLED_VARS:
+            raise ConfigError(f"--env-{side}: invalid value {text!r}; allowed: VAR=VALUE with VAR one of "
+                              f"{', '.join(CONTROLLED_VARS)}")
+        env[name] = value
+    if python is not None and not Path(python).is_file():
+        raise ConfigError(f"--python-{side}: invalid value {python!r}; allowed: the path of a Python interpreter")
+    return Environment(side, tuple(env.items()), python=python)
+
+
+def _cmd_diverge(args: argparse.Namespace) -> int:
     _positive("--epochs", args.epochs)
-    factor = factor_by_name(args.factor)  # an unknown factor fails before any training
-    config = get_preset(args.preset).configs[0].replace(epochs=args.epochs or 5)
+    (model,) = _model_specs(args) or [None]
+    if model is not None and args.a is not None and args.b is not None:
+        raise ConfigError("--model: given with A and B; allowed: --model [B], or A [B]")
+    if model is not None:
+        a_name, a = model.label, model.config()
+        b_text = args.a or args.b
+    elif args.a is None:
+        raise ConfigError("A: missing; allowed: a preset name, a TrainConfig JSON file, or --model SPEC")
+    else:
+        (a_name, a), b_text = _load_side(args.a, "A"), args.b
+    a = a.replace(epochs=args.epochs or 5)
+    env_a = _side_environment("a", args.env_a, args.python_a)
+    env_b = _side_environment("b", args.env_b, args.python_b)
+    factor = None
+    if args.factor is not None:
+        from sinecheck.matrix import factor_by_name
+
+        factor = factor_by_name(args.factor)  # an unknown factor fails before any training
+        if b_text is not None or env_a.env or env_b.env or env_a.python or env_b.python:
+            raise ConfigError("--factor: given with B or --env-*/--python-*; allowed: the factor alone (it "
+                              "defines both sides)")
+        b_name, b = a_name, a
+    elif b_text is None:
+        b_name, b = a_name, a
+    else:
+        b_name, b = _load_side(b_text, "B")
+        b = b.replace(epochs=a.epochs)
     for option, path, is_dir in (("--out", args.out, True), ("--json", args.json, False)):
         if path:
             _prepare_output(option, Path(path), is_dir=is_dir)
     _quiet_tensorflow()
-    from sinecheck.diverge import diverge_factor, plot_growth
+    from sinecheck.diverge import diverge_factor, diverge_pair, plot_growth
     from sinecheck.storage import atomic_write
 
-    _, _, divergence, elapsed = diverge_factor(config, factor.name)
-    print(f"{args.preset} ({config.describe()}), factor {factor.name}: {factor.question}")
+    if factor is not None:
+        _, _, divergence, elapsed = diverge_factor(a, factor.name)
+        title = f"{a_name}: {factor.name}"
+        print(f"{a_name} ({a.describe()}), factor {factor.name}: {factor.question}")
+    else:
+        _, _, divergence, elapsed = diverge_pair(a, b, env_a=env_a, env_b=env_b)
+        title = f"{a_name} vs {b_name}"
+        print(f"A: {a_name} ({a.describe()}) in {env_a.describe()}")
+        print(f"B: {b_name} ({b.describe()}) in {env_b.describe()}, a second fresh process")
+        differ = sorted(k for k in a.to_dict().keys() | b.to_dict().keys()
+                        if a.to_dict().get(k) != b.to_dict().get(k))
+        if differ:
+            print(f"the configs differ in: {', '.join(differ)}")
     print(divergence.describe())
     growth = divergence.growth
     marks = [k for k in (0, 1, 9, 99, 999) if k < len(growth)] + ([len(growth) - 1] if len(growth) else [])
-    print("max |Δw| after step " + ", ".join(f"{k + 1}: {growth[k]:.3g}" for k in dict.fromkeys(marks)))
+    if len(growth):
+        print("max |Δw| after step " + ", ".join(f"{k + 1}: {growth[k]:.3g}" for k in dict.fromkeys(marks)))
     print(f"({len(growth)} steps traced in two worker processes, {elapsed:.0f} s)")
     if args.out:
-        png = plot_growth(divergence, title=f"{args.preset}: {factor.name}")
-        print(f"wrote {atomic_write(Path(args.out) / 'diverge.png', png)}")
+        print(f"wrote {atomic_write(Path(args.out) / 'diverge.png', plot_growth(divergence, title=title))}")
     if args.json:
-        atomic_write(args.json, json.dumps({"preset": args.preset, "factor": factor.name,
-                                            "config": config.to_dict(), **divergence.to_dict()}, indent=2) + "\n")
+        payload = {"a": {"name": a_name, "config": a.to_dict()}, "b": {"name": b_name, "config": b.to_dict()},
+                   "factor": None if factor is None else factor.name, **divergence.to_dict()}
+        if factor is None:
+            payload["a"]["environment"], payload["b"]["environment"] = env_a.to_dict(), env_b.to_dict()
+        atomic_write(args.json, json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 
@@ -620,9 +685,15 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         if path:
             _prepare_output(option, Path(path), is_dir=False)
     progress = _Progress()
-    matrix = run_matrix(rows, factors, parallel=args.parallel, tolerance=tolerance, progress=progress.step)
+    matrix = run_matrix(rows, factors, parallel=args.parallel, tolerance=tolerance, progress=progress.step,
+                        locate=args.locate)
     progress.finish()
     print(matrix.table())
+    located = [c for c in matrix.cells if "first_divergence" in c.evidence and c.meets_expectation is not False]
+    if located:
+        print()
+    for cell in located:
+        print(f"{cell.factor.name} / {cell.row}: {cell.evidence['first_divergence']}")
     for finding in matrix.findings:
         print(f"\nfinding: {finding.statement}")
     for note in matrix.notes():
@@ -631,8 +702,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     print(f"\n{len(matrix.cells)} cells, {len(rows)} rows × {len(factors)} factors, {epochs} epochs per run, "
           f"{matrix.elapsed_s:.0f} s; expectations broken: {len(violations)}")
     for cell in violations:
+        located = cell.evidence.get("first_divergence")
         print(f"BROKEN: {cell.factor.name} / {cell.row}: expected {cell.factor.expect}, got {cell.verdict}\n"
-              f"{cell.report}")
+              f"{cell.report}" + (f"\n{located}" if located else ""))
     from sinecheck.storage import atomic_write
 
     if args.json:

@@ -2,25 +2,30 @@
 they differ.
 
 A trace records, after every batch, the loss ``fit`` logs, every weight and every optimizer slot (Adam's
-moments, ...), plus the initial weights and the sample order of the first epochs.  Comparing two traces step
-by step gives the first step where anything differs, and the stage by elimination — both runs enter the step
-with equal weights and slots:
+moments, ...), plus the initial weights and the sample order of the first epochs.  Before every batch of those
+epochs it also *replays* the step eagerly from the weights the step starts with: the model's output on the
+batch, the loss and the gradient (TensorFlow backends; inference mode, so the replay draws no random numbers
+and the traced run stays bit for bit the run `train` makes).  Comparing two traces step by step gives the first
+step where anything ``fit`` produced differs, and the stage by elimination — both runs enter that step with
+equal weights and slots:
 
 - *initial weights* differ before any step; *shuffle order*: the step's batch holds other samples;
-- *forward pass / loss*: the logged loss differs (same weights, same data, another result);
-- *gradient*: the loss agrees but an optimizer slot fed by the gradient differs (for optimizers with slots);
-- *weight update*: loss and slots agree but the weights do not (the update arithmetic itself).
+- *forward output*, *loss*, *gradient*: the replayed output, loss or gradient differ (the first that does);
+- *forward pass / loss*: the loss ``fit`` logged differs although the replay agrees (or was not made);
+- *optimizer slot update*: output, loss and gradient agree but a slot (Adam's moments) does not;
+- *weight update*: all of that agrees but the weights do not (the update arithmetic itself).
 
 It also gives how the difference grows afterwards (max |Δw| per step).  Traces of two environments (oneDNN
-on/off, thread counts, Keras 2 vs 3, ...) are made in worker processes (`sinecheck.isolate`).
+on/off, thread counts, Keras 2 vs 3, another venv's TensorFlow/Keras, ...) are made in worker processes
+(`sinecheck.isolate`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +50,19 @@ class Trace:
     slots: np.ndarray  # (steps, n_slot_values) every float optimizer slot, flattened
     weight_layout: list[tuple[str, int]]  # (name, size) in flattening order
     slot_layout: list[tuple[str, int]]
+    # Replayed before each step (TensorFlow backends, probed epochs; NaN rows elsewhere): the model's output on
+    # the step's batch (NaN-padded to the batch size), the loss of that output, and the gradient.
+    outputs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    batch_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gradients: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    gradient_layout: list[tuple[str, int]] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
         arrays = {"orders": self.orders, "steps": self.steps, "losses": self.losses, "weights": self.weights,
-                  "slots": self.slots, **{f"initial::{k}": v for k, v in self.initial.items()}}
+                  "slots": self.slots, "outputs": self.outputs, "batch_losses": self.batch_losses,
+                  "gradients": self.gradients, **{f"initial::{k}": v for k, v in self.initial.items()}}
         meta = {"config": self.config.to_json(), "weight_layout": self.weight_layout,
-                "slot_layout": self.slot_layout}
+                "slot_layout": self.slot_layout, "gradient_layout": self.gradient_layout}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
@@ -61,7 +73,8 @@ class Trace:
             initial = {k.split("::", 1)[1]: npz[k] for k in npz.files if k.startswith("initial::")}
             return cls(TrainConfig.from_json(meta["config"]), initial, npz["orders"], npz["steps"], npz["losses"],
                        npz["weights"], npz["slots"], [tuple(x) for x in meta["weight_layout"]],
-                       [tuple(x) for x in meta["slot_layout"]])
+                       [tuple(x) for x in meta["slot_layout"]], npz["outputs"], npz["batch_losses"],
+                       npz["gradients"], [tuple(x) for x in meta["gradient_layout"]])
 
 
 def _optimizer_slots(optimizer: Any) -> list[tuple[str, Any]]:
@@ -75,8 +88,10 @@ def _optimizer_slots(optimizer: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None) -> Trace:
-    """Train `config` with Keras ``fit`` (the keras engine's seeded start) and record every step."""
+def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
+              unseeded_noise: float = 0.0) -> Trace:
+    """Train `config` with Keras ``fit`` (the keras engine's seeded start, with the same `initial_weights` and
+    `unseeded_noise` options) and record every step."""
     from sinecheck.data import sample_count
     from sinecheck.engines.common import fresh_start
     from sinecheck.models import keras_module, to_numpy
@@ -86,11 +101,13 @@ def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] 
     probed = min(ORDER_EPOCHS, config.epochs)
     orders = (np.stack(epoch_orders(config, epochs=probed)) if config.shuffle
               else np.tile(np.arange(sample_count(config)), (probed, 1)))
-    start = fresh_start(config, initial_weights=initial_weights)
+    start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
     model = start.model
     names = list(start.initial)
-    rows: dict[str, list[Any]] = {"steps": [], "losses": [], "weights": [], "slots": []}
+    rows: dict[str, list[Any]] = {"steps": [], "losses": [], "weights": [], "slots": [], "outputs": [],
+                                  "batch_losses": [], "gradients": []}
     layout: dict[str, list[tuple[str, int]]] = {"slots": []}
+    replay = _StepReplay(model, start, orders, config)
 
     class Recorder(keras.callbacks.Callback):
         epoch = 0
@@ -98,11 +115,19 @@ def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self.epoch = epoch
 
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            output, loss, gradient = replay(self.epoch, batch)
+            rows["outputs"].append(output)
+            rows["batch_losses"].append(loss)
+            rows["gradients"].append(gradient)
+
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             rows["steps"].append((self.epoch, batch))
             rows["losses"].append(float((logs or {}).get("loss", np.nan)))
-            rows["weights"].append(np.concatenate([np.asarray(w, np.float32).ravel() for w in model.get_weights()]))
-            slots = _optimizer_slots(model.optimizer)
+            trained = self.model  # (Keras's property: on JAX it syncs the state into the model first)
+            rows["weights"].append(np.concatenate([np.asarray(w, np.float32).ravel()
+                                                   for w in trained.get_weights()]))
+            slots = _optimizer_slots(trained.optimizer)
             layout["slots"] = [(str(name), int(np.prod(v.shape))) for name, v in slots]
             rows["slots"].append(np.concatenate([np.asarray(to_numpy(v), np.float32).ravel() for _, v in slots])
                                  if slots else np.zeros(0, np.float32))
@@ -111,7 +136,52 @@ def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] 
               shuffle=config.shuffle, verbose=0, callbacks=[Recorder(), keras.callbacks.TerminateOnNaN()])
     return Trace(config, start.initial, np.asarray(orders, np.int64), np.array(rows["steps"], np.int64),
                  np.array(rows["losses"], np.float64), np.stack(rows["weights"]), np.stack(rows["slots"]),
-                 [(n, int(start.initial[n].size)) for n in names], layout["slots"])
+                 [(n, int(start.initial[n].size)) for n in names], layout["slots"],
+                 np.stack(rows["outputs"]), np.array(rows["batch_losses"], np.float64), np.stack(rows["gradients"]),
+                 replay.layout)
+
+
+class _StepReplay:
+    """Before a step: the model's output on the step's batch, its loss and the gradient, computed eagerly from
+    the weights the step starts with.  Inference mode (``training=False``) so the replay consumes no random
+    numbers and updates no statistics: the traced run stays the run it would have been.  TensorFlow backends
+    only (``tf.GradientTape``), and only in epochs whose sample order was probed; NaN otherwise."""
+
+    def __init__(self, model: Any, start: Any, orders: np.ndarray, config: TrainConfig) -> None:
+        from sinecheck.models import keras_module
+        from sinecheck.seeding import keras_backend
+
+        self.model, self.orders, self.bs = model, orders, config.batch_size
+        self.x, self.y = start.data.x_train, start.data.y_train
+        self.enabled = keras_backend() == "tensorflow"
+        name_of = {id(w): n for w, n in zip(model.weights, start.initial, strict=True)}
+        self.layout = [(name_of.get(id(w), "?"), int(np.prod(w.shape))) for w in model.trainable_weights]
+        loss = model.loss if start.options.get("compiled_by_factory") else config.loss
+        self.loss_fn = keras_module().losses.get(loss) if isinstance(loss, str) else loss
+        self.width = sum(size for _, size in self.layout)
+
+    def __call__(self, epoch: int, batch: int) -> tuple[np.ndarray, float, np.ndarray]:
+        blank = (np.full(self.bs, np.nan, np.float32), float("nan"), np.full(self.width, np.nan, np.float32))
+        if not self.enabled or epoch >= len(self.orders):
+            return blank
+        import tensorflow as tf
+
+        index = self.orders[epoch][batch * self.bs:(batch + 1) * self.bs]
+        xb, yb = tf.constant(self.x[index]), tf.constant(self.y[index])
+        try:
+            with tf.GradientTape() as tape:
+                out = self.model(xb, training=False)
+                loss = tf.reduce_mean(self.loss_fn(yb, out))
+            grads = tape.gradient(loss, self.model.trainable_weights)
+        except Exception:  # a model the replay cannot differentiate: the trace goes on without it
+            return blank
+        output = np.full(self.bs, np.nan, np.float32)
+        flat = np.asarray(out, np.float32).reshape(len(index), -1)[:, 0]
+        output[:len(flat)] = flat
+        gradient = np.concatenate([np.zeros(size, np.float32) if g is None else np.asarray(g, np.float32).ravel()
+                                   for g, (_, size) in zip(grads, self.layout, strict=True)]) if grads else \
+            np.zeros(0, np.float32)
+        return output, float(loss), gradient
 
 
 @dataclass
@@ -129,13 +199,16 @@ class Divergence:
     growth: np.ndarray  # max |Δw| after each step
 
     def describe(self) -> str:
+        if self.stage == "different models":
+            return f"the two runs train different models, not comparable step by step ({self.tensor})"
         if self.stage == "identical":
             return (f"identical: every step's loss, weights and optimizer slots agree bit for bit "
                     f"({len(self.growth)} steps)")
         where = "before the first step" if self.step is None else (
             f"at epoch {self.epoch + 1}, batch {self.batch + 1} (step {self.step + 1})")
+        where_in = self.tensor if self.tensor == "logged loss" else f"{self.tensor}[{self.index}]"
         values = ("" if self.value_a is None else
-                  f": {self.tensor}[{self.index}] = {self.value_a:.9g} vs {self.value_b:.9g} "
+                  f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} "
                   f"(|Δ| {abs(self.value_a - self.value_b):.3g})")
         grown = f"; max |Δw| grows to {np.nanmax(self.growth):.3g} by the last step" if len(self.growth) else ""
         return f"first divergence {where}, stage: {self.stage}{values}{grown}"
@@ -158,6 +231,18 @@ def _locate(layout: list[tuple[str, int]], flat_index: int) -> tuple[str, int]:
     return "?", flat_index
 
 
+def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Bitwise equality (NaN equals NaN, -0.0 does not equal 0.0)."""
+    return a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _replayed(a: Trace, b: Trace, k: int) -> bool:
+    """Whether both traces replayed step `k` (same layouts, values recorded on both sides)."""
+    if k >= min(len(a.gradients), len(b.gradients)) or a.gradient_layout != b.gradient_layout:
+        return False
+    return bool(np.isfinite(a.batch_losses[k]) and np.isfinite(b.batch_losses[k]))
+
+
 def _first_diff(a: np.ndarray, b: np.ndarray, layout: list[tuple[str, int]]) -> tuple[str, int, float, float]:
     diff = np.flatnonzero(a.view(np.uint32) != b.view(np.uint32))
     i = int(diff[np.argmax(np.abs(a[diff].astype(np.float64) - b[diff]))])
@@ -166,7 +251,12 @@ def _first_diff(a: np.ndarray, b: np.ndarray, layout: list[tuple[str, int]]) -> 
 
 
 def first_divergence(a: Trace, b: Trace) -> Divergence:
-    """Compare two traces of the same config (see the module doc for how the stage is decided)."""
+    """Compare two traces of the same model (see the module doc for how the stage is decided)."""
+    if [size for _, size in a.weight_layout] != [size for _, size in b.weight_layout]:
+        shapes = ", ".join(f"{n} {s}" for n, s in a.weight_layout[:3])
+        other = ", ".join(f"{n} {s}" for n, s in b.weight_layout[:3])
+        return Divergence(None, None, None, "different models", f"A: {shapes} … vs B: {other} …", None, None, None,
+                          np.zeros(0))
     steps = min(len(a.steps), len(b.steps))
     growth = (np.max(np.abs(a.weights[:steps].astype(np.float64) - b.weights[:steps]), axis=1) if steps
               else np.zeros(0))
@@ -176,7 +266,7 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
             i = int(np.argmax(np.abs(flat_a.astype(np.float64) - flat_b)))
             return Divergence(None, None, None, "initial weights", name, i, float(flat_a[i]), float(flat_b[i]),
                               growth)
-    bs = a.config.batch_size
+    bs_a, bs_b = a.config.batch_size, b.config.batch_size
     slots_comparable = [size for _, size in a.slot_layout] == [size for _, size in b.slot_layout]
     for k in range(steps):
         epoch, batch = (int(v) for v in a.steps[k])
@@ -186,19 +276,31 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
         if same_loss and same_slots and same_weights:
             continue
         if epoch < min(len(a.orders), len(b.orders)):
-            batch_a = np.sort(a.orders[epoch][batch * bs:(batch + 1) * bs])
-            batch_b = np.sort(b.orders[epoch][batch * bs:(batch + 1) * bs])
+            batch_a = np.sort(a.orders[epoch][batch * bs_a:(batch + 1) * bs_a])
+            batch_b = np.sort(b.orders[epoch][batch * bs_b:(batch + 1) * bs_b])
             if not np.array_equal(batch_a, batch_b):
                 j = int(np.flatnonzero(a.orders[epoch] != b.orders[epoch])[0])
                 return Divergence(k, epoch, batch, "shuffle order", f"epoch {epoch + 1} order", j,
                                   float(a.orders[epoch][j]), float(b.orders[epoch][j]), growth)
+        replayed = _replayed(a, b, k)
+        if replayed:
+            if not _bits_equal(a.outputs[k], b.outputs[k]):
+                _, i, va, vb = _first_diff(a.outputs[k], b.outputs[k], [("output", a.outputs.shape[1])])
+                return Divergence(k, epoch, batch, "forward output", "model output on the batch", i, va, vb, growth)
+            if not _bits_equal(a.batch_losses[k:k + 1], b.batch_losses[k:k + 1]):
+                return Divergence(k, epoch, batch, "loss", "batch loss", 0, float(a.batch_losses[k]),
+                                  float(b.batch_losses[k]), growth)
+            if not _bits_equal(a.gradients[k], b.gradients[k]):
+                name, i, va, vb = _first_diff(a.gradients[k], b.gradients[k], a.gradient_layout)
+                return Divergence(k, epoch, batch, "gradient", f"∂loss/∂{name}", i, va, vb, growth)
         if not same_loss:
             return Divergence(k, epoch, batch, "forward pass / loss", "logged loss", 0, float(a.losses[k]),
                               float(b.losses[k]), growth)
         if not same_slots:
             name, i, va, vb = _first_diff(a.slots[k], b.slots[k], a.slot_layout)
-            return Divergence(k, epoch, batch, "gradient (seen in the optimizer slot it feeds)", name, i, va, vb,
-                              growth)
+            stage = ("optimizer slot update (the replayed output, loss and gradient agree)" if replayed
+                     else "gradient or optimizer slot (seen in the slot)")
+            return Divergence(k, epoch, batch, stage, name, i, va, vb, growth)
         name, i, va, vb = _first_diff(a.weights[k], b.weights[k], a.weight_layout)
         stage = ("weight update" if a.slot_layout and slots_comparable
                  else "gradient or weight update (no comparable optimizer slots)")
@@ -225,24 +327,66 @@ def plot_growth(divergence: Divergence, *, title: str) -> bytes:
     return figure_bytes(fig)
 
 
+def trace_sides(config: TrainConfig, sides: Sequence[Any], *, pool: Any) -> list[Trace]:
+    """Trace each matrix `Side` of `config`, in order, in a worker process of its environment.  A side that starts
+    from another side's initial weights gets them from that side's trace (traced first if it is not listed)."""
+    done: dict[Any, Trace] = {}
+    out = []
+    for side in sides:
+        initial_path = None
+        if side.initial_from is not None:
+            source = done.get(side.initial_from) or _trace_side(pool, config, side.initial_from)
+            done.setdefault(side.initial_from, source)
+            initial_path = source.save(Path(pool.get(side.environment, side.instance).workdir)
+                                       / f"trace-initial-{time.perf_counter_ns()}.npz")
+        trace = _trace_side(pool, config, side, initial_path)
+        done.setdefault(side, trace)
+        out.append(trace)
+    return out
+
+
+def _trace_side(pool: Any, config: TrainConfig, side: Any, initial_path: Path | None = None) -> Trace:
+    worker = pool.get(side.environment, side.instance)
+    payload: dict[str, Any] = {"config": side.config(config).to_dict(), "unseeded_noise": side.unseeded_noise,
+                               "out": str(Path(worker.workdir) / f"trace-{time.perf_counter_ns()}.npz")}
+    if initial_path is not None:
+        payload["initial_from"] = str(initial_path)
+    path = Path(worker.call("trace", payload)["path"])
+    trace = Trace.load(path)
+    path.unlink(missing_ok=True)
+    return trace
+
+
+def trace_factor(config: TrainConfig, factor: Any, *, pool: Any) -> tuple[Trace, Trace, Divergence]:
+    """Trace both sides of a matrix factor on `config` and find where they part."""
+    a, b = trace_sides(config, [factor.a, factor.b], pool=pool)
+    return a, b, first_divergence(a, b)
+
+
+def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: Any = None,
+                 workdir: str | Path | None = None) -> tuple[Trace, Trace, Divergence, float]:
+    """Trace config `a` in environment `env_a` and `b` in `env_b` (`isolate.Environment`; default TensorFlow's
+    defaults), each in a fresh worker process of its own, and find where they part."""
+    from sinecheck.isolate import Environment, WorkerPool
+    from sinecheck.matrix import Side
+
+    env_a, env_b = env_a or Environment("a"), env_b or Environment("b")
+    fields = a.to_dict().keys() | b.to_dict().keys()
+    changes = tuple((f, getattr(b, f)) for f in sorted(fields) if f != "schema" and getattr(a, f) != getattr(b, f))
+    started = time.perf_counter()
+    with WorkerPool(workdir=workdir) as pool:
+        ta, tb = trace_sides(a, [Side(env_a), Side(env_b, changes, instance=1)], pool=pool)
+    return ta, tb, first_divergence(ta, tb), time.perf_counter() - started
+
+
 def diverge_factor(config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None
                    ) -> tuple[Trace, Trace, Divergence, float]:
     """Trace both sides of a matrix factor (each in a worker process of its environment) and compare them."""
-    from sinecheck.config import ConfigError
     from sinecheck.isolate import WorkerPool
     from sinecheck.matrix import factor_by_name
 
     factor = factor_by_name(factor_name)
-    for side in (factor.a, factor.b):
-        if side.unseeded_noise or side.initial_from is not None or side.repeat:
-            raise ConfigError(f"--factor: {factor_name!r} cannot be traced (injected noise, loaded initial weights "
-                              "or a same-process repeat); allowed: factors that differ by environment or config")
     started = time.perf_counter()
-    traces = []
     with WorkerPool(workdir=workdir) as pool:
-        for side in (factor.a, factor.b):
-            worker = pool.get(side.environment, side.instance)
-            reply = worker.call("trace", {"config": side.config(config).to_dict(),
-                                          "out": str(Path(worker.workdir) / f"trace-{len(traces)}.npz")})
-            traces.append(Trace.load(reply["path"]))
-    return traces[0], traces[1], first_divergence(traces[0], traces[1]), time.perf_counter() - started
+        a, b, divergence = trace_factor(config, factor, pool=pool)
+    return a, b, divergence, time.perf_counter() - started

@@ -43,7 +43,8 @@ class Environment:
     """Everything process-wide that a worker is started with.
 
     `env` sets variables from `CONTROLLED_VARS`; thread counts of None keep TensorFlow's defaults;
-    `op_determinism` calls ``tf.config.experimental.enable_op_determinism()`` before any run.
+    `op_determinism` calls ``tf.config.experimental.enable_op_determinism()`` before any run; `python` runs the
+    worker with another interpreter (e.g. a venv with another TensorFlow/Keras that has sinecheck installed).
     """
 
     name: str = "default"
@@ -51,6 +52,7 @@ class Environment:
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     op_determinism: bool = False
+    python: str | None = None
 
     def __post_init__(self) -> None:
         items = self.env.items() if isinstance(self.env, Mapping) else self.env
@@ -74,10 +76,11 @@ class Environment:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "env": dict(self.env), "intra_op_threads": self.intra_op_threads,
-                "inter_op_threads": self.inter_op_threads, "op_determinism": self.op_determinism}
+                "inter_op_threads": self.inter_op_threads, "op_determinism": self.op_determinism,
+                "python": self.python}
 
     def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.env]
+        parts = [f"{k}={v}" for k, v in self.env] + ([f"python {self.python}"] if self.python else [])
         if self.intra_op_threads is not None or self.inter_op_threads is not None:
             parts.append(f"threads {self.intra_op_threads}/{self.inter_op_threads}")
         if self.op_determinism:
@@ -286,7 +289,8 @@ class WorkerPool:
         with self._lock:
             key = (environment, instance)
             if key not in self._workers:
-                self._workers[key] = Worker(environment, workdir=self.workdir, python=self.python)
+                self._workers[key] = Worker(environment, workdir=self.workdir,
+                                            python=environment.python or self.python)
             return self._workers[key]
 
     def close(self) -> None:

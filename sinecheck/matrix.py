@@ -30,6 +30,10 @@ BASE = Environment("default")
 #: Epochs the matrix trains by default.  Bitwise identity (or not) shows after a few steps; how far two
 #: runs drift apart (ULP vs CLOSE) grows with epochs, so the grade of "measured" cells depends on it.
 DEFAULT_EPOCHS = 5
+#: Where a cell is not identical, the matrix can replay both sides step by step to say where they parted
+#: (`sinecheck.diverge`); at most this many epochs are traced (a trace holds every weight after every step).
+LOCATE_EPOCHS = 10
+LOCATE_CHOICES: tuple[str, ...] = ("broken", "all", "none")
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,10 @@ class Cell:
         if self.error:
             raise AssertionError(f"{self.factor.name} / {self.row}: no verdict: {self.error}")
         if self.meets_expectation is False:
+            located = self.evidence.get("first_divergence")
             raise AssertionError(f"{self.factor.name} / {self.row} ({self.factor.question}): expected "
-                                 f"{self.factor.expect}, got {self.verdict}\n{self.report}")
+                                 f"{self.factor.expect}, got {self.verdict}\n{self.report}"
+                                 + (f"\n{located}" if located else ""))
         return self
 
     def short(self) -> str:
@@ -218,8 +224,9 @@ class Cell:
         from sinecheck.result import from_json_float
 
         known = {"factor", "row", "expect", "verdict", "meets_expectation", "skipped", "error", "report"}
-        evidence = {k: from_json_float(v) if isinstance(v, str) and k not in ("worst_tensor", "summary",
-                    "digest_a", "digest_b") else v for k, v in data.items() if k not in known}
+        text = ("worst_tensor", "summary", "digest_a", "digest_b", "first_divergence")
+        evidence = {k: from_json_float(v) if isinstance(v, str) and k not in text else v
+                    for k, v in data.items() if k not in known}
         verdict = None if data["verdict"] is None else Verdict[data["verdict"].upper()]
         return cls(factor_by_name(data["factor"]), data["row"], verdict, evidence, data.get("report", ""),
                    data.get("skipped"), data.get("error"))
@@ -328,8 +335,15 @@ def _run_group(pool: WorkerPool, key: tuple[Environment, int], jobs: list[tuple[
 
 def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor], *,
                pool: WorkerPool | None = None, parallel: int = 2, tolerance: Tolerance | None = None,
-               progress: Progress | None = None, probe_shuffle: bool = True) -> Matrix:
-    """Train every side of every factor on every row in isolated workers and compare the pairs."""
+               progress: Progress | None = None, probe_shuffle: bool = True, locate: str = "broken") -> Matrix:
+    """Train every side of every factor on every row in isolated workers and compare the pairs.
+
+    `locate` replays cells step by step to find where the two sides first parted (`locate_divergences`):
+    ``broken`` only cells that break their factor's expectation (so a failing check says where), ``all``
+    every cell that is not identical, ``none`` no replay.
+    """
+    if locate not in LOCATE_CHOICES:
+        raise ConfigError(f"locate: invalid value {locate!r}; allowed: {', '.join(LOCATE_CHOICES)}")
     start = time.perf_counter()
     own_pool = pool is None
     pool = pool or WorkerPool()
@@ -372,6 +386,8 @@ def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor
                     continue
                 cells.append(Cell.measured(f, label, a, b, tolerance))
         matrix = Matrix(list(rows), list(factors), cells, fingerprint=pool.get(BASE).fingerprint)
+        if locate != "none":
+            locate_divergences(matrix, pool, only_broken=locate == "broken")
         if probe_shuffle:
             matrix.findings.extend(shuffle_findings(pool, rows[0][1], factors=active))
         matrix.elapsed_s = time.perf_counter() - start
@@ -379,6 +395,31 @@ def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor
     finally:
         if own_pool:
             pool.close()
+
+
+def locate_divergences(matrix: Matrix, pool: WorkerPool, *, only_broken: bool = True) -> None:
+    """Replay both sides of each non-identical cell (of each broken one with `only_broken`) step by step and
+    store the first-divergence line in ``cell.evidence["first_divergence"]`` (it joins the failure message)."""
+    from sinecheck.diverge import trace_factor
+
+    configs = dict(matrix.rows)
+    for cell in matrix.cells:
+        if cell.verdict is None or cell.verdict is Verdict.IDENTICAL:
+            continue  # nothing parted (a broken negative control is identical: there is no step to find)
+        if only_broken and cell.meets_expectation is not False:
+            continue
+        config = configs[cell.row]
+        traced = min(config.epochs, LOCATE_EPOCHS)
+        try:
+            _, _, divergence = trace_factor(config.replace(epochs=traced), cell.factor, pool=pool)
+        except Exception as exc:  # the verdict stands; say why there is no location
+            cell.evidence["first_divergence"] = f"first divergence: not located ({type(exc).__name__}: {exc})"
+            continue
+        line = divergence.describe()
+        if divergence.stage == "identical":
+            line = (f"first divergence: not within the {traced} epochs replayed step by step (the replay agreed "
+                    "bit for bit: the runs parted later, or not reproducibly)")
+        cell.evidence["first_divergence"] = line + ("" if traced == config.epochs else f" (first {traced} epochs)")
 
 
 def shuffle_findings(pool: WorkerPool, config: TrainConfig, *, factors: Sequence[Factor] = FACTORS,

@@ -50,9 +50,11 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
         orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
         return {"ok": True, "orders": [o.tolist() for o in orders]}
     if request["kind"] == "trace":
-        from sinecheck.diverge import trace_fit
+        from sinecheck.diverge import Trace, trace_fit
 
-        return {"ok": True, "path": str(trace_fit(config).save(request["out"]))}
+        initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
+        trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
+        return {"ok": True, "path": str(trace.save(request["out"]))}
     if request["kind"] == "bench_fit":  # the model is built once per (config, epochs): later calls time epochs
         from sinecheck.bench import epoch_runner, time_runner
 

@@ -42,12 +42,65 @@ def test_each_stage_is_named() -> None:
     slots = np.zeros((4, 3), np.float32)
     slots[1, 2] = 1e-7
     d = first_divergence(_trace(), _trace(slots=slots))
-    assert d.stage.startswith("gradient") and (d.tensor, d.index) == ("m", 2)
+    assert d.stage.startswith("gradient or optimizer slot") and (d.tensor, d.index) == ("m", 2)
     w = np.zeros((4, 7), np.float32)
     w[3, 6] = np.float32(2e-9)
     d = first_divergence(_trace(), _trace(weights=w))
     assert (d.stage, d.step, d.tensor, d.index) == ("weight update", 3, "layer1/bias", 0)
     assert d.growth.tolist() == [0.0, 0.0, 0.0, pytest.approx(2e-9)]
+
+
+def _replayed(**changes: np.ndarray) -> Trace:
+    """A trace whose steps were replayed: outputs (batch of 4), batch losses and gradients recorded."""
+    fields = {"outputs": np.zeros((4, 4), np.float32), "batch_losses": np.full(4, 0.25),
+              "gradients": np.zeros((4, 7), np.float32),
+              "gradient_layout": [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)]}
+    fields.update(changes)
+    return _trace(**fields)
+
+
+def test_replayed_stages_are_named() -> None:
+    """With the replay, a step's difference is pinned to forward output, loss, gradient or the optimizer's slot
+    update; the logged values alone could only say "gradient or slot"."""
+    slots = np.zeros((4, 3), np.float32)
+    slots[1, 0] = 1e-7
+    weights = np.zeros((4, 7), np.float32)
+    weights[1, 0] = 1e-7
+    outputs = np.zeros((4, 4), np.float32)
+    outputs[1, 3] = 2e-7
+    d = first_divergence(_replayed(), _replayed(outputs=outputs, slots=slots, weights=weights))
+    assert (d.stage, d.step, d.index, d.value_b) == ("forward output", 1, 3, pytest.approx(2e-7))
+    losses = np.array([0.25, 0.2500001, 0.25, 0.25])
+    d = first_divergence(_replayed(), _replayed(batch_losses=losses, slots=slots))
+    assert (d.stage, d.step, d.tensor) == ("loss", 1, "batch loss")
+    grads = np.zeros((4, 7), np.float32)
+    grads[1, 6] = 1e-8
+    d = first_divergence(_replayed(), _replayed(gradients=grads, slots=slots))
+    assert (d.stage, d.tensor, d.index) == ("gradient", "∂loss/∂layer1/bias", 0)
+    assert "∂loss/∂layer1/bias[0] = 0 vs 9.99999994e-09" in d.describe()
+    d = first_divergence(_replayed(), _replayed(slots=slots))
+    assert d.stage.startswith("optimizer slot update") and d.tensor == "m"
+    nan = np.full(4, np.nan)  # not replayed on one side (another backend, or beyond the probed epochs)
+    assert first_divergence(_replayed(), _replayed(batch_losses=nan, slots=slots)).stage.startswith("gradient or")
+    other = _replayed(weight_layout=[("layer0/kernel", 4), ("layer1/kernel", 3)])
+    d = first_divergence(_replayed(), other)
+    assert d.stage == "different models" and "not comparable" in d.describe()
+
+
+def test_two_configs_part_where_they_differ(tmp_path) -> None:
+    """`diverge_pair`: another learning rate parts at the first weight update, another initializer before the
+    first step, another width is not comparable step by step — on any machine."""
+    pytest.importorskip("tensorflow")
+    from sinecheck.config import OptimizerSpec
+    from sinecheck.diverge import diverge_pair
+
+    config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=1)
+    d = diverge_pair(config, config.replace(optimizer=OptimizerSpec("adam", 0.002)), workdir=tmp_path)[2]
+    assert (d.stage, d.step) == ("weight update", 0)
+    d = diverge_pair(config, config.replace(kernel_initializer="he_normal"), workdir=tmp_path)[2]
+    assert d.stage == "initial weights" and d.tensor == "layer0/kernel"
+    d = diverge_pair(config, config.replace(hidden_units=(4,)), workdir=tmp_path)[2]
+    assert d.stage == "different models"
 
 
 def test_real_traces_in_worker_processes(tmp_path) -> None:
@@ -64,3 +117,10 @@ def test_real_traces_in_worker_processes(tmp_path) -> None:
     path = a.save(tmp_path / "a.npz")
     again = Trace.load(path)
     assert np.array_equal(again.weights, a.weights) and again.config == a.config
+    assert np.array_equal(again.gradients, a.gradients) and again.gradient_layout == a.gradient_layout
+    # the replay recorded every step of the probed epochs, and did not change the run it watched
+    assert np.isfinite(a.batch_losses).all() and a.gradients.shape == (8, 8 * 3 + 1)
+    from sinecheck.engines import train
+
+    final = train(config).final_weights
+    assert np.array_equal(a.weights[-1], np.concatenate([w.ravel() for w in final.values()]))

@@ -169,3 +169,26 @@ def test_cli_matrix_lists_factors(capsys) -> None:
     assert main(["matrix", "--list-factors"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
     assert listed == [f.name for f in FACTORS]
+
+
+def test_a_broken_promise_says_where_the_runs_parted() -> None:
+    """A factor that promises IDENTICAL but changes the shuffling breaks; its failure message carries the first
+    divergence (replayed step by step), so the reader sees where — not only that — the runs parted."""
+    from sinecheck.matrix import SMALL, Factor, Side, run_matrix
+
+    promise = Factor("shuffle-promised", "shuffle on vs off, wrongly promised identical", Side(),
+                     Side(changes=(("shuffle", False),)), IDENTICAL_EXPECTED)
+    matrix = run_matrix([("small", SMALL.replace(epochs=1))], [promise], probe_shuffle=False)
+    (cell,) = matrix.cells
+    assert cell.meets_expectation is False
+    with pytest.raises(AssertionError) as info:
+        cell.check()
+    message = str(info.value)
+    assert "expected identical, got" in message
+    assert "first divergence at epoch 1, batch 1 (step 1), stage: shuffle order" in message
+    assert "max |Δw| grows to" in message
+    named = Cell(factor_by_name("fresh-process"), "small", cell.verdict, cell.evidence, cell.report)
+    back = Cell.from_dict(json.loads(json.dumps(named.to_dict())))  # survives the xdist hand-over
+    assert back.evidence["first_divergence"] == cell.evidence["first_divergence"]
+    with pytest.raises(AssertionError, match="stage: shuffle order"):
+        back.check()
