@@ -274,7 +274,8 @@ ERROR_CASES = [
     (["explain", "keras-default", "tf-explicit", "--seeds", "1"], ["sinecheck explain: error:", "--seeds", ">= 2"]),
     (["bench", "--rounds", "0"], ["sinecheck bench: error:", "--rounds", "0", ">= 1"]),
     (["diverge", "keras-default", "--factor", "bogus"], ["sinecheck diverge: error:", "'bogus'", "onednn-off"]),
-    (["diverge", "keras-default", "--factor", "injected-noise"], ["sinecheck diverge: error:", "cannot be traced"]),
+    (["diverge", "keras-default", "tf-explicit", "--factor", "xla"], ["sinecheck diverge: error:", "factor alone"]),
+    (["run", "--model", "nosuchpkg.models:f"], ["sinecheck run: error:", "model spec", "'nosuchpkg' not found"]),
     (["report", "--epochs", "0"], ["sinecheck report: error:", "epochs", "0", "[1, 100000]"]),
 ]
 

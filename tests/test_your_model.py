@@ -1,0 +1,226 @@
+"""Bring your own model: the suite (matrix, baselines), the CLI (run, matrix, baseline, bench, diverge) and the
+engines on a user's Keras model given as a spec — here the example LSTM of ``examples/models.py``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "models.py"
+LSTM = f"{EXAMPLES}:lstm_sine"
+
+SUITE = '''
+def test_row(sinecheck_matrix, sinecheck_model):
+    row = [c for c in sinecheck_matrix.cells if c.row == sinecheck_model.label]
+    assert {c.factor.name for c in row} == {"same-process", "fresh-process", "no-seed"}
+    for cell in row:
+        cell.check()
+    print("VERDICTS", sorted((c.factor.name, str(c.verdict)) for c in row))
+
+
+def test_baseline(sinecheck_baseline, sinecheck_model):
+    sinecheck_baseline.verify(sinecheck_model)
+'''
+
+
+def _output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + "\n" + result.stderr.str()
+
+
+def test_suite_runs_the_matrix_and_a_baseline_check_on_your_model(pytester: pytest.Pytester) -> None:
+    """``pytest --sinecheck-model=SPEC``: a matrix row for the model (promises kept, negative control differs)
+    and its golden baseline checked — bit for bit against the committed one where this machine class has it.
+    (TensorFlow is only looked for here, not imported: pytester drops the modules a test imported, and
+    TensorFlow cannot be imported twice in one process.)"""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs tensorflow")
+    baselines = pytester.path / "baselines"
+    shutil.copytree(ROOT / "tests" / "baselines" / "models-lstm_sine", baselines / "models-lstm_sine")
+    pytester.makepyfile(test_model_suite=SUITE)
+    result = pytester.runpytest_subprocess(
+        f"--sinecheck-model={LSTM}", "--sinecheck-epochs=1", "--sinecheck-factor=same-process",
+        "--sinecheck-factor=fresh-process", "--sinecheck-factor=no-seed", f"--sinecheck-baseline-dir={baselines}",
+        "-s", "-rs")
+    text = _output(result)
+    assert result.ret == pytest.ExitCode.OK, text
+    assert "test_row[lstm_sine] PASSED" in text or "1 passed" in text or "2 passed" in text
+    assert "('same-process', 'identical')" in text and "('fresh-process', 'identical')" in text
+    assert "('no-seed', 'identical')" not in text
+    # the baseline: checked (pass) where the committed machine class matches, else a skip naming the record command
+    assert ("2 passed" in text) or ("no baseline of model lstm_sine" in text and "--sinecheck-model=" in text)
+    result.stdout.fnmatch_lines(["*reproducibility (factor × row → verdict*", "*same-process*identical*"])
+
+
+def test_without_a_model_the_model_tests_skip_and_say_how(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_model(sinecheck_model):\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest_subprocess("-rs")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*no model spec given (--sinecheck-model=SPEC)*", "*1 skipped*"])
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--sinecheck-model=nosuchpkg.models:f"], "module 'nosuchpkg' not found"),
+    ([f"--sinecheck-model={EXAMPLES}:nothere"], "'nothere' not found"),
+    (["--sinecheck-model=no_colon"], "MODULE:CALLABLE"),
+    ([f"--sinecheck-model={LSTM}", "--sinecheck-data=a:b", "--sinecheck-data=c:d"], "2 given for 1 model"),
+    (["--sinecheck-data=a:b"], "without a model spec"),
+])
+def test_bad_specs_are_usage_errors(pytester: pytest.Pytester, args: list[str], needle: str) -> None:
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = _output(result)
+    assert needle in text and "Traceback" not in text
+    (line,) = [line for line in text.splitlines() if needle in line]
+    assert "--sinecheck-model/--sinecheck-data" in line
+
+
+def test_specs_from_the_ini_file(pytester: pytest.Pytester) -> None:
+    pytester.makeini(f"[pytest]\nsinecheck_models = {LSTM} {EXAMPLES}:dense_sine\n")
+    pytester.makepyfile("def test_ids(sinecheck_model, sinecheck_models):\n"
+                        "    assert sinecheck_model in sinecheck_models and len(sinecheck_models) == 2\n")
+    result = pytester.runpytest_subprocess("-v")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*test_ids?lstm_sine? PASSED*", "*test_ids?dense_sine? PASSED*"])
+
+
+# -- the engines ---------------------------------------------------------------------------------------------
+
+
+def test_engines_refuse_a_spec_unless_a_fallback_is_asked_for() -> None:
+    pytest.importorskip("tensorflow")
+    from sinecheck.config import TrainConfig
+    from sinecheck.engines import EngineUnsupported, train
+
+    config = TrainConfig(model=LSTM, epochs=1, n_points=64)
+    for engine in ("fused", "fused-xla", "numpy", "numpy-float64"):
+        with pytest.raises(EngineUnsupported, match=f"engine {engine}: cannot train the model spec .*allowed: keras"):
+            train(config, engine=engine)
+    result = train(config, engine="fused", fallback="keras")
+    assert result.engine == "keras" and result.options["fallback_from"] == "fused"
+    assert list(result.final_weights) == ["layer1.lstm/kernel", "layer1.lstm/recurrent_kernel", "layer1.lstm/bias",
+                                          "layer2.dense/kernel", "layer2.dense/bias"]
+    again = train(config)
+    assert again.digests == result.digests  # same seed, same process: bit for bit, on the user's model too
+
+
+def test_data_spec_with_held_out_arrays_and_a_compiled_factory(tmp_path: Path) -> None:
+    """A data spec feeds fit and the metrics (its held-out pair scores the held-out MSE); a factory that compiles
+    its own model keeps its optimizer and loss."""
+    pytest.importorskip("tensorflow")
+    from sinecheck.config import TrainConfig
+    from sinecheck.engines import train
+
+    windows = train(TrainConfig(model=f"{EXAMPLES}:lstm_next", data=f"{EXAMPLES}:sine_windows", epochs=1))
+    assert windows.pred_test.shape == (1000, 1) and windows.metrics["mse_test"] != windows.metrics["mse_train"]
+    user = tmp_path / "compiled.py"
+    user.write_text("import keras\n\ndef model():\n    m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(4),"
+                    " keras.layers.Dense(1)])\n    m.compile(optimizer=keras.optimizers.SGD(0.05), loss='mae')\n"
+                    "    return m\n")
+    result = train(TrainConfig(model=f"{user}:model", epochs=1, n_points=64))
+    assert result.options == {"compiled_by_factory": True}
+    assert not result.diverged
+
+
+# -- the command line ----------------------------------------------------------------------------------------
+
+
+def test_cli_run_and_bench_on_your_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    from sinecheck.cli import main
+
+    assert main(["run", "--model", LSTM, "--epochs", "1", "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "model lstm_sine" in out and f"model {LSTM}" in out
+    assert json.loads((tmp_path / "r.json").read_text())[0]["config"]["model"] == LSTM
+    assert main(["run", "--model", LSTM, "--epochs", "1", "--engine", "fused"]) == 2
+    err = capsys.readouterr().err
+    assert "engine fused: cannot train the model spec" in err and len(err.strip().splitlines()) == 1
+    assert main(["run", "--model", LSTM, "--epochs", "1", "--engine", "fused", "--fallback-engine", "keras"]) == 0
+    assert "trained with keras (--fallback-engine)" in capsys.readouterr().out
+    assert main(["bench", "--model", LSTM, "--rounds", "1", "--epochs-per-call", "1", "--no-backends"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("lstm_sine")]
+    assert len(lines) == 4 and sum("refused: engine" in line for line in lines) == 3  # fit timed, 3 refused
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["run", "keras-default", "--model", LSTM], "given with --model"),
+    (["run"], "PRESET: missing"),
+    (["run", "--model", LSTM, "--initializer", "he_normal"], "--initializer: not with --model"),
+    (["run", "--model", f"{EXAMPLES}:nothere"], "'nothere' not found"),
+    (["matrix", "--model", "nosuchpkg.m:f"], "module 'nosuchpkg' not found"),
+    (["baseline", "check", "--model", "x"], "MODULE:CALLABLE"),
+    (["diverge"], "A: missing"),
+    (["diverge", "keras-default", "--env-b", "FOO=1"], "--env-b: invalid value 'FOO=1'"),
+    (["diverge", "keras-default", "--factor", "xla", "--env-b", "TF_ENABLE_ONEDNN_OPTS=0"], "the factor alone"),
+    (["diverge", "keras-default", "--python-b", "/no/such/python"], "--python-b: invalid value"),
+])
+def test_cli_bad_model_arguments(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from sinecheck.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_baseline_record_check_and_list_per_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Each model's baselines live in their own subdirectory; record, check (bitwise in the same environment)
+    and list work on it, and the presets' directory is left alone."""
+    pytest.importorskip("tensorflow")
+    from sinecheck.cli import main
+
+    model = ["--model", LSTM, "--dir", str(tmp_path), "--short-only"]
+    assert main(["baseline", "check", *model]) == 1
+    assert f"record one with `sinecheck baseline record --dir {tmp_path} --model {LSTM}`" in capsys.readouterr().out
+    assert main(["baseline", "record", *model]) == 0
+    assert list(tmp_path.glob("*.json")) == [] and len(list((tmp_path / "models-lstm_sine").glob("*.json"))) == 1
+    capsys.readouterr()
+    assert main(["baseline", "check", *model]) == 0
+    out = capsys.readouterr().out
+    assert "lstm_sine/5ep/seed2  identical" in out and "3 identical" in out
+    assert main(["baseline", "list", "--model", LSTM, "--dir", str(tmp_path)]) == 0
+    assert "3 entries" in capsys.readouterr().out
+
+
+def test_cli_diverge_two_configs_and_a_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`sinecheck diverge A B` names the first step and stage; with --model and --factor on the user's model."""
+    pytest.importorskip("tensorflow")
+    from sinecheck.cli import main
+    from sinecheck.config import OptimizerSpec, TrainConfig
+
+    a = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16)
+    (tmp_path / "a.json").write_text(a.to_json())
+    (tmp_path / "b.json").write_text(a.replace(optimizer=OptimizerSpec("adam", 0.002)).to_json())
+    status = main(["diverge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--epochs", "1",
+                   "--json", str(tmp_path / "d.json")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "the configs differ in: optimizer" in out
+    assert "first divergence at epoch 1, batch 1 (step 1), stage: weight update" in out
+    data = json.loads((tmp_path / "d.json").read_text())
+    assert data["stage"] == "weight update" and data["b"]["environment"]["name"] == "b"
+    assert main(["diverge", "--model", LSTM, "--factor", "shuffle-off", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "lstm_sine" in out and "stage: shuffle order" in out and (tmp_path / "diverge.png").is_file()
+
+
+def test_cli_matrix_on_your_model_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    from sinecheck.cli import main
+
+    status = main(["matrix", "--model", LSTM, "--factor", "same-process", "--factor", "shuffle-off", "--epochs", "1",
+                   "--locate", "all", "--json", str(tmp_path / "m.json")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "lstm_sine" in out and "small" not in out.split("finding")[0]
+    assert "shuffle-off / lstm_sine: first divergence at epoch 1, batch 1 (step 1), stage: shuffle order" in out
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert list(data["rows"]) == ["lstm_sine"] and data["rows"]["lstm_sine"]["model"] == LSTM
