@@ -364,9 +364,10 @@ def trace_factor(config: TrainConfig, factor: Any, *, pool: Any) -> tuple[Trace,
 
 
 def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: Any = None,
-                 workdir: str | Path | None = None) -> tuple[Trace, Trace, Divergence, float]:
+                 workdir: str | Path | None = None, pool: Any = None) -> tuple[Trace, Trace, Divergence, float]:
     """Trace config `a` in environment `env_a` and `b` in `env_b` (`isolate.Environment`; default TensorFlow's
-    defaults), each in a fresh worker process of its own, and find where they part."""
+    defaults), each in a worker process of its own, and find where they part.  A `pool` (`isolate.WorkerPool`)
+    lets several pairs share the two processes; without one, both are fresh and closed afterwards."""
     from sinecheck.isolate import Environment, WorkerPool
     from sinecheck.matrix import Side
 
@@ -374,8 +375,13 @@ def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: An
     fields = a.to_dict().keys() | b.to_dict().keys()
     changes = tuple((f, getattr(b, f)) for f in sorted(fields) if f != "schema" and getattr(a, f) != getattr(b, f))
     started = time.perf_counter()
-    with WorkerPool(workdir=workdir) as pool:
+    own = pool is None
+    pool = pool or WorkerPool(workdir=workdir)
+    try:
         ta, tb = trace_sides(a, [Side(env_a), Side(env_b, changes, instance=1)], pool=pool)
+    finally:
+        if own:
+            pool.close()
     return ta, tb, first_divergence(ta, tb), time.perf_counter() - started
 
 

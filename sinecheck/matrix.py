@@ -174,6 +174,8 @@ class Cell:
             "mse_test_a": ma, "mse_test_b": mb,
             "delta_mse_test": None if ma is None or mb is None else mb - ma,
             "summary": comparison.summary(),
+            "config": a.config.describe() if a.config == b.config else f"A: {a.config.describe()}; B: "
+                                                                        f"{b.config.describe()}",
         }
         return cls(factor, row, comparison.verdict, evidence, comparison.report())
 
@@ -193,8 +195,10 @@ class Cell:
             raise AssertionError(f"{self.factor.name} / {self.row}: no verdict: {self.error}")
         if self.meets_expectation is False:
             located = self.evidence.get("first_divergence")
+            config = self.evidence.get("config")
             raise AssertionError(f"{self.factor.name} / {self.row} ({self.factor.question}): expected "
-                                 f"{self.factor.expect}, got {self.verdict}\n{self.report}"
+                                 f"{self.factor.expect}, got {self.verdict}\n"
+                                 + (f"config: {config}\n" if config else "") + self.report
                                  + (f"\n{located}" if located else ""))
         return self
 
@@ -224,7 +228,7 @@ class Cell:
         from sinecheck.result import from_json_float
 
         known = {"factor", "row", "expect", "verdict", "meets_expectation", "skipped", "error", "report"}
-        text = ("worst_tensor", "summary", "digest_a", "digest_b", "first_divergence")
+        text = ("worst_tensor", "summary", "digest_a", "digest_b", "first_divergence", "config")
         evidence = {k: from_json_float(v) if isinstance(v, str) and k not in text else v
                     for k, v in data.items() if k not in known}
         verdict = None if data["verdict"] is None else Verdict[data["verdict"].upper()]

@@ -93,24 +93,29 @@ def test_two_configs_part_where_they_differ(tmp_path) -> None:
     pytest.importorskip("tensorflow")
     from sinecheck.config import OptimizerSpec
     from sinecheck.diverge import diverge_pair
+    from sinecheck.isolate import WorkerPool
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=1)
-    d = diverge_pair(config, config.replace(optimizer=OptimizerSpec("adam", 0.002)), workdir=tmp_path)[2]
-    assert (d.stage, d.step) == ("weight update", 0)
-    d = diverge_pair(config, config.replace(kernel_initializer="he_normal"), workdir=tmp_path)[2]
-    assert d.stage == "initial weights" and d.tensor == "layer0/kernel"
-    d = diverge_pair(config, config.replace(hidden_units=(4,)), workdir=tmp_path)[2]
-    assert d.stage == "different models"
+    with WorkerPool(workdir=tmp_path) as pool:  # the three pairs share two processes
+        d = diverge_pair(config, config.replace(optimizer=OptimizerSpec("adam", 0.002)), pool=pool)[2]
+        assert (d.stage, d.step) == ("weight update", 0)
+        d = diverge_pair(config, config.replace(kernel_initializer="he_normal"), pool=pool)[2]
+        assert d.stage == "initial weights" and d.tensor == "layer0/kernel"
+        d = diverge_pair(config, config.replace(hidden_units=(4,)), pool=pool)[2]
+        assert d.stage == "different models"
 
 
 def test_real_traces_in_worker_processes(tmp_path) -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.diverge import diverge_factor, plot_growth
+    from sinecheck.diverge import plot_growth, trace_factor
+    from sinecheck.isolate import WorkerPool
+    from sinecheck.matrix import factor_by_name
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=2)
-    *_, same, _ = diverge_factor(config, "fresh-process", workdir=tmp_path)
+    with WorkerPool(workdir=tmp_path) as pool:
+        *_, same = trace_factor(config, factor_by_name("fresh-process"), pool=pool)
+        a, b, shuffled = trace_factor(config, factor_by_name("shuffle-off"), pool=pool)
     assert same.stage == "identical"
-    a, b, shuffled, _ = diverge_factor(config, "shuffle-off", workdir=tmp_path)
     assert (shuffled.stage, shuffled.step) == ("shuffle order", 0)
     assert len(a.steps) == len(b.steps) == 8 and a.weights.shape == (8, 8 * 3 + 1)
     assert plot_growth(shuffled, title="shuffle-off").startswith(b"\x89PNG")

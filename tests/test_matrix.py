@@ -185,6 +185,8 @@ def test_a_broken_promise_says_where_the_runs_parted() -> None:
         cell.check()
     message = str(info.value)
     assert "expected identical, got" in message
+    assert "config: A: Dense(32,relu)→1" in message and "shuffle=False" in message
+    assert "mismatched" in message and "digest a" in message and "tolerance:" in message
     assert "first divergence at epoch 1, batch 1 (step 1), stage: shuffle order" in message
     assert "max |Δw| grows to" in message
     named = Cell(factor_by_name("fresh-process"), "small", cell.verdict, cell.evidence, cell.report)
