@@ -103,10 +103,11 @@ def build_spec_model(config: TrainConfig, x: Any, *, noise: tuple[float, int] | 
 
 
 def is_compiled(model: Any) -> bool:
-    """Whether the factory compiled its model (Keras 3 says so; Keras 2's compiled models have an optimizer)."""
-    compiled = getattr(model, "compiled", None)
-    if isinstance(compiled, bool):
-        return compiled
+    """Whether the factory compiled its model (Keras 3 and tf_keras say so; else: it has an optimizer)."""
+    for attribute in ("compiled", "_is_compiled"):  # Keras 3, tf_keras
+        compiled = getattr(model, attribute, None)
+        if isinstance(compiled, bool):
+            return compiled
     return getattr(model, "optimizer", None) is not None
 
 

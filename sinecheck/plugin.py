@@ -364,7 +364,7 @@ class BaselineSession:
             self.lines.append(f"{done}{what} for {key.describe()}: {path}")
             return
         checks = bl.check(current.entries, key, directory)
-        self.lines += [c.summary() for c in checks]
+        self.lines += [("" if model is None else f"model {model.label}: ") + c.summary() for c in checks]
         failed = bl.failures(checks, self.strict)
         if failed:
             text = [f"this environment: {key.describe()}; strictness {self.strict}{what}"]
