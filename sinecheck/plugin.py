@@ -25,6 +25,7 @@ _CELLS_KEY = pytest.StashKey[list[Any]]()
 _BASELINE_KEY = pytest.StashKey[list[str]]()
 _MODELS_KEY = pytest.StashKey[list[Any]]()
 _MATRIX_FILE = "sinecheck-matrix-{key}.json"
+_BASELINE_FILE = "sinecheck-baseline-lines-{worker}.json"
 
 
 _MAX_SEED = 2**32 - 1  # TrainConfig.seed's range
@@ -329,6 +330,12 @@ class BaselineSession:
         self.mode, self.directory, self.strict = _baseline_settings(config)
         self.lines: list[str] = config.stash[_BASELINE_KEY]
 
+    def _share(self) -> None:
+        """Under pytest-xdist, hand this worker's summary lines to the controller (which prints the summary)."""
+        worker = getattr(self.config, "workerinput", {}).get("workerid")
+        if worker is not None:
+            atomic_write(_shared_dir(self.config) / _BASELINE_FILE.format(worker=worker), json.dumps(self.lines))
+
     def _command(self, mode: str, model: Any = None) -> str:
         spec = "" if model is None else f" --sinecheck-model={model.model}" + (
             f" --sinecheck-data={model.data}" if model.data else "")
@@ -362,9 +369,11 @@ class BaselineSession:
                 pytest.skip(str(exc))
             done = f"replaced the baseline recorded {replaced.created}" if replaced else "recorded a new baseline"
             self.lines.append(f"{done}{what} for {key.describe()}: {path}")
+            self._share()
             return
         checks = bl.check(current.entries, key, directory)
         self.lines += [("" if model is None else f"model {model.label}: ") + c.summary() for c in checks]
+        self._share()
         failed = bl.failures(checks, self.strict)
         if failed:
             text = [f"this environment: {key.describe()}; strictness {self.strict}{what}"]
@@ -385,7 +394,10 @@ def sinecheck_baseline(pytestconfig: pytest.Config) -> BaselineSession:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    baseline_lines = config.stash.get(_BASELINE_KEY, [])
+    baseline_lines = list(config.stash.get(_BASELINE_KEY, []))
+    if not baseline_lines and not hasattr(config, "workerinput"):  # xdist controller: the workers' lines
+        for path in sorted(_shared_dir(config).glob(_BASELINE_FILE.format(worker="*"))):
+            baseline_lines += json.loads(path.read_text(encoding="utf-8"))
     if baseline_lines:
         terminalreporter.write_sep("-", "sinecheck baselines")
         for line in baseline_lines:
