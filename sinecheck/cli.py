@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sinecheck.config import PRESETS, ConfigError, InitializerSpec, OptimizerSpec, TrainConfig, get_preset
+from sinecheck.config import (
+    PRESETS,
+    ConfigError,
+    InitializerSpec,
+    OptimizerSpec,
+    TrainConfig,
+    changed_fields,
+    get_preset,
+)
 from sinecheck.study import DEFAULT_BATCH_SIZES, DEFAULT_INITIALIZERS
 
 
@@ -52,16 +60,11 @@ def _add_fallback_option(p: argparse.ArgumentParser) -> None:
 
 def _model_specs(args: argparse.Namespace) -> list[Any]:
     """The --model/--data options as checked ModelSpecs (each callable imported: a bad spec fails up front)."""
-    from sinecheck.spec import load_callable, pair_specs
+    from sinecheck.spec import load_specs
 
     models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
     data = args.data if isinstance(args.data, list) else [args.data] if args.data else []
-    specs = pair_specs(models, data)
-    for spec in specs:
-        load_callable(spec.model, kind="model")
-        if spec.data:
-            load_callable(spec.data, kind="data")
-    return specs
+    return load_specs(models, data)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -520,8 +523,7 @@ def _cmd_diverge(args: argparse.Namespace) -> int:
         title = f"{a_name} vs {b_name}"
         print(f"A: {a_name} ({a.describe()}) in {env_a.describe()}")
         print(f"B: {b_name} ({b.describe()}) in {env_b.describe()}, a second fresh process")
-        differ = sorted(k for k in a.to_dict().keys() | b.to_dict().keys()
-                        if a.to_dict().get(k) != b.to_dict().get(k))
+        differ = changed_fields(a, b)
         if differ:
             print(f"the configs differ in: {', '.join(differ)}")
     print(divergence.describe())

@@ -383,6 +383,11 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
+def changed_fields(a: TrainConfig, b: TrainConfig) -> list[str]:
+    """The fields in which `b` differs from `a`, in declaration order."""
+    return [name for name in field_names() if getattr(a, name) != getattr(b, name)]
+
+
 # -- the three reference experiments ----------------------------------------------------------------
 
 @dataclass(frozen=True)

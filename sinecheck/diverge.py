@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
+from sinecheck.config import TrainConfig, changed_fields
 from sinecheck.storage import atomic_write
 
 ORDER_EPOCHS = 3  # epochs whose sample order is probed (eagerly: slow for long runs)
@@ -178,10 +178,9 @@ class _StepReplay:
         output = np.full(self.bs, np.nan, np.float32)
         flat = np.asarray(out, np.float32).reshape(len(index), -1)[:, 0]
         output[:len(flat)] = flat
-        gradient = np.concatenate([np.zeros(size, np.float32) if g is None else np.asarray(g, np.float32).ravel()
-                                   for g, (_, size) in zip(grads, self.layout, strict=True)]) if grads else \
-            np.zeros(0, np.float32)
-        return output, float(loss), gradient
+        parts = [np.zeros(size, np.float32) if g is None else np.asarray(g, np.float32).ravel()
+                 for g, (_, size) in zip(grads, self.layout, strict=True)]
+        return output, float(loss), np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 @dataclass
@@ -372,8 +371,7 @@ def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: An
     from sinecheck.matrix import Side
 
     env_a, env_b = env_a or Environment("a"), env_b or Environment("b")
-    fields = a.to_dict().keys() | b.to_dict().keys()
-    changes = tuple((f, getattr(b, f)) for f in sorted(fields) if f != "schema" and getattr(a, f) != getattr(b, f))
+    changes = tuple((name, getattr(b, name)) for name in changed_fields(a, b))
     started = time.perf_counter()
     own = pool is None
     pool = pool or WorkerPool(workdir=workdir)

@@ -156,17 +156,12 @@ def _model_specs(config: pytest.Config) -> list[Any]:
     data = config.getoption("sinecheck_data") or list(config.getini("sinecheck_data"))
     if not models and not data:
         return []
-    from sinecheck.spec import SpecError, load_callable, pair_specs
+    from sinecheck.spec import load_specs
 
     try:
-        specs = pair_specs(models, data)
-        for spec in specs:
-            load_callable(spec.model, kind="model")
-            if spec.data:
-                load_callable(spec.data, kind="data")
-    except (SpecError, ValueError) as exc:
+        return load_specs(models, data)
+    except ValueError as exc:  # SpecError and the config's ConfigError are ValueErrors
         raise pytest.UsageError(f"--sinecheck-model/--sinecheck-data: {exc}") from None
-    return specs
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -197,3 +197,14 @@ def pair_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
         raise SpecError("data spec given without a model spec; allowed: --data together with --model")
     paired = data * len(models) if len(data) == 1 else data or [None] * len(models)
     return [ModelSpec(m, d) for m, d in zip(models, paired, strict=True)]
+
+
+def load_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
+    """`pair_specs`, then import every named callable: a spec that names nothing fails before anything trains
+    (what the factory returns is checked when a run builds it)."""
+    specs = pair_specs(models, data)
+    for spec in specs:
+        load_callable(spec.model, kind="model")
+        if spec.data:
+            load_callable(spec.data, kind="data")
+    return specs
