@@ -27,7 +27,7 @@ nox.options.sessions = ["upgrade"]
 ROOT = Path(__file__).resolve().parent
 ENVS = ROOT / ".nox" / "sinecheck-envs"
 #: What sinecheck needs besides TensorFlow and Keras (installed alongside, so pip keeps TF's numpy pin).
-GRADES = ["identical", "ulp", "close", "divergent", "material", "missing"]  # sinecheck.baseline.GRADES
+GRADES = ["identical", "ulp", "close", "divergent", "material", "missing"]  # sinecheck.checks.baseline.GRADES
 RUNTIME = ["matplotlib", "scipy", "pytest", "hypothesis", "pytest-benchmark", "filelock"]
 
 
@@ -71,7 +71,7 @@ def _tool(env: dict[str, str], name: str) -> str:
 
 
 def _slug(session: nox.Session, env: dict[str, str]) -> str:
-    code = "from sinecheck.baseline import EnvKey; print(EnvKey.current().slug)"
+    code = "from sinecheck.checks.baseline import EnvKey; print(EnvKey.current().slug)"
     out = session.run(_tool(env, "python"), "-c", code, env=env, external=True, silent=True)
     return str(out).strip().splitlines()[-1]
 

@@ -4,11 +4,13 @@ The pipeline is ``TrainConfig → train → RunResult → compare``.  Importing 
 TensorFlow; training does.
 """
 
-from sinecheck.compare import Comparison, Tolerance, Verdict, compare
-from sinecheck.config import PRESETS, InitializerSpec, OptimizerSpec, Preset, TrainConfig, get_preset
-from sinecheck.engines import train
-from sinecheck.result import RunResult
-from sinecheck.seeding import fingerprint, seed_everything
+from sinecheck.core.compare import Comparison, Tolerance, Verdict, compare
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.core.environment import fingerprint
+from sinecheck.core.presets import PRESETS, Preset, get_preset
+from sinecheck.core.result import RunResult
+from sinecheck.engines.registry import train
+from sinecheck.keras.seeding import seed_everything
 
 __all__ = [
     "PRESETS", "Comparison", "InitializerSpec", "OptimizerSpec", "Preset", "RunResult", "Tolerance",

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinecheck import baseline as bl
-from sinecheck.config import TrainConfig
+from sinecheck.checks import baseline as bl
+from sinecheck.core.config import TrainConfig
 
 pytest_plugins = ["pytester"]
 
@@ -195,8 +195,8 @@ def test_cli_diff_and_list(tiny_baseline: bl.Baseline, tmp_path: Path, capsys: p
 # -- pytest integration --------------------------------------------------------------------------------------
 
 CONFTEST = """
-import sinecheck.baseline as bl
-from sinecheck.config import TrainConfig
+import sinecheck.checks.baseline as bl
+from sinecheck.core.config import TrainConfig
 tiny = TrainConfig(hidden_units=(4,), n_points=40, batch_size=8, epochs=2)
 bl.baseline_configs = lambda **kw: [(f"tiny/seed{s}", tiny.replace(seed=s)) for s in (0, 1)]
 """

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from sinecheck import cli
-from sinecheck.config import INITIALIZERS, PRESETS, OptimizerSpec, TrainConfig, get_preset
+from sinecheck.core.config import INITIALIZERS, OptimizerSpec, TrainConfig
+from sinecheck.core.presets import PRESETS, get_preset
 
 PRESET_NAMES = ("keras-default", "tf-explicit", "batch-sweep")
 HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -1,4 +1,4 @@
-"""Tests for sinecheck.compare: crafted edge cases plus hypothesis properties (pure NumPy, fast)."""
+"""Tests for sinecheck.core.compare: crafted edge cases plus hypothesis properties (pure NumPy, fast)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from sinecheck.compare import (
+from sinecheck.core.compare import (
     ULP_INF,
     Comparison,
     TensorDiff,

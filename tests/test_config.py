@@ -9,19 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinecheck.config import (
+from sinecheck.core.config import (
     ACTIVATIONS,
     INITIALIZERS,
     LOSSES,
     OPTIMIZERS,
-    PRESETS,
-    ConfigError,
     InitializerSpec,
     OptimizerSpec,
     TrainConfig,
     field_names,
-    get_preset,
 )
+from sinecheck.core.presets import PRESETS, get_preset
+from sinecheck.errors import ConfigError
 
 # (field, bad value, text the message must contain besides the field name)
 BAD_VALUES = [

@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from sinecheck.config import TrainConfig
-from sinecheck.data import constant_baseline_mse, make_data
-from sinecheck.storage import atomic_write
+from sinecheck._io import atomic_write
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import constant_baseline_mse, make_data
 
 
 def test_reference_grid_matches_linspace() -> None:

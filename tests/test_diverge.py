@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sinecheck.config import TrainConfig
-from sinecheck.diverge import Trace, first_divergence
+from sinecheck.checks.diverge import Trace, first_divergence
+from sinecheck.core.config import TrainConfig
 
 CFG = TrainConfig(hidden_units=(2,), n_points=8, batch_size=4, epochs=2)
 
@@ -91,9 +91,9 @@ def test_two_configs_part_where_they_differ(tmp_path) -> None:
     """`diverge_pair`: another learning rate parts at the first weight update, another initializer before the
     first step, another width is not comparable step by step — on any machine."""
     pytest.importorskip("tensorflow")
-    from sinecheck.config import OptimizerSpec
-    from sinecheck.diverge import diverge_pair
-    from sinecheck.isolate import WorkerPool
+    from sinecheck.checks.diverge import diverge_pair
+    from sinecheck.core.config import OptimizerSpec
+    from sinecheck.isolation.pool import WorkerPool
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=1)
     with WorkerPool(workdir=tmp_path) as pool:  # the three pairs share two processes
@@ -107,9 +107,10 @@ def test_two_configs_part_where_they_differ(tmp_path) -> None:
 
 def test_real_traces_in_worker_processes(tmp_path) -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.diverge import plot_growth, trace_factor
-    from sinecheck.isolate import WorkerPool
-    from sinecheck.matrix import factor_by_name
+    from sinecheck.checks.diverge import trace_factor
+    from sinecheck.checks.factors import factor_by_name
+    from sinecheck.isolation.pool import WorkerPool
+    from sinecheck.study.figures import plot_growth
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=2)
     with WorkerPool(workdir=tmp_path) as pool:
@@ -125,7 +126,7 @@ def test_real_traces_in_worker_processes(tmp_path) -> None:
     assert np.array_equal(again.gradients, a.gradients) and again.gradient_layout == a.gradient_layout
     # the replay recorded every step of the probed epochs, and did not change the run it watched
     assert np.isfinite(a.batch_losses).all() and a.gradients.shape == (8, 8 * 3 + 1)
-    from sinecheck.engines import train
+    from sinecheck.engines.registry import train
 
     final = train(config).final_weights
     assert np.array_equal(a.weights[-1], np.concatenate([w.ravel() for w in final.values()]))

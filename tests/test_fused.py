@@ -7,12 +7,13 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
-from sinecheck.compare import Tolerance, Verdict, compare
-from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig, get_preset
+from sinecheck.core.compare import Tolerance, Verdict, compare
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.core.presets import get_preset
 
 pytest.importorskip("tensorflow")
-from sinecheck.engines import train
 from sinecheck.engines.fused import EngineUnsupported, check_supported
+from sinecheck.engines.registry import train
 
 CASES = [("keras-default", 0), ("tf-explicit", 0), ("batch-sweep", 1)]
 
@@ -133,8 +134,8 @@ def test_given_orders_are_validated_and_recorded() -> None:
     """An experiment on the sample order itself (the reused-permutation claim) passes its own orders."""
     import numpy as np
 
-    from sinecheck.config import ConfigError
     from sinecheck.engines.fused import train_fused
+    from sinecheck.errors import ConfigError
 
     cfg = TrainConfig(hidden_units=(4,), n_points=16, batch_size=4, epochs=2)
     with pytest.raises(ConfigError, match=r"orders: invalid value of shape \(1, 16\); allowed: 2 permutations"):

@@ -1,7 +1,7 @@
 """Isolated workers: Environment validation, real TensorFlow workers, and every failure mode with fake workers.
 
 The fake workers are small Python scripts passed as ``Worker(python=...)``: they are started exactly like the
-real one (``PATH -m sinecheck.worker ENV_JSON``), ignore their arguments and misbehave on purpose, so the
+real one (``PATH -m sinecheck.isolation.worker ENV_JSON``), ignore their arguments and misbehave on purpose, so the
 failure handling is tested in a fraction of a second each and without TensorFlow.
 """
 
@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinecheck.compare import Verdict, compare
-from sinecheck.config import ConfigError, TrainConfig
-from sinecheck.isolate import CONTROLLED_VARS, Environment, RunError, Worker, WorkerPool, run_isolated
-from sinecheck.result import RunResult, digest_tensors
+from sinecheck.core.compare import Verdict, compare
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.result import RunResult, digest_tensors
+from sinecheck.errors import ConfigError
+from sinecheck.isolation.environment import CONTROLLED_VARS, Environment
+from sinecheck.isolation.pool import RunError, Worker, WorkerPool, run_isolated
 
 TINY = TrainConfig(hidden_units=(8,), n_points=64, epochs=1)
 
@@ -88,7 +90,7 @@ def test_describe() -> None:
 
 @pytest.mark.timeout(60)
 def test_fresh_processes_reproduce_the_in_process_run() -> None:
-    from sinecheck.engines import train
+    from sinecheck.engines.registry import train
 
     outcomes = run_isolated([TINY, TINY])
     assert all(isinstance(o, RunResult) for o in outcomes), [str(o) for o in outcomes]
@@ -164,7 +166,7 @@ for line in sys.stdin:
 
 
 def fake_python(tmp_path: Path, *parts: str, name: str = "fake-python") -> str:
-    """An executable script that stands in for the Python interpreter running ``-m sinecheck.worker``.
+    """An executable script that stands in for the Python interpreter running ``-m sinecheck.isolation.worker``.
 
     The body is `parts`, each dedented on its own.  It can read ``RUN``: how many times this script has
     been started (1 the first time).
@@ -201,7 +203,7 @@ def test_worker_is_started_as_documented(tmp_path: Path, monkeypatch: pytest.Mon
     with Worker(env, python=python, workdir=tmp_path / "w") as worker:
         worker.start()
         seen = worker.fingerprint
-    assert seen["argv"][:2] == ["-m", "sinecheck.worker"] and json.loads(seen["argv"][2]) == env.to_dict()
+    assert seen["argv"][:2] == ["-m", "sinecheck.isolation.worker"] and json.loads(seen["argv"][2]) == env.to_dict()
     assert seen["env"] == {"KERAS_BACKEND": None, "TF_DETERMINISTIC_OPS": None, "TF_ENABLE_ONEDNN_OPTS": "0",
                            "PYTHONUNBUFFERED": "1"}
     assert is_dead(worker)

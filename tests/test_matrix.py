@@ -6,19 +6,17 @@ import json
 
 import pytest
 
-from sinecheck.compare import Verdict
-from sinecheck.config import ConfigError
-from sinecheck.matrix import (
+from sinecheck.checks.factors import (
     FACTORS,
     IDENTICAL_EXPECTED,
     MEASURED,
     NOT_IDENTICAL_EXPECTED,
-    Cell,
-    Matrix,
     factor_by_name,
-    matrix_rows,
     select_factors,
 )
+from sinecheck.checks.matrix import Cell, Matrix, matrix_rows
+from sinecheck.core.compare import Verdict
+from sinecheck.errors import ConfigError
 
 pytest.importorskip("tensorflow")
 
@@ -174,7 +172,8 @@ def test_cli_matrix_lists_factors(capsys) -> None:
 def test_a_broken_promise_says_where_the_runs_parted() -> None:
     """A factor that promises IDENTICAL but changes the shuffling breaks; its failure message carries the first
     divergence (replayed step by step), so the reader sees where — not only that — the runs parted."""
-    from sinecheck.matrix import SMALL, Factor, Side, run_matrix
+    from sinecheck.checks.factors import Factor, Side
+    from sinecheck.checks.matrix import SMALL, run_matrix
 
     promise = Factor("shuffle-promised", "shuffle on vs off, wrongly promised identical", Side(),
                      Side(changes=(("shuffle", False),)), IDENTICAL_EXPECTED)

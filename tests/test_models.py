@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig, get_preset
-from sinecheck.models import build_initializer, build_model, build_optimizer, compile_model
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.core.presets import get_preset
+from sinecheck.keras.models import build_initializer, build_model, build_optimizer, compile_model
 
 keras = pytest.importorskip("keras")
 

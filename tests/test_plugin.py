@@ -93,7 +93,7 @@ import sys
 
 
 def pytest_unconfigure(config):
-    seen = [name for name in ("sinecheck.plugin", "tensorflow", "keras") if name in sys.modules]
+    seen = [name for name in ("sinecheck.pytest_plugin", "tensorflow", "keras") if name in sys.modules]
     pathlib.Path(__file__).with_name("imported.txt").write_text(" ".join(seen))
 """
 
@@ -104,14 +104,14 @@ def test_plugin_does_not_import_tensorflow(pytester: pytest.Pytester, args: list
     pytester.makepyfile(TRIVIAL_TEST)
     result = pytester.runpytest_subprocess(*args)
     assert result.ret == pytest.ExitCode.OK
-    assert (pytester.path / "imported.txt").read_text().split() == ["sinecheck.plugin"]
+    assert (pytester.path / "imported.txt").read_text().split() == ["sinecheck.pytest_plugin"]
 
 
 _FIXTURE_TESTS = """
-import sinecheck.plugin
-from sinecheck.compare import Tolerance
-from sinecheck.config import TrainConfig
-from sinecheck.result import RunResult
+import sinecheck.pytest_plugin
+from sinecheck.core.compare import Tolerance
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.result import RunResult
 
 
 def test_settings(sinecheck_seed, sinecheck_epochs, sinecheck_tolerance):
@@ -133,8 +133,8 @@ def test_train(sinecheck_train, sinecheck_seed):
 
 def test_registered_once(pytestconfig):
     manager = pytestconfig.pluginmanager
-    assert [p for p in manager.get_plugins() if p is sinecheck.plugin] == [sinecheck.plugin]
-    assert manager.get_plugin("sinecheck") is sinecheck.plugin
+    assert [p for p in manager.get_plugins() if p is sinecheck.pytest_plugin] == [sinecheck.pytest_plugin]
+    assert manager.get_plugin("sinecheck") is sinecheck.pytest_plugin
 """
 
 
@@ -153,7 +153,7 @@ def test_fixtures_train_and_summary(pytester: pytest.Pytester) -> None:
 
 def test_default_tolerance(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        "from sinecheck.compare import Tolerance\n\n"
+        "from sinecheck.core.compare import Tolerance\n\n"
         "def test_tolerance(sinecheck_tolerance, sinecheck_seed, sinecheck_epochs):\n"
         "    assert sinecheck_tolerance == Tolerance()\n"
         "    assert (sinecheck_seed, sinecheck_epochs) == (0, 3)\n"

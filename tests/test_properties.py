@@ -16,9 +16,9 @@ import pytest
 from hypothesis import assume, example, given, note, settings
 from hypothesis import strategies as st
 
-from sinecheck.compare import Verdict, compare
-from sinecheck.config import ACTIVATIONS, INITIALIZERS, InitializerSpec, OptimizerSpec, TrainConfig
-from sinecheck.result import RunResult
+from sinecheck.core.compare import Verdict, compare
+from sinecheck.core.config import ACTIVATIONS, INITIALIZERS, InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.core.result import RunResult
 
 pytest.importorskip("tensorflow")
 
@@ -94,7 +94,7 @@ def show(*configs_: TrainConfig) -> None:
 
 
 def train(config: TrainConfig) -> RunResult:
-    from sinecheck.engines import train as train_
+    from sinecheck.engines.registry import train as train_
 
     return train_(config)
 

@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from sinecheck.seeding import fingerprint, format_fingerprint, isa_class, onednn_enabled, seed_everything
+from sinecheck.core.environment import fingerprint, format_fingerprint, isa_class, onednn_enabled
+from sinecheck.keras.seeding import seed_everything
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "0", True, None])
@@ -53,7 +54,8 @@ def test_fingerprint_fields() -> None:
 
 
 def test_fingerprint_does_not_import_tensorflow() -> None:
-    code = ("import sys, sinecheck.seeding as s; s.fingerprint(); import sinecheck.plugin, sinecheck.cli; "
+    code = ("import sys, sinecheck.core.environment as s; s.fingerprint(); "
+            "import sinecheck.pytest_plugin, sinecheck.cli; "
             "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
@@ -63,7 +65,7 @@ def test_fingerprint_probe_reads_thread_and_determinism_state() -> None:
     code = ("import tensorflow as tf, json; tf.config.threading.set_intra_op_parallelism_threads(1); "
             "tf.config.threading.set_inter_op_parallelism_threads(2); "
             "tf.config.experimental.enable_op_determinism(); "
-            "from sinecheck.seeding import fingerprint; print(json.dumps(fingerprint(probe_tensorflow=True)))")
+            "from sinecheck.core.environment import fingerprint; print(json.dumps(fingerprint(probe_tensorflow=True)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import json
 
@@ -77,9 +79,9 @@ def test_initializer_seeds_are_immune_to_other_users_of_python_random() -> None:
     pytest.importorskip("tensorflow")
     import random
 
-    from sinecheck.config import TrainConfig
-    from sinecheck.models import build_model
-    from sinecheck.seeding import private_initializer_seeds, seed_everything
+    from sinecheck.core.config import TrainConfig
+    from sinecheck.keras.models import build_model
+    from sinecheck.keras.seeding import private_initializer_seeds, seed_everything
 
     cfg = TrainConfig(hidden_units=(4,), epochs=1)
 

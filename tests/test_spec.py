@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinecheck.spec import SpecError, build_from_spec, check_fits, data_from_spec, load_callable
+from sinecheck.core.specs import data_from_spec, load_callable
+from sinecheck.errors import SpecError
+from sinecheck.keras.user_model import build_from_spec, check_fits
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models.py"
@@ -91,7 +93,7 @@ def test_module_specs_import_from_the_working_directory(tmp_path: Path, monkeypa
 
 
 def test_spec_labels_and_slugs() -> None:
-    from sinecheck.spec import spec_label, spec_slug
+    from sinecheck.core.specs import spec_label, spec_slug
 
     assert spec_label("examples/models.py:lstm_sine") == "lstm_sine"
     assert spec_slug("examples/models.py:lstm_sine") == "models-lstm_sine"

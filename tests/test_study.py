@@ -10,18 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinecheck.config import ConfigError, get_preset
-from sinecheck.study import (
-    Axis,
-    StudySpec,
-    bootstrap_ci,
-    dead_relu_fraction,
-    grid_study,
-    run_study,
-    split_values,
-    summarize,
-    variance_decomposition,
-)
+from sinecheck.core.presets import get_preset
+from sinecheck.errors import ConfigError
+from sinecheck.study.grid import Axis, StudySpec, grid_study, split_values
+from sinecheck.study.runner import dead_relu_fraction, run_study
+from sinecheck.study.stats import bootstrap_ci, summarize, variance_decomposition
 
 SMALL = dict(seeds=2, epochs=2, initializers=["glorot_uniform", "zeros"], batch_sizes=["32", "full"])
 
@@ -170,7 +163,7 @@ def test_dask_cluster_runs_the_study(small_study, tmp_path: Path) -> None:
 
 def test_explain_shapley_values_add_up_to_the_gap() -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.explain import differing_factors, explain
+    from sinecheck.study.explain import differing_factors, explain
 
     a, b = get_preset("keras-default").configs[0].replace(epochs=2), get_preset("tf-explicit").configs[0].replace(
         epochs=2)
@@ -186,7 +179,7 @@ def test_explain_shapley_values_add_up_to_the_gap() -> None:
 
 
 def test_claim_verdicts_follow_their_numbers() -> None:
-    from sinecheck.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, verdict_from_interval, verdict_from_test
+    from sinecheck.study.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, verdict_from_interval, verdict_from_test
 
     assert verdict_from_interval(-0.3, -0.1, better_if_negative=True) == SUPPORTED
     assert verdict_from_interval(0.1, 0.3, better_if_negative=True) == NOT_SUPPORTED
@@ -197,8 +190,8 @@ def test_claim_verdicts_follow_their_numbers() -> None:
 
 def test_claims_measured_on_a_small_study(small_study) -> None:
     """Every claim is judged from what was measured; the verdict must agree with its own numbers."""
-    from sinecheck import claims as c
-    from sinecheck.explain import explain
+    from sinecheck.study import claims as c
+    from sinecheck.study.explain import explain
 
     spec, _, grid = small_study
     base = spec.base

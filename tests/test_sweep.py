@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sinecheck.compare import compare
-from sinecheck.config import get_preset
-from sinecheck.report import check_fresh_starts, run_reference
-from sinecheck.result import RunResult
+from sinecheck.core.compare import compare
+from sinecheck.core.presets import get_preset
+from sinecheck.core.result import RunResult
+from sinecheck.study.reference import check_fresh_starts, run_reference
 
 pytest.importorskip("tensorflow")
 
@@ -31,10 +31,10 @@ def test_each_sweep_member_equals_a_standalone_run(sinecheck_train) -> None:
 
 def _naive_sweep(epochs: int) -> list[RunResult]:
     """The classic mistake: one model, re-compiled and fitted again for each batch size."""
-    from sinecheck.data import make_data
+    from sinecheck.core.data import make_data
     from sinecheck.engines.common import reset_keras_state
-    from sinecheck.models import build_model, compile_model, weight_names
-    from sinecheck.seeding import seed_everything
+    from sinecheck.keras.models import build_model, compile_model, weight_names
+    from sinecheck.keras.seeding import seed_everything
 
     configs = get_preset("batch-sweep").with_overrides(epochs=epochs).configs
     reset_keras_state()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sinecheck.compare import Verdict, compare
-from sinecheck.config import OptimizerSpec, TrainConfig, get_preset
-from sinecheck.result import RunResult
+from sinecheck.core.compare import Verdict, compare
+from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.core.presets import get_preset
+from sinecheck.core.result import RunResult
 
 pytest.importorskip("tensorflow")
 
@@ -17,7 +18,7 @@ SMALL = TrainConfig(hidden_units=(16,), n_points=200, batch_size=32)
 @pytest.fixture(scope="module")
 def default_pair(sinecheck_epochs: int) -> tuple[RunResult, RunResult]:
     """keras-default trained twice in this process with the same seed (short runs)."""
-    from sinecheck.engines import train
+    from sinecheck.engines.registry import train
 
     cfg = get_preset("keras-default").configs[0].replace(epochs=sinecheck_epochs)
     return train(cfg), train(cfg)
@@ -130,7 +131,7 @@ def test_load_rejects_foreign_schema(default_pair: tuple[RunResult, RunResult], 
 
 
 def test_digest_detects_a_single_flipped_bit(default_pair: tuple[RunResult, RunResult]) -> None:
-    from sinecheck.result import digest_tensors
+    from sinecheck.core.result import digest_tensors
 
     weights = {k: v.copy() for k, v in default_pair[0].final_weights.items()}
     assert digest_tensors(weights) == default_pair[0].digests["final_weights"]

@@ -96,8 +96,9 @@ def test_specs_from_the_ini_file(pytester: pytest.Pytester) -> None:
 
 def test_engines_refuse_a_spec_unless_a_fallback_is_asked_for() -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.config import TrainConfig
-    from sinecheck.engines import EngineUnsupported, train
+    from sinecheck.core.config import TrainConfig
+    from sinecheck.engines.registry import train
+    from sinecheck.errors import EngineUnsupported
 
     config = TrainConfig(model=LSTM, epochs=1, n_points=64)
     for engine in ("fused", "fused-xla", "numpy", "numpy-float64"):
@@ -115,8 +116,8 @@ def test_data_spec_with_held_out_arrays_and_a_compiled_factory(tmp_path: Path) -
     """A data spec feeds fit and the metrics (its held-out pair scores the held-out MSE); a factory that compiles
     its own model keeps its optimizer and loss."""
     pytest.importorskip("tensorflow")
-    from sinecheck.config import TrainConfig
-    from sinecheck.engines import train
+    from sinecheck.core.config import TrainConfig
+    from sinecheck.engines.registry import train
 
     windows = train(TrainConfig(model=f"{EXAMPLES}:lstm_next", data=f"{EXAMPLES}:sine_windows", epochs=1))
     assert windows.pred_test.shape == (1000, 1) and windows.metrics["mse_test"] != windows.metrics["mse_train"]
@@ -194,7 +195,7 @@ def test_cli_diverge_two_configs_and_a_model(capsys: pytest.CaptureFixture[str],
     """`sinecheck diverge A B` names the first step and stage; with --model and --factor on the user's model."""
     pytest.importorskip("tensorflow")
     from sinecheck.cli import main
-    from sinecheck.config import OptimizerSpec, TrainConfig
+    from sinecheck.core.config import OptimizerSpec, TrainConfig
 
     a = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16)
     (tmp_path / "a.json").write_text(a.to_json())

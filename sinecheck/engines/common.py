@@ -15,26 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
-from sinecheck.data import SineData, make_data
-from sinecheck.models import (
-    build_model,
-    build_spec_model,
-    compile_model,
-    is_compiled,
-    keras_module,
-    model_weight_names,
-    to_numpy,
-    weight_names,
-)
-from sinecheck.result import RunResult, digest_tensors, error_metrics
-from sinecheck.seeding import (
-    fingerprint,
-    keras_backend,
-    private_initializer_seeds,
-    seed_everything,
-    unseed_everything,
-)
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import SineData, make_data
+from sinecheck.core.environment import fingerprint, keras_backend
+from sinecheck.core.result import RunResult, digest_tensors, error_metrics
+from sinecheck.keras.models import build_model, compile_model, model_weight_names, weight_names
+from sinecheck.keras.runtime import is_compiled, keras_module, to_numpy
+from sinecheck.keras.seeding import private_initializer_seeds, seed_everything, unseed_everything
+from sinecheck.keras.user_model import build_spec_model
 
 
 @dataclass

@@ -24,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig
-from sinecheck.engines import EngineUnsupported, refuse_custom
+from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.core.environment import keras_backend, uses_legacy_keras
+from sinecheck.core.result import RunResult
+from sinecheck.engines.base import refuse_custom
 from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.engines.updates import Math, update_rule
-from sinecheck.models import keras_module
-from sinecheck.result import RunResult
-from sinecheck.seeding import keras_backend, uses_legacy_keras
+from sinecheck.errors import ConfigError, EngineUnsupported
+from sinecheck.keras.runtime import keras_module
 
 #: Keras minor versions whose ``fit`` this engine reproduced bit for bit (tests/test_fused.py).
 TESTED_KERAS: tuple[str, ...] = ("3.15",)
@@ -79,7 +80,7 @@ def epoch_orders_from_keras(config: TrainConfig, y: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _seeded_orders(seed: int, n_points: int, batch_size: int, epochs: int) -> np.ndarray:
-    from sinecheck.seeding import seed_everything
+    from sinecheck.keras.seeding import seed_everything
 
     seed_everything(seed, keep_kernel_cache=True)  # as fresh_start left it: the adapter's shuffle draws from it
     config = TrainConfig(seed=seed, n_points=n_points, batch_size=batch_size, epochs=epochs)

@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.result import RunResult
 from sinecheck.engines.common import finish, fresh_start
-from sinecheck.models import keras_module
-from sinecheck.result import RunResult
+from sinecheck.keras.runtime import keras_module
 
 
 def _epoch_recorder(progress: Any, epochs: int) -> Any:

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
-from sinecheck.engines import EngineUnsupported, refuse_custom
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.result import RunResult
+from sinecheck.engines.base import refuse_custom
 from sinecheck.engines.common import finish, fresh_start
 from sinecheck.engines.fused import epoch_orders_from_keras
 from sinecheck.engines.updates import Math, update_rule
-from sinecheck.result import RunResult
+from sinecheck.errors import EngineUnsupported
 
 #: activation -> (f(z), f'(z) given z and f(z)).
 ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sinecheck.config import OPTIMIZERS, OptimizerSpec
+from sinecheck.core.config import OPTIMIZERS, OptimizerSpec
 
 Array = Any
 

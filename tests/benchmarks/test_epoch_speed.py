@@ -15,8 +15,9 @@ import importlib.util
 
 import pytest
 
-from sinecheck.bench import epoch_runner
-from sinecheck.config import TrainConfig, get_preset
+from sinecheck.checks.bench import epoch_runner
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.presets import get_preset
 
 pytest.importorskip("tensorflow")
 
@@ -98,7 +99,8 @@ def test_fit_per_backend(benchmark, backend: str) -> None:
     """
     if backend != "tensorflow" and importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install -e '.[backends]')")
-    from sinecheck.isolate import Environment, Worker
+    from sinecheck.isolation.environment import Environment
+    from sinecheck.isolation.pool import Worker
 
     with Worker(Environment(name=backend, env={"KERAS_BACKEND": backend})) as worker:
         payload = {"config": BASE.to_dict(), "epochs_per_call": EPOCHS, "rounds": 1}

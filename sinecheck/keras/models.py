@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sinecheck.config import InitializerSpec, OptimizerSpec, TrainConfig
-from sinecheck.seeding import keras_backend, uses_legacy_keras
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.core.environment import keras_backend
+from sinecheck.keras.runtime import keras_module
 
 _INITIALIZER_CLASSES: dict[str, str] = {
     "glorot_uniform": "GlorotUniform",
@@ -28,21 +29,6 @@ _INITIALIZER_CLASSES: dict[str, str] = {
     "ones": "Ones",
 }
 _OPTIMIZER_CLASSES: dict[str, str] = {"adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad"}
-
-
-def keras_module() -> Any:
-    """The Keras package the factories build with, imported lazily (importing sinecheck stays cheap).
-
-    Keras 3 by default; Keras 2 (the ``tf_keras`` package) when ``TF_USE_LEGACY_KERAS=1`` is set, the same
-    switch that makes ``tf.keras`` mean Keras 2 in TensorFlow >= 2.16.
-    """
-    if uses_legacy_keras():
-        import tf_keras
-
-        return tf_keras
-    import keras
-
-    return keras
 
 
 def build_initializer(spec: InitializerSpec) -> Any:
@@ -78,39 +64,6 @@ def build_model(config: TrainConfig, *, noise: tuple[float, int] | None = None) 
     return keras.Sequential(layers)
 
 
-def build_spec_model(config: TrainConfig, x: Any, *, noise: tuple[float, int] | None = None) -> Any:
-    """The model of ``config.model`` (a `sinecheck.spec` factory), checked against the training inputs `x`.
-
-    `noise` wraps it so a ``GaussianNoise`` layer perturbs its output in training (the injected-noise negative
-    control); the wrapper adds no weights, so weight names and initial weights stay those of the model.
-    """
-    from sinecheck.spec import build_from_spec, check_fits
-
-    assert config.model is not None
-    model = build_from_spec(config.model)
-    check_fits(model, x, spec=config.model)
-    if noise is None:
-        return model
-    keras = keras_module()
-    inputs = keras.Input(shape=tuple(x.shape[1:]))
-    outputs = keras.layers.GaussianNoise(noise[0], seed=noise[1])(model(inputs))
-    wrapped = keras.Model(inputs, outputs)
-    wrapped.sinecheck_inner = model  # type: ignore[attr-defined]
-    if is_compiled(model):
-        wrapped.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()),
-                        loss=model.loss)
-    return wrapped
-
-
-def is_compiled(model: Any) -> bool:
-    """Whether the factory compiled its model (Keras 3 and tf_keras say so; else: it has an optimizer)."""
-    for attribute in ("compiled", "_is_compiled"):  # Keras 3, tf_keras
-        compiled = getattr(model, attribute, None)
-        if isinstance(compiled, bool):
-            return compiled
-    return getattr(model, "optimizer", None) is not None
-
-
 def compile_model(model: Any, config: TrainConfig) -> Any:
     """Compile with the config's optimizer and loss.
 
@@ -121,14 +74,6 @@ def compile_model(model: Any, config: TrainConfig) -> Any:
     jit = config.xla if keras_backend() == "tensorflow" else "auto"
     model.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, jit_compile=jit)
     return model
-
-
-def to_numpy(tensor: Any) -> Any:
-    """A backend tensor (TF, JAX, torch, even one that requires grad) as a NumPy array."""
-    keras = keras_module()
-    if hasattr(keras, "ops"):
-        return keras.ops.convert_to_numpy(tensor)
-    return tensor.numpy()
 
 
 def model_weight_names(model: Any) -> list[str]:

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.claims import (
+from sinecheck._io import atomic_write
+from sinecheck.study.claims import (
     Claim,
     claim_initializer_and_batch_matter,
     claim_larger_batches_accurate_gradient,
@@ -25,26 +26,23 @@ from sinecheck.claims import (
     claim_stddev_drastic,
     render_claims,
 )
-from sinecheck.explain import Explanation, explain, render_explanation
-from sinecheck.figures import plot_explain, plot_study_curves, plot_study_heatmap, plot_study_spread, plot_sweep
-from sinecheck.storage import atomic_write
-from sinecheck.study import (
+from sinecheck.study.explain import Explanation, explain, render_explanation
+from sinecheck.study.figures import plot_explain, plot_study_curves, plot_study_heatmap, plot_study_spread, plot_sweep
+from sinecheck.study.grid import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_INITIALIZERS,
     DEFAULT_LEARNING_RATES,
     DEFAULT_OPTIMIZERS,
     DEFAULT_STDDEVS,
     Axis,
-    StudyResult,
     StudySpec,
     base_config,
     format_value,
     grid_study,
-    run_study,
-    summarize,
     sweep_study,
-    variance_decomposition,
 )
+from sinecheck.study.runner import StudyResult, run_study
+from sinecheck.study.stats import summarize, variance_decomposition
 
 #: (stage label, done, total, elapsed s, ETA s or None)
 Progress = Callable[[str, int, int, float, float | None], None]
@@ -103,7 +101,7 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
             return None
         return lambda done, total, elapsed, eta: progress(label, done, total, elapsed, eta)
 
-    from sinecheck.study import ExecutorScope
+    from sinecheck.study.runner import ExecutorScope
 
     pooled = workers > 1 or scheduler is not None
     with ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor:  # one pool

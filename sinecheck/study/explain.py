@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig
-from sinecheck.study import bootstrap_ci, run_one
+from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.errors import ConfigError
+from sinecheck.study.runner import run_one
+from sinecheck.study.stats import bootstrap_ci
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class Attribution:
     per_seed: list[float]
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.compare import json_float
+        from sinecheck.core.compare import json_float
 
         return {"factor": self.factor, "mean": json_float(self.mean), "ci_low": json_float(self.ci_low),
                 "ci_high": json_float(self.ci_high), "per_seed": [json_float(v) for v in self.per_seed]}
@@ -105,7 +107,7 @@ class Explanation:
                 f"seed noise: the MSE of one config varies by ±{noise:.4f} (std over seeds)")
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.compare import json_float
+        from sinecheck.core.compare import json_float
 
         return {
             "a": {"name": self.a_name, "config": self.a.to_dict()},

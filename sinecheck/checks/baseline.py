@@ -28,11 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.compare import Tolerance, Verdict, compare, json_float
-from sinecheck.config import PRESETS, ConfigError, TrainConfig
-from sinecheck.result import RunResult
-from sinecheck.spec import ModelSpec
-from sinecheck.storage import atomic_write
+from sinecheck._io import atomic_write
+from sinecheck.core.compare import Tolerance, Verdict, compare, json_float
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.presets import PRESETS
+from sinecheck.core.result import RunResult
+from sinecheck.core.specs import ModelSpec
+from sinecheck.errors import BaselineError, ConfigError
 
 BASELINE_SCHEMA = 1
 STRICT_LEVELS: tuple[str, ...] = ("bitwise", "ulp", "material")
@@ -47,11 +49,6 @@ MODEL_FULL_EPOCHS = 20
 NOISE_SIGMAS = 2.0
 NOISE_FLOOR = 1e-4
 GRADES: tuple[str, ...] = ("identical", "ulp", "close", "divergent", "material", "missing")
-
-
-class BaselineError(ConfigError):
-    """A baseline file is missing, corrupt, foreign or of an unknown schema; the message names the file and
-    the command that regenerates it."""
 
 
 def regenerate_hint(directory: str | os.PathLike[str]) -> str:
@@ -75,7 +72,7 @@ class EnvKey:
 
     @classmethod
     def current(cls) -> EnvKey:
-        from sinecheck.seeding import fingerprint
+        from sinecheck.core.environment import fingerprint
 
         return cls.from_fingerprint(fingerprint(probe_tensorflow=True))
 
@@ -256,7 +253,7 @@ def find_baselines(directory: str | os.PathLike[str]) -> list[Baseline]:
 def run_baseline_set(configs: Sequence[tuple[str, TrainConfig]], *, engine: str = "keras",
                      progress: Callable[[int, int, str], None] | None = None) -> dict[str, RunResult]:
     """Train every baseline config (Keras ``fit`` by default: the thing users upgrade)."""
-    from sinecheck.engines import train
+    from sinecheck.engines.registry import train
 
     out = {}
     for i, (name, cfg) in enumerate(configs, 1):
@@ -267,7 +264,7 @@ def run_baseline_set(configs: Sequence[tuple[str, TrainConfig]], *, engine: str 
 
 
 def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -> Baseline:
-    from sinecheck.seeding import fingerprint
+    from sinecheck.core.environment import fingerprint
 
     return Baseline(key or EnvKey.current(), {n: Entry.from_result(r) for n, r in results.items()},
                     fingerprint(probe_tensorflow=True), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -414,7 +411,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
 
 def _portable(config: TrainConfig) -> dict[str, Any]:
     """The config as a baseline compares it: a model/data spec by its identity, not the path it was given by."""
-    from sinecheck.spec import spec_identity
+    from sinecheck.core.specs import spec_identity
 
     out = config.to_dict()
     for name in ("model", "data"):

@@ -22,40 +22,37 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import ConfigError, TrainConfig
+from sinecheck.core.config import TrainConfig
+from sinecheck.errors import SpecError
 
 
-class SpecError(ConfigError):
-    """A model or data spec cannot be used; the message names the spec and the reason."""
-
-
-def _fail(kind: str, spec: str, reason: str) -> SpecError:
+def spec_error(kind: str, spec: str, reason: str) -> SpecError:
     return SpecError(f"{kind} spec {spec!r}: {reason}")
 
 
 def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
     """The callable a ``module:name`` or ``file.py:name`` spec names."""
     if not isinstance(spec, str) or spec.count(":") < 1 or not spec.rpartition(":")[2]:
-        raise _fail(kind, str(spec), "expected MODULE:CALLABLE or path/to/file.py:CALLABLE")
+        raise spec_error(kind, str(spec), "expected MODULE:CALLABLE or path/to/file.py:CALLABLE")
     target, _, name = spec.rpartition(":")
     if target.endswith(".py") or "/" in target or "\\" in target:
         path = Path(target)
         if not path.is_file():
-            raise _fail(kind, spec, f"file {target!r} not found")
+            raise spec_error(kind, spec, f"file {target!r} not found")
         module_name = f"sinecheck_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]}"
         loaded = sys.modules.get(module_name)
         if loaded is not None and getattr(loaded, "__sinecheck_mtime__", None) == path.stat().st_mtime_ns:
             return _attribute(loaded, target, name, kind, spec)
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         if loader_spec is None or loader_spec.loader is None:
-            raise _fail(kind, spec, f"cannot load {target!r} as Python")
+            raise spec_error(kind, spec, f"cannot load {target!r} as Python")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
         try:
             loader_spec.loader.exec_module(module)
         except Exception as exc:  # the user's file itself fails to import
             sys.modules.pop(module_name, None)
-            raise _fail(kind, spec, f"importing {target!r} raised {type(exc).__name__}: {exc}") from None
+            raise spec_error(kind, spec, f"importing {target!r} raised {type(exc).__name__}: {exc}") from None
         module.__sinecheck_mtime__ = path.stat().st_mtime_ns  # type: ignore[attr-defined]
     else:
         if os.getcwd() not in sys.path and "" not in sys.path:
@@ -63,36 +60,21 @@ def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
-            raise _fail(kind, spec, f"module {exc.name or target!r} not found") from None
+            raise spec_error(kind, spec, f"module {exc.name or target!r} not found") from None
         except Exception as exc:
-            raise _fail(kind, spec, f"importing {target!r} raised {type(exc).__name__}: {exc}") from None
+            raise spec_error(kind, spec, f"importing {target!r} raised {type(exc).__name__}: {exc}") from None
     return _attribute(module, target, name, kind, spec)
 
 
 def _attribute(module: Any, target: str, name: str, kind: str, spec: str) -> Callable[..., Any]:
     if not hasattr(module, name):
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
-        raise _fail(kind, spec, f"{name!r} not found in {target!r} (callables there: {', '.join(public) or 'none'})")
+        there = ", ".join(public) or "none"
+        raise spec_error(kind, spec, f"{name!r} not found in {target!r} (callables there: {there})")
     obj = getattr(module, name)
     if not callable(obj):
-        raise _fail(kind, spec, f"{name!r} in {target!r} is not callable (it is a {type(obj).__name__})")
+        raise spec_error(kind, spec, f"{name!r} in {target!r} is not callable (it is a {type(obj).__name__})")
     return obj
-
-
-def build_from_spec(spec: str) -> Any:
-    """Call a model spec's factory and check that it returned a Keras model."""
-    factory = load_callable(spec, kind="model")
-    try:
-        model = factory()
-    except Exception as exc:
-        raise _fail("model", spec, f"the factory raised {type(exc).__name__}: {exc}") from None
-    from sinecheck.models import keras_module
-
-    keras = keras_module()
-    if not isinstance(model, keras.Model):
-        raise _fail("model", spec, f"the factory returned a {type(model).__name__}, not a Keras model "
-                                   f"({keras.__name__}.Model)")
-    return model
 
 
 def data_from_spec(spec: str) -> tuple[np.ndarray, ...]:
@@ -102,26 +84,26 @@ def data_from_spec(spec: str) -> tuple[np.ndarray, ...]:
     try:
         out = fn()
     except Exception as exc:
-        raise _fail("data", spec, f"the function raised {type(exc).__name__}: {exc}") from None
+        raise spec_error("data", spec, f"the function raised {type(exc).__name__}: {exc}") from None
     if not isinstance(out, (tuple, list)) or len(out) not in (2, 4):
         what = f"a {len(out)}-tuple" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}"
-        raise _fail("data", spec, f"returned {what}; expected a pair (x, y) of arrays, or (x, y, x_held_out, "
+        raise spec_error("data", spec, f"returned {what}; expected a pair (x, y) of arrays, or (x, y, x_held_out, "
                                   "y_held_out)")
     try:
         arrays = tuple(np.asarray(a) for a in out)
     except Exception as exc:
-        raise _fail("data", spec, f"(x, y) are not arrays ({type(exc).__name__}: {exc})") from None
+        raise spec_error("data", spec, f"(x, y) are not arrays ({type(exc).__name__}: {exc})") from None
     pairs = [(arrays[0], arrays[1], ("x", "y"))]
     if len(arrays) == 4:
         pairs.append((arrays[2], arrays[3], ("x_held_out", "y_held_out")))
     for x, y, names in pairs:
         if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
-            raise _fail("data", spec, f"{names[0]} has shape {x.shape} and {names[1]} {y.shape}; expected the "
+            raise spec_error("data", spec, f"{names[0]} has shape {x.shape} and {names[1]} {y.shape}; expected the "
                                       "same number (> 0) of samples on axis 0")
         if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
-            raise _fail("data", spec, f"{names[0]} is {x.dtype} and {names[1]} {y.dtype}; expected numbers")
+            raise spec_error("data", spec, f"{names[0]} is {x.dtype} and {names[1]} {y.dtype}; expected numbers")
     if len(arrays) == 4 and arrays[2].shape[1:] != arrays[0].shape[1:]:
-        raise _fail("data", spec, f"x_held_out has shape {arrays[2].shape} but x {arrays[0].shape}; expected the "
+        raise spec_error("data", spec, f"x_held_out has shape {arrays[2].shape} but x {arrays[0].shape}; expected the "
                                   "same shape per sample")
     return arrays
 
@@ -148,20 +130,6 @@ def spec_slug(model: str | None, data: str | None = None) -> str:
             target, _, name = spec_identity(spec).rpartition(":")
             parts.append(prefix + re.sub(r"[^A-Za-z0-9_]+", "-", f"{target.removesuffix('.py')}-{name}").strip("-"))
     return "+".join(parts) or "sine"
-
-
-def check_fits(model: Any, x: np.ndarray, *, spec: str) -> None:
-    """Fail with a one-line error when the model's input shape cannot take `x` (batch axis aside)."""
-    shape = getattr(model, "input_shape", None)
-    if shape is None:
-        return
-    if isinstance(shape, list):
-        shape = shape[0]
-    expected = tuple(shape[1:])
-    got = tuple(x.shape[1:])
-    if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got, strict=True)):
-        raise _fail("model", spec, f"the model's input shape {tuple(shape)} does not fit the data: x has shape "
-                                   f"{x.shape} (samples first)")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from sinecheck.data import make_data
-from sinecheck.explain import Explanation
-from sinecheck.study import StudyResult, format_value, summarize
+from sinecheck.checks.diverge import Divergence
+from sinecheck.core.data import make_data
+from sinecheck.study.explain import Explanation
+from sinecheck.study.grid import format_value
+from sinecheck.study.reference import ExperimentRuns
+from sinecheck.study.runner import StudyResult
+from sinecheck.study.stats import summarize
 
 
 def pyplot() -> Any:
@@ -167,4 +172,63 @@ def plot_explain(explanation: Explanation) -> bytes:
         ax.grid(alpha=0.3, axis="x")
     fig.suptitle(f"Why {e.a_name} and {e.b_name} differ: Shapley values over {len(e.seeds)} seeds (95 % CI)",
                  fontsize=10)
+    return figure_bytes(fig)
+
+
+def plot_growth(divergence: Divergence, *, title: str) -> bytes:
+    """max |Δw| per step on a log scale, with the first divergence marked."""
+    from sinecheck.study.figures import figure_bytes, pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    growth = np.where(divergence.growth > 0, divergence.growth, np.nan)
+    ax.plot(np.arange(1, len(growth) + 1), growth, lw=1.2)
+    if divergence.step is not None:
+        ax.axvline(divergence.step + 1, color="tab:red", lw=0.8, label=f"first divergence: {divergence.stage}")
+        ax.legend(fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("max |Δw|")
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(title, fontsize=9)
+    return figure_bytes(fig)
+
+
+def plot_waves(experiments: Sequence[ExperimentRuns]) -> bytes:
+    """One panel per preset: sin(x) and each config's held-out predictions (first seed bold, others faint)."""
+    plt = pyplot()
+    presets = list(dict.fromkeys(e.preset for e in experiments))
+    fig, axes = plt.subplots(1, len(presets), figsize=(5.2 * len(presets), 4.0), sharey=True, squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes[0], presets, strict=True):
+        group = [e for e in experiments if e.preset == name]
+        data = make_data(group[0].config)
+        ax.plot(data.x_test[:, 0], data.y_test[:, 0], color="black", lw=2.2, label="sin(x)")
+        for i, e in enumerate(group):
+            color = colors[i % len(colors)]
+            for j, r in enumerate(e.runs):
+                label = f"{e.label} (seed {r.config.seed}, MSE {r.metrics['mse_test']:.3f})" if j == 0 else None
+                ax.plot(data.x_test[:, 0], r.pred_test[:, 0], color=color, lw=1.6 if j == 0 else 0.8,
+                        alpha=1.0 if j == 0 else 0.35, label=label)
+        ax.set_title(f"{name}: {group[0].config.kernel_initializer}, {group[0].config.optimizer}", fontsize=9)
+        ax.set_xlabel("x")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0][0].set_ylabel("prediction")
+    fig.suptitle("Predicted waves after training (faint lines: other seeds)", fontsize=11)
+    return figure_bytes(fig)
+
+
+def plot_losses(experiments: Sequence[ExperimentRuns]) -> bytes:
+    """Training loss per epoch (log scale) of every config's first seed, all on one axis."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for e in experiments:
+        loss = e.runs[0].loss_history
+        ax.plot(np.arange(1, len(loss) + 1), loss, label=f"{e.preset} {e.label}")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (MSE)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return figure_bytes(fig)

@@ -17,7 +17,7 @@ equal weights and slots:
 
 It also gives how the difference grows afterwards (max |Δw| per step).  Traces of two environments (oneDNN
 on/off, thread counts, Keras 2 vs 3, another venv's TensorFlow/Keras, ...) are made in worker processes
-(`sinecheck.isolate`).
+(`sinecheck.isolation`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig, changed_fields
-from sinecheck.storage import atomic_write
+from sinecheck._io import atomic_write
+from sinecheck.core.config import TrainConfig, changed_fields
 
 ORDER_EPOCHS = 3  # epochs whose sample order is probed (eagerly: slow for long runs)
 
@@ -92,10 +92,10 @@ def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] 
               unseeded_noise: float = 0.0) -> Trace:
     """Train `config` with Keras ``fit`` (the keras engine's seeded start, with the same `initial_weights` and
     `unseeded_noise` options) and record every step."""
-    from sinecheck.data import sample_count
+    from sinecheck.core.data import sample_count
     from sinecheck.engines.common import fresh_start
-    from sinecheck.models import keras_module, to_numpy
-    from sinecheck.probes import epoch_orders
+    from sinecheck.keras.probes import epoch_orders
+    from sinecheck.keras.runtime import keras_module, to_numpy
 
     keras = keras_module()
     probed = min(ORDER_EPOCHS, config.epochs)
@@ -148,8 +148,8 @@ class _StepReplay:
     only (``tf.GradientTape``), and only in epochs whose sample order was probed; NaN otherwise."""
 
     def __init__(self, model: Any, start: Any, orders: np.ndarray, config: TrainConfig) -> None:
-        from sinecheck.models import keras_module
-        from sinecheck.seeding import keras_backend
+        from sinecheck.core.environment import keras_backend
+        from sinecheck.keras.runtime import keras_module
 
         self.model, self.orders, self.bs = model, orders, config.batch_size
         self.x, self.y = start.data.x_train, start.data.y_train
@@ -213,7 +213,7 @@ class Divergence:
         return f"first divergence {where}, stage: {self.stage}{values}{grown}"
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.compare import json_float
+        from sinecheck.core.compare import json_float
 
         return {"step": self.step, "epoch": self.epoch, "batch": self.batch, "stage": self.stage,
                 "tensor": self.tensor, "index": self.index, "value_a": json_float(self.value_a),
@@ -307,25 +307,6 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
     return Divergence(None, None, None, "identical", None, None, None, None, growth)
 
 
-def plot_growth(divergence: Divergence, *, title: str) -> bytes:
-    """max |Δw| per step on a log scale, with the first divergence marked."""
-    from sinecheck.figures import figure_bytes, pyplot
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    growth = np.where(divergence.growth > 0, divergence.growth, np.nan)
-    ax.plot(np.arange(1, len(growth) + 1), growth, lw=1.2)
-    if divergence.step is not None:
-        ax.axvline(divergence.step + 1, color="tab:red", lw=0.8, label=f"first divergence: {divergence.stage}")
-        ax.legend(fontsize=7)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("max |Δw|")
-    ax.grid(alpha=0.3, which="both")
-    ax.set_title(title, fontsize=9)
-    return figure_bytes(fig)
-
-
 def trace_sides(config: TrainConfig, sides: Sequence[Any], *, pool: Any) -> list[Trace]:
     """Trace each matrix `Side` of `config`, in order, in a worker process of its environment.  A side that starts
     from another side's initial weights gets them from that side's trace (traced first if it is not listed)."""
@@ -367,8 +348,9 @@ def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: An
     """Trace config `a` in environment `env_a` and `b` in `env_b` (`isolate.Environment`; default TensorFlow's
     defaults), each in a worker process of its own, and find where they part.  A `pool` (`isolate.WorkerPool`)
     lets several pairs share the two processes; without one, both are fresh and closed afterwards."""
-    from sinecheck.isolate import Environment, WorkerPool
-    from sinecheck.matrix import Side
+    from sinecheck.checks.factors import Side
+    from sinecheck.isolation.environment import Environment
+    from sinecheck.isolation.pool import WorkerPool
 
     env_a, env_b = env_a or Environment("a"), env_b or Environment("b")
     changes = tuple((name, getattr(b, name)) for name in changed_fields(a, b))
@@ -386,8 +368,8 @@ def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: An
 def diverge_factor(config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None
                    ) -> tuple[Trace, Trace, Divergence, float]:
     """Trace both sides of a matrix factor (each in a worker process of its environment) and compare them."""
-    from sinecheck.isolate import WorkerPool
-    from sinecheck.matrix import factor_by_name
+    from sinecheck.checks.factors import factor_by_name
+    from sinecheck.isolation.pool import WorkerPool
 
     factor = factor_by_name(factor_name)
     started = time.perf_counter()

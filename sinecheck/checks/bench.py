@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinecheck.config import ConfigError, TrainConfig
+from sinecheck.core.config import TrainConfig
+from sinecheck.errors import ConfigError
 
 #: Engines `bench` times, in display order; ``keras`` is the reference every ratio is taken against.
 BENCH_ENGINES: tuple[str, ...] = ("keras", "fused", "fused-xla", "numpy")
@@ -190,7 +191,9 @@ def time_backend_fit(backend: str, config: TrainConfig, *, epochs_per_call: int,
     """Keras ``fit`` per epoch on a Keras 3 backend (tensorflow, jax, torch), timed inside a fresh worker
     process with ``KERAS_BACKEND`` set — the backend is process-wide.  A backend that is not installed or
     fails is reported in `EngineTiming.error`."""
-    from sinecheck.isolate import Environment, Worker, WorkerDied
+    from sinecheck.errors import WorkerDied
+    from sinecheck.isolation.environment import Environment
+    from sinecheck.isolation.pool import Worker
 
     timing = EngineTiming(f"keras/{backend}")
     worker = Worker(Environment(name=backend, env={"KERAS_BACKEND": backend}))

@@ -3,109 +3,36 @@
 A factor is a pair of sides (environment + config change + how the run is made); each cell is the verdict
 of `compare` between the two sides' runs, with its evidence.  Some factors carry an expectation that must
 hold on any machine (same seed + same environment is IDENTICAL; no seed and injected noise are NOT); the
-rest is measured and reported.  Runs happen in isolated worker processes (`sinecheck.isolate`), one per
+rest is measured and reported.  Runs happen in isolated worker processes (`sinecheck.isolation`), one per
 environment, shared by every row and factor that needs that environment; base runs are shared too.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinecheck.compare import Tolerance, Verdict, compare
-from sinecheck.config import ConfigError, OptimizerSpec, TrainConfig, get_preset
-from sinecheck.isolate import Environment, Outcome, RunError, WorkerPool
-from sinecheck.result import RunResult
-from sinecheck.spec import ModelSpec
+from sinecheck.checks.factors import BASE, FACTORS, IDENTICAL_EXPECTED, MEASURED, Factor, Side, factor_by_name
+from sinecheck.core.compare import Tolerance, Verdict, compare
+from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.core.presets import get_preset
+from sinecheck.core.result import RunResult
+from sinecheck.core.specs import ModelSpec
+from sinecheck.errors import ConfigError
+from sinecheck.isolation.environment import Environment
+from sinecheck.isolation.pool import Outcome, RunError, WorkerPool
 
-IDENTICAL_EXPECTED = "identical"
-NOT_IDENTICAL_EXPECTED = "not identical"
-MEASURED = "measured"
-
-BASE = Environment("default")
 #: Epochs the matrix trains by default.  Bitwise identity (or not) shows after a few steps; how far two
 #: runs drift apart (ULP vs CLOSE) grows with epochs, so the grade of "measured" cells depends on it.
 DEFAULT_EPOCHS = 5
 #: Where a cell is not identical, the matrix can replay both sides step by step to say where they parted
-#: (`sinecheck.diverge`); at most this many epochs are traced (a trace holds every weight after every step).
+#: (`sinecheck.checks.diverge`); at most this many epochs are traced (a trace holds every weight after every step).
 LOCATE_EPOCHS = 10
 LOCATE_CHOICES: tuple[str, ...] = ("broken", "all", "none")
 
-
-@dataclass(frozen=True)
-class Side:
-    """One side of a comparison: where and how a run of the row's base config is made."""
-
-    environment: Environment = BASE
-    changes: tuple[tuple[str, Any], ...] = ()  # TrainConfig fields changed from the row's base config
-    instance: int = 0  # 1 = a second, fresh process of the same environment
-    repeat: int = 0  # 1 = the same run made again in the same process
-    unseeded_noise: float = 0.0
-    initial_from: Side | None = None  # start from the initial weights of this side's run
-
-    def config(self, base: TrainConfig) -> TrainConfig:
-        return base.replace(**dict(self.changes)) if self.changes else base
-
-
-@dataclass(frozen=True)
-class Factor:
-    """A question about reproducibility, answered by comparing side `a` with side `b` on every row."""
-
-    name: str
-    question: str
-    a: Side
-    b: Side
-    expect: str = MEASURED
-    requires: tuple[str, ...] = ()  # importable modules the factor needs
-    epoch_sensitive: bool = True  # whether the verdict's grade can change with the number of epochs
-
-    def missing(self) -> list[str]:
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
-
-
-def _threads(n: int) -> Environment:
-    return Environment(f"threads-{n}", intra_op_threads=n, inter_op_threads=n)
-
-
-_NO_SHUFFLE = (("shuffle", False),)
-_BASE_NO_SHUFFLE = Side(changes=_NO_SHUFFLE)
-
-FACTORS: tuple[Factor, ...] = (
-    Factor("same-process", "same seed, same process, trained twice", Side(), Side(repeat=1),
-           IDENTICAL_EXPECTED, epoch_sensitive=False),
-    Factor("fresh-process", "same seed, a second fresh process", Side(), Side(instance=1),
-           IDENTICAL_EXPECTED, epoch_sensitive=False),
-    Factor("no-seed", "no seed at all, trained twice (negative control)", Side(changes=(("seed", None),)),
-           Side(changes=(("seed", None),), repeat=1), NOT_IDENTICAL_EXPECTED, epoch_sensitive=False),
-    Factor("injected-noise", "an unseeded GaussianNoise layer, trained twice (negative control)",
-           Side(unseeded_noise=0.01), Side(unseeded_noise=0.01, repeat=1), NOT_IDENTICAL_EXPECTED,
-           epoch_sensitive=False),
-    Factor("op-determinism", "enable_op_determinism() on vs off", Side(),
-           Side(Environment("op-determinism", op_determinism=True))),
-    Factor("threads-1", "intra/inter-op threads 1 vs TensorFlow's default", Side(), Side(_threads(1))),
-    Factor("threads-2", "intra/inter-op threads 2 vs TensorFlow's default", Side(), Side(_threads(2))),
-    Factor("threads-8", "intra/inter-op threads 8 vs TensorFlow's default", Side(), Side(_threads(8))),
-    Factor("onednn-off", "TF_ENABLE_ONEDNN_OPTS=0 vs the default (on for x86)", Side(),
-           Side(Environment("onednn-off", (("TF_ENABLE_ONEDNN_OPTS", "0"),)))),
-    Factor("pythonhashseed", "PYTHONHASHSEED=0 vs PYTHONHASHSEED=1",
-           Side(Environment("pythonhashseed-0", (("PYTHONHASHSEED", "0"),))),
-           Side(Environment("pythonhashseed-1", (("PYTHONHASHSEED", "1"),)))),
-    Factor("shuffle-off", "fit(shuffle=False) vs shuffle=True, same seed", Side(), _BASE_NO_SHUFFLE),
-    Factor("xla", "jit_compile=True vs False", Side(), Side(changes=(("xla", True),))),
-    Factor("tf-keras", "Keras 2 (tf_keras) vs Keras 3, same seed", Side(),
-           Side(Environment("tf-keras", (("TF_USE_LEGACY_KERAS", "1"),))), requires=("tf_keras",)),
-    Factor("backend-jax", "Keras 3 on JAX vs TensorFlow, same initial weights, no shuffle", _BASE_NO_SHUFFLE,
-           Side(Environment("backend-jax", (("KERAS_BACKEND", "jax"),)), _NO_SHUFFLE,
-                initial_from=_BASE_NO_SHUFFLE), requires=("jax",)),
-    Factor("backend-torch", "Keras 3 on torch vs TensorFlow, same initial weights, no shuffle", _BASE_NO_SHUFFLE,
-           Side(Environment("backend-torch", (("KERAS_BACKEND", "torch"),)), _NO_SHUFFLE,
-                initial_from=_BASE_NO_SHUFFLE), requires=("torch",)),
-)
-FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
 
 #: A small Dense(32) config: the fastest row, used by the test suite.
 SMALL = TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), n_points=200)
@@ -132,16 +59,6 @@ def matrix_rows(presets: Iterable[str] = ("keras-default", "tf-explicit", "batch
         raise ConfigError(f"matrix rows: two rows are called {duplicate!r}; allowed: distinct presets and models "
                           "(give models distinct callable names)")
     return rows
-
-
-def select_factors(names: Sequence[str] | None) -> list[Factor]:
-    """The named factors in matrix order (all when `names` is empty); unknown names are a ConfigError."""
-    if not names:
-        return list(FACTORS)
-    unknown = [n for n in names if n not in FACTOR_NAMES]
-    if unknown:
-        raise ConfigError(f"factor: invalid value {unknown[0]!r}; allowed: {', '.join(FACTOR_NAMES)}")
-    return [f for f in FACTORS if f.name in names]
 
 
 @dataclass
@@ -215,7 +132,7 @@ class Cell:
         return f"{self.verdict} {self.evidence['max_abs']:.1e}"
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.compare import json_float
+        from sinecheck.core.compare import json_float
 
         ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence.items()}
         return {"factor": self.factor.name, "row": self.row, "expect": self.factor.expect,
@@ -225,7 +142,7 @@ class Cell:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:
-        from sinecheck.result import from_json_float
+        from sinecheck.core.result import from_json_float
 
         known = {"factor", "row", "expect", "verdict", "meets_expectation", "skipped", "error", "report"}
         text = ("worst_tensor", "summary", "digest_a", "digest_b", "first_divergence", "config")
@@ -234,11 +151,6 @@ class Cell:
         verdict = None if data["verdict"] is None else Verdict[data["verdict"].upper()]
         return cls(factor_by_name(data["factor"]), data["row"], verdict, evidence, data.get("report", ""),
                    data.get("skipped"), data.get("error"))
-
-
-def factor_by_name(name: str) -> Factor:
-    """The factor called `name` (a ConfigError listing the known ones otherwise)."""
-    return select_factors([name])[0]
 
 
 @dataclass
@@ -404,7 +316,7 @@ def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor
 def locate_divergences(matrix: Matrix, pool: WorkerPool, *, only_broken: bool = True) -> None:
     """Replay both sides of each non-identical cell (of each broken one with `only_broken`) step by step and
     store the first-divergence line in ``cell.evidence["first_divergence"]`` (it joins the failure message)."""
-    from sinecheck.diverge import trace_factor
+    from sinecheck.checks.diverge import trace_factor
 
     configs = dict(matrix.rows)
     for cell in matrix.cells:

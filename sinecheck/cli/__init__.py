@@ -14,16 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sinecheck.config import (
-    PRESETS,
-    ConfigError,
-    InitializerSpec,
-    OptimizerSpec,
-    TrainConfig,
-    changed_fields,
-    get_preset,
-)
-from sinecheck.study import DEFAULT_BATCH_SIZES, DEFAULT_INITIALIZERS
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, changed_fields
+from sinecheck.core.presets import PRESETS, get_preset
+from sinecheck.errors import ConfigError
+from sinecheck.study.grid import DEFAULT_BATCH_SIZES, DEFAULT_INITIALIZERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +54,7 @@ def _add_fallback_option(p: argparse.ArgumentParser) -> None:
 
 def _model_specs(args: argparse.Namespace) -> list[Any]:
     """The --model/--data options as checked ModelSpecs (each callable imported: a bad spec fails up front)."""
-    from sinecheck.spec import load_specs
+    from sinecheck.core.specs import load_specs
 
     models = args.model if isinstance(args.model, list) else [args.model] if args.model else []
     data = args.data if isinstance(args.data, list) else [args.data] if args.data else []
@@ -256,7 +250,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 
 def _cmd_env(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from sinecheck.seeding import fingerprint, format_fingerprint
+    from sinecheck.core.environment import fingerprint, format_fingerprint
 
     info = fingerprint(probe_tensorflow=True)
     if args.json:
@@ -303,7 +297,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError("--initializer: not with --model (the model's factory builds its own layers)")
         changes["kernel_initializer"] = InitializerSpec.parse(args.initializer)
     if models:
-        from sinecheck.config import Preset
+        from sinecheck.core.presets import Preset
 
         base = Preset("model", "your model", tuple(m.config() for m in models), tuple(m.label for m in models))
         preset = base.with_overrides(**changes)
@@ -316,13 +310,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
         configs = [c.replace(seed=args.seed) for c in configs]
     if args.json:
         _prepare_output("--json", Path(args.json), is_dir=False)
-    from sinecheck.engines import ENGINES, train
+    from sinecheck.engines.registry import ENGINES, train
 
     for option, name in (("--engine", args.engine), ("--fallback-engine", args.fallback_engine)):
         if name is not None and name not in ENGINES:
             raise ConfigError(f"{option}: invalid value {name!r}; allowed: {', '.join(ENGINES)}")
     if models and args.fallback_engine is None:
-        from sinecheck.engines import refuse_custom
+        from sinecheck.engines.base import refuse_custom
 
         refuse_custom(configs[0], args.engine)  # before any training
     _quiet_tensorflow()
@@ -348,7 +342,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(_table(rows))
     print(f"\n{results[0].config.describe()}")
     if args.json:
-        from sinecheck.storage import atomic_write
+        from sinecheck._io import atomic_write
 
         payload = [r.to_dict() for r in results]
         atomic_write(args.json, json.dumps(payload, indent=2) + "\n")
@@ -370,8 +364,8 @@ def _study_progress(progress: _Progress) -> Any:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from sinecheck.analysis import default_plan, run_analysis, write_study_outputs
-    from sinecheck.study import Axis, split_values
+    from sinecheck.study.analysis import default_plan, run_analysis, write_study_outputs
+    from sinecheck.study.grid import Axis, split_values
 
     _positive("--seeds", args.seeds, 2)
     _positive("--epochs", args.epochs)
@@ -393,9 +387,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
                             progress=_study_progress(progress))
     progress.finish()
     path = write_study_outputs(analysis, args.out, json_path=args.json)
-    from sinecheck.analysis import decomposition_table, study_table
-    from sinecheck.claims import render_claims
-    from sinecheck.explain import render_explanation
+    from sinecheck.study.analysis import decomposition_table, study_table
+    from sinecheck.study.claims import render_claims
+    from sinecheck.study.explain import render_explanation
 
     print(f"{analysis.grid.spec.name}: held-out MSE over {args.seeds} seeds\n")
     print(study_table(analysis.grid))
@@ -430,14 +424,14 @@ def _load_side(text: str, option: str) -> tuple[str, TrainConfig]:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from sinecheck.explain import explain, render_explanation
+    from sinecheck.study.explain import explain, render_explanation
 
     _positive("--seeds", args.seeds, 2)
     _positive("--epochs", args.epochs)
     (a_name, a), (b_name, b) = _load_side(args.a, "A"), _load_side(args.b, "B")
     if args.epochs is not None:
         a, b = a.replace(epochs=args.epochs), b.replace(epochs=args.epochs)
-    from sinecheck.engines import ENGINES
+    from sinecheck.engines.registry import ENGINES
 
     if args.engine not in ENGINES:
         raise ConfigError(f"--engine: invalid value {args.engine!r}; allowed: {', '.join(ENGINES)}")
@@ -451,10 +445,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
                 progress=progress.step)
     progress.finish()
     print(render_explanation(e))
-    from sinecheck.storage import atomic_write
+    from sinecheck._io import atomic_write
 
     if args.out:
-        from sinecheck.figures import plot_explain
+        from sinecheck.study.figures import plot_explain
 
         print(f"wrote {atomic_write(Path(args.out) / 'explain.png', plot_explain(e))}")
     if args.json:
@@ -464,7 +458,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _side_environment(side: str, assignments: list[str], python: str | None) -> Any:
-    from sinecheck.isolate import CONTROLLED_VARS, Environment
+    from sinecheck.isolation.environment import CONTROLLED_VARS, Environment
 
     env = {}
     for text in assignments:
@@ -495,7 +489,7 @@ def _cmd_diverge(args: argparse.Namespace) -> int:
     env_b = _side_environment("b", args.env_b, args.python_b)
     factor = None
     if args.factor is not None:
-        from sinecheck.matrix import factor_by_name
+        from sinecheck.checks.factors import factor_by_name
 
         factor = factor_by_name(args.factor)  # an unknown factor fails before any training
         if b_text is not None or env_a.env or env_b.env or env_a.python or env_b.python:
@@ -511,8 +505,9 @@ def _cmd_diverge(args: argparse.Namespace) -> int:
         if path:
             _prepare_output(option, Path(path), is_dir=is_dir)
     _quiet_tensorflow()
-    from sinecheck.diverge import diverge_factor, diverge_pair, plot_growth
-    from sinecheck.storage import atomic_write
+    from sinecheck._io import atomic_write
+    from sinecheck.checks.diverge import diverge_factor, diverge_pair
+    from sinecheck.study.figures import plot_growth
 
     if factor is not None:
         _, _, divergence, elapsed = diverge_factor(a, factor.name)
@@ -552,8 +547,8 @@ def _resolve_baseline(text: str, directory: str) -> Path:
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from sinecheck import baseline as bl
-    from sinecheck.storage import atomic_write
+    from sinecheck._io import atomic_write
+    from sinecheck.checks import baseline as bl
 
     record_hint = f"`sinecheck baseline record --dir {args.dir}`"
     if args.action != "diff":
@@ -630,13 +625,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
         get_preset(name).with_overrides(epochs=args.epochs)
     _prepare_output("--out", Path(args.out), is_dir=True)
     _quiet_tensorflow()
-    from sinecheck.report import run_reference, write_report
+    from sinecheck.study.reference import run_reference
+    from sinecheck.study.report import write_report
 
     progress = _Progress()
     start = time.perf_counter()
 
     def train_with_progress(cfg: Any) -> Any:
-        from sinecheck.engines import train
+        from sinecheck.engines.registry import train
 
         return train(cfg, progress=progress.epoch)
 
@@ -644,7 +640,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                                 train=train_with_progress)
     analysis = None
     if not args.no_study:
-        from sinecheck.analysis import default_plan, run_analysis
+        from sinecheck.study.analysis import default_plan, run_analysis
 
         plan = default_plan(seeds=args.study_seeds, epochs=args.epochs)
         analysis = run_analysis(plan, Path(args.out) / "study", workers=args.workers,
@@ -655,7 +651,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         mse = [r.metrics["mse_test"] for r in e.runs]
         print(f"{e.preset:14} {e.label:9} held-out MSE per seed: {', '.join(_fmt(m, '.4f') for m in mse)}")
     if analysis is not None:
-        from sinecheck.claims import render_claims
+        from sinecheck.study.claims import render_claims
 
         print(f"\nstudy: {analysis.runs} trainings in {analysis.elapsed_s:.0f} s")
         if analysis.explanation is not None:
@@ -666,8 +662,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
-    from sinecheck.compare import Tolerance
-    from sinecheck.matrix import DEFAULT_EPOCHS, FACTORS, matrix_rows, run_matrix, select_factors
+    from sinecheck.checks.factors import FACTORS, select_factors
+    from sinecheck.checks.matrix import DEFAULT_EPOCHS, matrix_rows, run_matrix
+    from sinecheck.core.compare import Tolerance
 
     if args.list_factors:
         for f in FACTORS:
@@ -707,7 +704,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         located = cell.evidence.get("first_divergence")
         print(f"BROKEN: {cell.factor.name} / {cell.row}: expected {cell.factor.expect}, got {cell.verdict}\n"
               f"{cell.report}" + (f"\n{located}" if located else ""))
-    from sinecheck.storage import atomic_write
+    from sinecheck._io import atomic_write
 
     if args.json:
         atomic_write(args.json, json.dumps(matrix.to_dict(), indent=2) + "\n")
@@ -726,8 +723,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         _prepare_output("--json", Path(args.json), is_dir=False)
     _quiet_tensorflow()
-    from sinecheck.bench import render_bench, run_bench, time_backend_fit
-    from sinecheck.seeding import fingerprint, format_fingerprint
+    from sinecheck.checks.bench import render_bench, run_bench, time_backend_fit
+    from sinecheck.core.environment import fingerprint, format_fingerprint
 
     models = _model_specs(args)
     names = [] if models else ["keras-default"] if args.quick else list(PRESETS)
@@ -753,7 +750,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     print(f"\n{rounds} timed calls of {args.epochs_per_call} epochs per engine, after one untimed first call "
           f"(its time: 'first call'); × fit = ratio of medians, measured in this run.\n{format_fingerprint(info)}")
     if args.json:
-        from sinecheck.storage import atomic_write
+        from sinecheck._io import atomic_write
 
         payload = {"rows": [r.to_dict() for r in rows], "backends": [b.to_dict() for b in backends],
                    "rounds": rounds, "epochs_per_call": args.epochs_per_call, "fingerprint": info}
@@ -764,7 +761,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def render_matrix_markdown(matrix: Any, epochs: int) -> str:
     """The matrix as Markdown: table, findings, skipped factors, environment."""
-    from sinecheck.seeding import format_fingerprint
+    from sinecheck.core.environment import format_fingerprint
 
     lines = ["# sinecheck reproducibility matrix", ""]
     if matrix.fingerprint:
@@ -809,7 +806,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"sinecheck {args.command}: error: {exc}\n")
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

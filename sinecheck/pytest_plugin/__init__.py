@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from sinecheck.compare import Tolerance
-from sinecheck.config import TrainConfig
-from sinecheck.result import RunResult
-from sinecheck.seeding import fingerprint, format_fingerprint
-from sinecheck.storage import atomic_write
+from sinecheck._io import atomic_write
+from sinecheck.core.compare import Tolerance
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.environment import fingerprint, format_fingerprint
+from sinecheck.core.result import RunResult
 
 _RUNS_KEY = pytest.StashKey[list[RunResult]]()
 _CELLS_KEY = pytest.StashKey[list[Any]]()
@@ -97,7 +97,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _preset(text: str) -> str:
-    from sinecheck.config import PRESETS
+    from sinecheck.core.presets import PRESETS
 
     if text not in PRESETS:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected one of {', '.join(PRESETS)}")
@@ -105,7 +105,7 @@ def _preset(text: str) -> str:
 
 
 def _factor(text: str) -> str:
-    from sinecheck.matrix import FACTOR_NAMES
+    from sinecheck.checks.factors import FACTOR_NAMES
 
     if text not in FACTOR_NAMES:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected one of {', '.join(FACTOR_NAMES)}")
@@ -156,7 +156,7 @@ def _model_specs(config: pytest.Config) -> list[Any]:
     data = config.getoption("sinecheck_data") or list(config.getini("sinecheck_data"))
     if not models and not data:
         return []
-    from sinecheck.spec import load_specs
+    from sinecheck.core.specs import load_specs
 
     try:
         return load_specs(models, data)
@@ -215,7 +215,7 @@ def sinecheck_tolerance(pytestconfig: pytest.Config) -> Tolerance:
 
 @pytest.fixture(scope="session")
 def sinecheck_models(pytestconfig: pytest.Config) -> list[Any]:
-    """The user's models (`sinecheck.spec.ModelSpec`) from ``--sinecheck-model`` / ``--sinecheck-data``."""
+    """The user's models (`sinecheck.core.specs.ModelSpec`) from ``--sinecheck-model`` / ``--sinecheck-data``."""
     return list(pytestconfig.stash[_MODELS_KEY])
 
 
@@ -228,8 +228,8 @@ def sinecheck_fingerprint() -> dict[str, Any]:
 @pytest.fixture
 def sinecheck_train(pytestconfig: pytest.Config) -> Iterator[Callable[..., RunResult]]:
     """``train(config, engine="keras")`` with clean Keras state before each run and after the test."""
-    from sinecheck.engines import train
     from sinecheck.engines.common import reset_keras_state
+    from sinecheck.engines.registry import train
 
     runs = pytestconfig.stash[_RUNS_KEY]
 
@@ -244,8 +244,8 @@ def sinecheck_train(pytestconfig: pytest.Config) -> Iterator[Callable[..., RunRe
 
 @pytest.fixture(scope="session")
 def sinecheck_pool() -> Iterator[Any]:
-    """A `sinecheck.isolate.WorkerPool`: one worker process per environment, closed at the end of the session."""
-    from sinecheck.isolate import WorkerPool
+    """A `sinecheck.isolation.pool.WorkerPool`: one worker process per environment, closed at the end of the session."""
+    from sinecheck.isolation.pool import WorkerPool
 
     with WorkerPool() as pool:
         yield pool
@@ -255,7 +255,7 @@ def sinecheck_pool() -> Iterator[Any]:
 def sinecheck_isolated(sinecheck_pool: Any) -> Callable[..., Any]:
     """``run(config, environment=None, *, instance=0, **options)``: train in a worker process of that
     environment (an `isolate.Environment`; default TensorFlow's defaults) → RunResult, or RunError."""
-    from sinecheck.isolate import Environment
+    from sinecheck.isolation.environment import Environment
 
     def _run(config: TrainConfig, environment: Any = None, *, instance: int = 0, **options: Any) -> Any:
         return sinecheck_pool.get(environment or Environment(), instance).train(config, **options)
@@ -276,7 +276,8 @@ def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck
     factors from ``--sinecheck-factor``), computed once and shared by pytest-xdist workers."""
     from filelock import FileLock
 
-    from sinecheck.matrix import Matrix, matrix_rows, run_matrix, select_factors
+    from sinecheck.checks.factors import select_factors
+    from sinecheck.checks.matrix import Matrix, matrix_rows, run_matrix
 
     rows = matrix_rows(_names(pytestconfig, "sinecheck_preset", "sinecheck_presets", _preset),
                        epochs=sinecheck_epochs, models=pytestconfig.stash[_MODELS_KEY])
@@ -299,7 +300,8 @@ def sinecheck_cell(request: pytest.FixtureRequest, sinecheck_pool: Any, sinechec
                    sinecheck_tolerance: Tolerance) -> Any:
     """The `matrix.Cell` for the test's ``@pytest.mark.sinecheck_factor(name, config=...)``: both sides run in
     worker processes; ``.check()`` fails the test when the factor's expectation is broken."""
-    from sinecheck.matrix import SMALL, factor_by_name, run_matrix
+    from sinecheck.checks.factors import factor_by_name
+    from sinecheck.checks.matrix import SMALL, run_matrix
 
     marker = request.node.get_closest_marker("sinecheck_factor")
     if marker is None or not marker.args:
@@ -338,9 +340,9 @@ class BaselineSession:
 
     def verify(self, model: Any = None) -> None:
         """Record / update / check, per the mode, the presets' baseline set — or with `model` (a
-        `sinecheck.spec.ModelSpec`, e.g. the ``sinecheck_model`` fixture) that model's, in its own subdirectory.
+        `sinecheck.core.specs.ModelSpec`, e.g. the ``sinecheck_model`` fixture) that model's, in its own subdirectory.
         A missing baseline is a skip that says how to record one."""
-        from sinecheck import baseline as bl
+        from sinecheck.checks import baseline as bl
 
         if self.mode == "off":
             pytest.skip("baselines off (--sinecheck-baseline=off)")
@@ -400,7 +402,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     runs = config.stash.get(_RUNS_KEY, [])
     cells = list(config.stash.get(_CELLS_KEY, []))
     if not cells and not hasattr(config, "workerinput"):  # xdist controller: read what the workers shared
-        from sinecheck.matrix import Matrix
+        from sinecheck.checks.matrix import Matrix
 
         for path in sorted(_shared_dir(config).glob(_MATRIX_FILE.format(key="*"))):
             cells += Matrix.from_dict(json.loads(path.read_text(encoding="utf-8"))).cells

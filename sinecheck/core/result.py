@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.compare import digest, json_float
-from sinecheck.config import TrainConfig
-from sinecheck.storage import atomic_write
+from sinecheck._io import atomic_write
+from sinecheck.core.compare import digest, json_float
+from sinecheck.core.config import TrainConfig
 
 RESULT_SCHEMA = 1
 
@@ -71,7 +71,7 @@ class RunResult:
         return len(self.loss_history)
 
     def tensors(self) -> dict[str, np.ndarray]:
-        """Every array of the run under one flat namespace, the input of `sinecheck.compare.compare`."""
+        """Every array of the run under one flat namespace, the input of `sinecheck.core.compare.compare`."""
         out: dict[str, np.ndarray] = {}
         out.update({f"initial/{k}": v for k, v in self.initial_weights.items()})
         out.update({f"final/{k}": v for k, v in self.final_weights.items()})

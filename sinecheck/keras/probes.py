@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
-from sinecheck.models import build_model, build_optimizer, keras_module, to_numpy
-from sinecheck.seeding import seed_everything, unseed_everything
+from sinecheck.core.config import TrainConfig
+from sinecheck.keras.models import build_model, build_optimizer
+from sinecheck.keras.runtime import keras_module, to_numpy
+from sinecheck.keras.seeding import seed_everything, unseed_everything
 
 
 def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
@@ -20,7 +21,7 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
     plain ``fit`` of this config draws after the same seeding — for a model or data spec too (the probe
     then stands in for the spec's model, with as many samples as its data has).
     """
-    from sinecheck.data import sample_count
+    from sinecheck.core.data import sample_count
 
     keras = keras_module()
     keras.backend.clear_session()

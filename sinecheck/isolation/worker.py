@@ -1,4 +1,4 @@
-"""The worker process behind `sinecheck.isolate`: ``python -m sinecheck.worker ENVIRONMENT_JSON``.
+"""The worker process behind `sinecheck.isolation`: ``python -m sinecheck.isolation.worker ENVIRONMENT_JSON``.
 
 It applies the process-wide settings before anything trains, then answers JSON-line requests on
 stdin.  The protocol uses a private copy of the original stdout; file descriptor 1 is pointed at stderr
@@ -31,11 +31,11 @@ def _apply(environment: dict[str, Any]) -> None:
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
-    from sinecheck.config import TrainConfig
+    from sinecheck.core.config import TrainConfig
 
     config = TrainConfig.from_dict(request["config"])
     if request["kind"] == "train":
-        from sinecheck.engines import train
+        from sinecheck.engines.registry import train
 
         initial = None
         if request.get("initial_weights"):
@@ -45,18 +45,18 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
         json_path, _ = result.save(request["out"])
         return {"ok": True, "path": str(json_path)}
     if request["kind"] == "shuffle_orders":
-        from sinecheck.probes import epoch_orders
+        from sinecheck.keras.probes import epoch_orders
 
         orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
         return {"ok": True, "orders": [o.tolist() for o in orders]}
     if request["kind"] == "trace":
-        from sinecheck.diverge import Trace, trace_fit
+        from sinecheck.checks.diverge import Trace, trace_fit
 
         initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
         trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
         return {"ok": True, "path": str(trace.save(request["out"]))}
     if request["kind"] == "bench_fit":  # the model is built once per (config, epochs): later calls time epochs
-        from sinecheck.bench import epoch_runner, time_runner
+        from sinecheck.checks.bench import epoch_runner, time_runner
 
         key = (config.config_id, int(request["epochs_per_call"]))
         if key not in _RUNNERS:
@@ -79,7 +79,7 @@ def main() -> int:
     environment = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     try:
         _apply(environment)
-        from sinecheck.seeding import fingerprint
+        from sinecheck.core.environment import fingerprint
 
         _send(channel, {"ready": True, "fingerprint": fingerprint(probe_tensorflow=True)})
     except Exception:

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck.config import TrainConfig
-from sinecheck.explain import Explanation
-from sinecheck.study import StudyResult, bootstrap_ci, variance_decomposition
+from sinecheck.core.config import TrainConfig
+from sinecheck.study.explain import Explanation
+from sinecheck.study.runner import StudyResult
+from sinecheck.study.stats import bootstrap_ci, variance_decomposition
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 ALPHA = 0.05
@@ -42,7 +43,7 @@ class Claim:
 
 
 def _jsonable(value: Any) -> Any:
-    from sinecheck.compare import json_float
+    from sinecheck.core.compare import json_float
 
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -89,7 +90,7 @@ def _without(result: StudyResult, axis: str, value: str, metric: str) -> tuple[n
 
 def claim_seeding_consistency(config: TrainConfig, *, runs: int = 4, engine: str = "fused") -> Claim:
     """Explicit seeds make runs consistent: the same seeded config trained `runs` times, and unseeded."""
-    from sinecheck.engines import train
+    from sinecheck.engines.registry import train
 
     seeded = [train(config, engine=engine) for _ in range(runs)]
     unseeded = [train(config.replace(seed=None), engine=engine) for _ in range(runs)]
@@ -201,7 +202,7 @@ def claim_smaller_batches_fit_better(grid: StudyResult, *, control: str = "zeros
 def gradient_error_by_batch(config: TrainConfig, batch_sizes: Sequence[int], seeds: Sequence[int]) -> dict[int, float]:
     """Mean relative error ‖g_batch − g_full‖ / ‖g_full‖ of minibatch gradients at the seeded initial weights,
     over every batch of one shuffled epoch and every seed (float64 NumPy backprop, independent of TF)."""
-    from sinecheck.data import make_data
+    from sinecheck.core.data import make_data
     from sinecheck.engines.common import fresh_start
     from sinecheck.engines.numpy_engine import loss_and_gradients
 
@@ -249,8 +250,8 @@ def claim_larger_batches_accurate_gradient(grid: StudyResult, config: TrainConfi
 def claim_reused_permutation(config: TrainConfig, *, seeds: Sequence[int] = range(10), engine: str = "fused",
                              progress: Callable[[int, int, str], None] | None = None) -> Claim:
     """Ours: seeded ``fit`` (Keras 3.15 / TF 2.21) reuses one permutation every epoch — does that cost fit?"""
-    from sinecheck.engines import train
     from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
+    from sinecheck.engines.registry import train
 
     reused, fresh, distinct = [], [], []
     seeds = list(seeds)

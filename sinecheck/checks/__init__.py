@@ -1,0 +1,1 @@
+"""The checks: environment factors, the determinism matrix, first divergence, golden baselines, benchmarks."""

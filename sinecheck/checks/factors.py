@@ -1,0 +1,115 @@
+"""Environment factors of the determinism matrix: the two sides each factor compares and what is expected of them."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sinecheck.core.config import TrainConfig
+from sinecheck.errors import ConfigError
+from sinecheck.isolation.environment import Environment
+
+IDENTICAL_EXPECTED = "identical"
+
+
+NOT_IDENTICAL_EXPECTED = "not identical"
+
+
+MEASURED = "measured"
+
+
+BASE = Environment("default")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: where and how a run of the row's base config is made."""
+
+    environment: Environment = BASE
+    changes: tuple[tuple[str, Any], ...] = ()  # TrainConfig fields changed from the row's base config
+    instance: int = 0  # 1 = a second, fresh process of the same environment
+    repeat: int = 0  # 1 = the same run made again in the same process
+    unseeded_noise: float = 0.0
+    initial_from: Side | None = None  # start from the initial weights of this side's run
+
+    def config(self, base: TrainConfig) -> TrainConfig:
+        return base.replace(**dict(self.changes)) if self.changes else base
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A question about reproducibility, answered by comparing side `a` with side `b` on every row."""
+
+    name: str
+    question: str
+    a: Side
+    b: Side
+    expect: str = MEASURED
+    requires: tuple[str, ...] = ()  # importable modules the factor needs
+    epoch_sensitive: bool = True  # whether the verdict's grade can change with the number of epochs
+
+    def missing(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+
+def _threads(n: int) -> Environment:
+    return Environment(f"threads-{n}", intra_op_threads=n, inter_op_threads=n)
+
+
+_NO_SHUFFLE = (("shuffle", False),)
+
+
+_BASE_NO_SHUFFLE = Side(changes=_NO_SHUFFLE)
+
+
+FACTORS: tuple[Factor, ...] = (
+    Factor("same-process", "same seed, same process, trained twice", Side(), Side(repeat=1),
+           IDENTICAL_EXPECTED, epoch_sensitive=False),
+    Factor("fresh-process", "same seed, a second fresh process", Side(), Side(instance=1),
+           IDENTICAL_EXPECTED, epoch_sensitive=False),
+    Factor("no-seed", "no seed at all, trained twice (negative control)", Side(changes=(("seed", None),)),
+           Side(changes=(("seed", None),), repeat=1), NOT_IDENTICAL_EXPECTED, epoch_sensitive=False),
+    Factor("injected-noise", "an unseeded GaussianNoise layer, trained twice (negative control)",
+           Side(unseeded_noise=0.01), Side(unseeded_noise=0.01, repeat=1), NOT_IDENTICAL_EXPECTED,
+           epoch_sensitive=False),
+    Factor("op-determinism", "enable_op_determinism() on vs off", Side(),
+           Side(Environment("op-determinism", op_determinism=True))),
+    Factor("threads-1", "intra/inter-op threads 1 vs TensorFlow's default", Side(), Side(_threads(1))),
+    Factor("threads-2", "intra/inter-op threads 2 vs TensorFlow's default", Side(), Side(_threads(2))),
+    Factor("threads-8", "intra/inter-op threads 8 vs TensorFlow's default", Side(), Side(_threads(8))),
+    Factor("onednn-off", "TF_ENABLE_ONEDNN_OPTS=0 vs the default (on for x86)", Side(),
+           Side(Environment("onednn-off", (("TF_ENABLE_ONEDNN_OPTS", "0"),)))),
+    Factor("pythonhashseed", "PYTHONHASHSEED=0 vs PYTHONHASHSEED=1",
+           Side(Environment("pythonhashseed-0", (("PYTHONHASHSEED", "0"),))),
+           Side(Environment("pythonhashseed-1", (("PYTHONHASHSEED", "1"),)))),
+    Factor("shuffle-off", "fit(shuffle=False) vs shuffle=True, same seed", Side(), _BASE_NO_SHUFFLE),
+    Factor("xla", "jit_compile=True vs False", Side(), Side(changes=(("xla", True),))),
+    Factor("tf-keras", "Keras 2 (tf_keras) vs Keras 3, same seed", Side(),
+           Side(Environment("tf-keras", (("TF_USE_LEGACY_KERAS", "1"),))), requires=("tf_keras",)),
+    Factor("backend-jax", "Keras 3 on JAX vs TensorFlow, same initial weights, no shuffle", _BASE_NO_SHUFFLE,
+           Side(Environment("backend-jax", (("KERAS_BACKEND", "jax"),)), _NO_SHUFFLE,
+                initial_from=_BASE_NO_SHUFFLE), requires=("jax",)),
+    Factor("backend-torch", "Keras 3 on torch vs TensorFlow, same initial weights, no shuffle", _BASE_NO_SHUFFLE,
+           Side(Environment("backend-torch", (("KERAS_BACKEND", "torch"),)), _NO_SHUFFLE,
+                initial_from=_BASE_NO_SHUFFLE), requires=("torch",)),
+)
+
+
+FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in FACTORS)
+
+
+def select_factors(names: Sequence[str] | None) -> list[Factor]:
+    """The named factors in matrix order (all when `names` is empty); unknown names are a ConfigError."""
+    if not names:
+        return list(FACTORS)
+    unknown = [n for n in names if n not in FACTOR_NAMES]
+    if unknown:
+        raise ConfigError(f"factor: invalid value {unknown[0]!r}; allowed: {', '.join(FACTOR_NAMES)}")
+    return [f for f in FACTORS if f.name in names]
+
+
+def factor_by_name(name: str) -> Factor:
+    """The factor called `name` (a ConfigError listing the known ones otherwise)."""
+    return select_factors([name])[0]

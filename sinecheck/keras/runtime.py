@@ -1,0 +1,39 @@
+"""The Keras this process trains with (Keras 3 or tf_keras), imported lazily, and small runtime helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sinecheck.core.environment import uses_legacy_keras
+
+
+def keras_module() -> Any:
+    """The Keras package the factories build with, imported lazily (importing sinecheck stays cheap).
+
+    Keras 3 by default; Keras 2 (the ``tf_keras`` package) when ``TF_USE_LEGACY_KERAS=1`` is set, the same
+    switch that makes ``tf.keras`` mean Keras 2 in TensorFlow >= 2.16.
+    """
+    if uses_legacy_keras():
+        import tf_keras
+
+        return tf_keras
+    import keras
+
+    return keras
+
+
+def is_compiled(model: Any) -> bool:
+    """Whether the factory compiled its model (Keras 3 and tf_keras say so; else: it has an optimizer)."""
+    for attribute in ("compiled", "_is_compiled"):  # Keras 3, tf_keras
+        compiled = getattr(model, attribute, None)
+        if isinstance(compiled, bool):
+            return compiled
+    return getattr(model, "optimizer", None) is not None
+
+
+def to_numpy(tensor: Any) -> Any:
+    """A backend tensor (TF, JAX, torch, even one that requires grad) as a NumPy array."""
+    keras = keras_module()
+    if hasattr(keras, "ops"):
+        return keras.ops.convert_to_numpy(tensor)
+    return tensor.numpy()
