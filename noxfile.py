@@ -58,8 +58,12 @@ def _venv(session: nox.Session, fields: dict[str, str]) -> dict[str, str]:
         session.run(str(python), "-m", "pip", "install", "--quiet", *reqs, external=True)
         marker.write_text(json.dumps(reqs))
     session.run(str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(ROOT), external=True)
-    env = {"VIRTUAL_ENV": str(path), "PATH": f"{path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "SINECHECK_BIN": str(path / "bin")}
+    env = {
+        "VIRTUAL_ENV": str(path),
+        "PATH": f"{path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SINECHECK_BIN": str(path / "bin"),
+    }
     if fields.get("legacy") == "1":
         env["TF_USE_LEGACY_KERAS"] = "1"
     return env
@@ -81,8 +85,10 @@ def upgrade(session: nox.Session) -> None:
     """Record a baseline in every environment (oldest first), check the newest, print the drift per step."""
     specs = [_parse(s) for s in session.posargs]
     if len(specs) < 2:
-        session.error("give at least two environments, oldest first: nox -s upgrade -- tf=2.20.0,keras=3.15.1 "
-                      "tf=2.21.0,keras=3.15.1")
+        session.error(
+            "give at least two environments, oldest first: nox -s upgrade -- tf=2.20.0,keras=3.15.1 "
+            "tf=2.21.0,keras=3.15.1"
+        )
     directory = os.environ.get("SINECHECK_BASELINE_DIR", str(ROOT / "tests" / "baselines"))
     strict = os.environ.get("SINECHECK_STRICT", "material")
     short = ["--short-only"] if os.environ.get("SINECHECK_SHORT") == "1" else []
@@ -93,21 +99,47 @@ def upgrade(session: nox.Session) -> None:
         if (Path(directory) / f"{slug}.json").exists():
             session.log(f"{slug}: baseline exists, reused (`sinecheck baseline record --force` replaces it)")
         else:
-            session.run(_tool(env, "sinecheck"), "baseline", "record", "--dir", directory, *short, env=env,
-                        external=True)
+            session.run(
+                _tool(env, "sinecheck"), "baseline", "record", "--dir", directory, *short, env=env, external=True
+            )
         slugs.append(slug)
         envs.append(env)
     session.log(f"checking the newest environment ({slugs[-1]}) against the stored baselines")
-    session.run(_tool(envs[-1], "sinecheck"), "baseline", "check", "--dir", directory, "--strict", strict, *short,
-                env=envs[-1], external=True, success_codes=[0, 1])
+    session.run(
+        _tool(envs[-1], "sinecheck"),
+        "baseline",
+        "check",
+        "--dir",
+        directory,
+        "--strict",
+        strict,
+        *short,
+        env=envs[-1],
+        external=True,
+        success_codes=[0, 1],
+    )
     limit = {"bitwise": "identical", "ulp": "ulp", "material": "divergent"}[strict]
     failed = []
     for old, new in itertools.pairwise(slugs):
         session.log(f"drift {old} → {new}")
         report = Path(directory) / "drift" / f"{old}--{new}.json"
         report.parent.mkdir(parents=True, exist_ok=True)
-        session.run(_tool(envs[-1], "sinecheck"), "baseline", "diff", old, new, "--dir", directory, "--strict", strict,
-                    "--json", str(report), env=envs[-1], external=True, success_codes=[0, 1])
+        session.run(
+            _tool(envs[-1], "sinecheck"),
+            "baseline",
+            "diff",
+            old,
+            new,
+            "--dir",
+            directory,
+            "--strict",
+            strict,
+            "--json",
+            str(report),
+            env=envs[-1],
+            external=True,
+            success_codes=[0, 1],
+        )
         grades = [d["grade"] for d in json.loads(report.read_text())["drifts"]]
         if any(GRADES.index(g) > GRADES.index(limit) for g in grades):
             failed.append(f"{old} → {new}")

@@ -33,8 +33,9 @@ def dense_sine():
 def lstm_sine():
     """x → sin(x) through LSTM(16) (x read as a sequence of one step) → Dense(1); takes the default data."""
     keras = _keras()
-    return keras.Sequential([keras.Input((1,)), keras.layers.Reshape((1, 1)), keras.layers.LSTM(16),
-                             keras.layers.Dense(1)])
+    return keras.Sequential(
+        [keras.Input((1,)), keras.layers.Reshape((1, 1)), keras.layers.LSTM(16), keras.layers.Dense(1)]
+    )
 
 
 def lstm_next():
@@ -46,8 +47,14 @@ def lstm_next():
 def conv_next():
     """Conv1D(8, 3, relu) → Flatten → Dense(1) over the same windows (use with ``sine_windows``)."""
     keras = _keras()
-    return keras.Sequential([keras.Input((WINDOW, 1)), keras.layers.Conv1D(8, 3, activation="relu"),
-                             keras.layers.Flatten(), keras.layers.Dense(1)])
+    return keras.Sequential(
+        [
+            keras.Input((WINDOW, 1)),
+            keras.layers.Conv1D(8, 3, activation="relu"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
 
 
 def sine_windows(window: int = WINDOW, n_points: int = 1000):
@@ -57,8 +64,8 @@ def sine_windows(window: int = WINDOW, n_points: int = 1000):
 
     def windows(t):
         s = np.sin(t).astype(np.float32)
-        x = np.stack([s[i:i + window] for i in range(n_points)])[..., None]
-        return x, s[window:window + n_points, None]
+        x = np.stack([s[i : i + window] for i in range(n_points)])[..., None]
+        return x, s[window : window + n_points, None]
 
     step = 10 / (n_points + window - 1)
     t = np.linspace(0, 10, n_points + window)

@@ -13,7 +13,19 @@ from sinecheck.engines.registry import train
 from sinecheck.keras.seeding import seed_everything
 
 __all__ = [
-    "PRESETS", "Comparison", "InitializerSpec", "OptimizerSpec", "Preset", "RunResult", "Tolerance",
-    "TrainConfig", "Verdict", "compare", "fingerprint", "get_preset", "seed_everything", "train",
+    "PRESETS",
+    "Comparison",
+    "InitializerSpec",
+    "OptimizerSpec",
+    "Preset",
+    "RunResult",
+    "Tolerance",
+    "TrainConfig",
+    "Verdict",
+    "compare",
+    "fingerprint",
+    "get_preset",
+    "seed_everything",
+    "train",
 ]
 __version__ = "0.1.0"

@@ -28,8 +28,10 @@ def tiny_baseline() -> bl.Baseline:
 
 def _with_key(baseline: bl.Baseline, **changes: object) -> bl.Baseline:
     key = bl.EnvKey(**{**KEY.to_dict(), **changes})
-    entries = {n: bl.Entry(e.config, dict(e.digests), dict(e.metrics), e.diverged,
-                           {k: v.copy() for k, v in e.arrays.items()}) for n, e in baseline.entries.items()}
+    entries = {
+        n: bl.Entry(e.config, dict(e.digests), dict(e.metrics), e.diverged, {k: v.copy() for k, v in e.arrays.items()})
+        for n, e in baseline.entries.items()
+    }
     return bl.Baseline(key, entries, baseline.fingerprint, baseline.created)
 
 
@@ -38,9 +40,18 @@ def _with_key(baseline: bl.Baseline, **changes: object) -> bl.Baseline:
 
 def test_env_key_slug_versions_and_machine_class() -> None:
     assert KEY.slug == "tf2.21.0-keras3.15.1-tensorflow-onednn-avx512-linux-x86_64"
-    legacy = bl.EnvKey.from_fingerprint({"tensorflow": "2.21.0", "keras": "3.15.1", "tf_keras": "2.21.0",
-                                         "keras_impl": "tf_keras", "keras_backend": "tensorflow", "onednn": True,
-                                         "isa": "avx512", "platform": "Linux-x86_64"})
+    legacy = bl.EnvKey.from_fingerprint(
+        {
+            "tensorflow": "2.21.0",
+            "keras": "3.15.1",
+            "tf_keras": "2.21.0",
+            "keras_impl": "tf_keras",
+            "keras_backend": "tensorflow",
+            "onednn": True,
+            "isa": "avx512",
+            "platform": "Linux-x86_64",
+        }
+    )
     assert legacy.keras == "tf_keras-2.21.0" and "tfkeras2.21.0" in legacy.slug
     assert bl.EnvKey("2.15.1", "keras-2.15.0", "tensorflow", True, "avx512", "Linux-x86_64").versions < KEY.versions
     assert not KEY.same_machine_class(bl.EnvKey(**{**KEY.to_dict(), "isa": "avx2"}))
@@ -93,14 +104,19 @@ def test_concurrent_records_leave_one_valid_file(tiny_baseline: bl.Baseline, tmp
     assert not list(tmp_path.glob("*.tmp"))
 
 
-@pytest.mark.parametrize(("damage", "fragments"), [
-    (lambda p: p.write_text(p.read_text()[:200]), ["not a readable baseline", "JSONDecodeError", "--force"]),
-    (lambda p: p.write_text('{"hello": 1}'), ["not a sinecheck baseline", "regenerate"]),
-    (lambda p: p.write_text(p.read_text().replace('"schema": 1', '"schema": 99')),
-     ["schema 99 is not supported", "allowed: 1"]),
-    (lambda p: p.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated"), [".npz", "unreadable arrays"]),
-    (lambda p: p.with_suffix(".npz").unlink(), [".npz", "missing or unreadable"]),
-])
+@pytest.mark.parametrize(
+    ("damage", "fragments"),
+    [
+        (lambda p: p.write_text(p.read_text()[:200]), ["not a readable baseline", "JSONDecodeError", "--force"]),
+        (lambda p: p.write_text('{"hello": 1}'), ["not a sinecheck baseline", "regenerate"]),
+        (
+            lambda p: p.write_text(p.read_text().replace('"schema": 1', '"schema": 99')),
+            ["schema 99 is not supported", "allowed: 1"],
+        ),
+        (lambda p: p.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated"), [".npz", "unreadable arrays"]),
+        (lambda p: p.with_suffix(".npz").unlink(), [".npz", "missing or unreadable"]),
+    ],
+)
 def test_damaged_files_are_clear_errors(tiny_baseline: bl.Baseline, tmp_path: Path, damage, fragments) -> None:
     path, _ = bl.record(tiny_baseline, tmp_path)
     damage(path)
@@ -180,8 +196,23 @@ def test_cli_diff_and_list(tiny_baseline: bl.Baseline, tmp_path: Path, capsys: p
     assert main(["baseline", "list", "--dir", str(tmp_path)]) == 0
     assert "TensorFlow 2.20.0" in capsys.readouterr().out
     json_path = tmp_path / "diff.json"
-    assert main(["baseline", "diff", str(old_path), new_path.stem, "--dir", str(tmp_path), "--strict", "bitwise",
-                 "--json", str(json_path)]) == 1
+    assert (
+        main(
+            [
+                "baseline",
+                "diff",
+                str(old_path),
+                new_path.stem,
+                "--dir",
+                str(tmp_path),
+                "--strict",
+                "bitwise",
+                "--json",
+                str(json_path),
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "tiny/b8/2ep/seed0" in out and "ulp" in out
     assert json.loads(json_path.read_text())["relation"] == "older version"
@@ -209,8 +240,12 @@ def test_pytest_record_check_update_and_a_failing_edit(pytester: pytest.Pytester
     pytester.makepyfile(test_bl=TEST)
     result = pytester.runpytest_subprocess("-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*no baseline for this environment*record one with: pytest "
-                                 "--sinecheck-baseline=record --sinecheck-baseline-dir=*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*no baseline for this environment*record one with: pytest "
+            "--sinecheck-baseline=record --sinecheck-baseline-dir=*"
+        ]
+    )
     result = pytester.runpytest_subprocess("--sinecheck-baseline=record")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*recorded a new baseline for TensorFlow*"])
@@ -244,7 +279,8 @@ def test_bad_baseline_options_are_usage_errors(pytester: pytest.Pytester) -> Non
 
 
 def test_cli_record_refuses_an_existing_environment_before_training(
-        tiny_baseline: bl.Baseline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tiny_baseline: bl.Baseline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sinecheck.cli import main
 
     here = _with_key(tiny_baseline)

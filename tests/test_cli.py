@@ -60,7 +60,7 @@ def parse_table(out: str) -> list[dict[str, str]]:
     header = re.split(r"\s{2,}", lines[start].strip())
     assert set(lines[start + 1].replace(" ", "")) == {"-"}
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.strip():
             break
         cells = re.split(r"\s{2,}", line.strip())
@@ -86,6 +86,7 @@ def run_process(*argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 # -- entry points --------------------------------------------------------------------------------------
 
+
 def test_console_script_and_module_entry_points() -> None:
     script = run_process(console_script(), "presets")
     module = run_process(sys.executable, "-m", "sinecheck.cli", "presets")
@@ -105,8 +106,14 @@ def test_closed_stdout_pipe_is_not_reported_as_an_error() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before sinecheck writes anything (like `| head` after 1 line)
     try:
-        proc = subprocess.run([console_script(), "presets", "--json"], stdout=write_end, stderr=subprocess.PIPE,
-                              text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [console_script(), "presets", "--json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
     finally:
         os.close(write_end)
     assert proc.stderr == ""
@@ -114,6 +121,7 @@ def test_closed_stdout_pipe_is_not_reported_as_an_error() -> None:
 
 
 # -- presets -------------------------------------------------------------------------------------------
+
 
 def test_presets_lists_names_and_config_ids(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run_main(capsys, "presets")
@@ -143,6 +151,7 @@ def test_presets_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 # -- env -----------------------------------------------------------------------------------------------
 
+
 def test_env_text(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_main(capsys, "env")
     assert status == 0
@@ -166,6 +175,7 @@ def test_env_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # -- run -----------------------------------------------------------------------------------------------
+
 
 def test_run_one_epoch_table_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "new" / "dir" / "out.json"  # missing parents are created
@@ -198,15 +208,22 @@ def test_run_one_epoch_table_and_json(capsys: pytest.CaptureFixture[str], tmp_pa
     assert float(row["fit s"]) > 0 and float(row["ms/epoch"]) > 0
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--seed", "none"], BASE_1_EPOCH.replace(seed=None)),
-    (["--initializer", "truncated_normal(stddev=0.02)"],
-     BASE_1_EPOCH.replace(kernel_initializer="truncated_normal(stddev=0.02)")),
-    (["--lr", "0.01"], BASE_1_EPOCH.replace(optimizer=OptimizerSpec("adam", 0.01))),
-    (["--no-shuffle"], BASE_1_EPOCH.replace(shuffle=False)),
-], ids=["seed-none", "initializer", "lr", "no-shuffle"])
-def test_run_overrides_reach_the_trained_config(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                               args: list[str], expected: TrainConfig) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seed", "none"], BASE_1_EPOCH.replace(seed=None)),
+        (
+            ["--initializer", "truncated_normal(stddev=0.02)"],
+            BASE_1_EPOCH.replace(kernel_initializer="truncated_normal(stddev=0.02)"),
+        ),
+        (["--lr", "0.01"], BASE_1_EPOCH.replace(optimizer=OptimizerSpec("adam", 0.01))),
+        (["--no-shuffle"], BASE_1_EPOCH.replace(shuffle=False)),
+    ],
+    ids=["seed-none", "initializer", "lr", "no-shuffle"],
+)
+def test_run_overrides_reach_the_trained_config(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], expected: TrainConfig
+) -> None:
     assert expected.config_id != BASE_1_EPOCH.config_id
     path = tmp_path / "out.json"
     status, out, err = run_main(capsys, "run", "keras-default", "--epochs", "1", *args, "--json", str(path))
@@ -253,10 +270,14 @@ ERROR_CASES = [
     (["run", "keras-default", "--batch-size", "0"], ["sinecheck run: error:", "batch_size", "0", ">= 1"]),
     (["run", "keras-default", "--epochs", "0"], ["sinecheck run: error:", "epochs", "0", "[1, 100000]"]),
     (["run", "keras-default", "--epochs", "x"], ["sinecheck run: error:", "--epochs", "'x'", "int"]),
-    (["run", "keras-default", "--initializer", "xavier"],
-     ["sinecheck run: error:", "initializer", "'xavier'", *INITIALIZERS]),
-    (["run", "keras-default", "--initializer", "truncated_normal(stddev=-1)"],
-     ["sinecheck run: error:", "truncated_normal.stddev", "-1", "> 0"]),
+    (
+        ["run", "keras-default", "--initializer", "xavier"],
+        ["sinecheck run: error:", "initializer", "'xavier'", *INITIALIZERS],
+    ),
+    (
+        ["run", "keras-default", "--initializer", "truncated_normal(stddev=-1)"],
+        ["sinecheck run: error:", "truncated_normal.stddev", "-1", "> 0"],
+    ),
     (["run", "keras-default", "--lr", "0"], ["sinecheck run: error:", "learning_rate", "0", "> 0"]),
     (["run", "keras-default", "--lr", "nan"], ["sinecheck run: error:", "learning_rate", "nan", "finite"]),
     (["run", "keras-default", "--seed", "-1"], ["sinecheck run: error:", "seed", "-1", "[0, 4294967295]"]),
@@ -282,8 +303,9 @@ ERROR_CASES = [
 
 
 @pytest.mark.parametrize(("argv", "fragments"), ERROR_CASES, ids=[" ".join(a) or "<none>" for a, _ in ERROR_CASES])
-def test_bad_arguments_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str],
-                                           fragments: list[str]) -> None:
+def test_bad_arguments_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], fragments: list[str]
+) -> None:
     status, out, err = run_main(capsys, *argv)
     assert status == 2
     assert out == ""
@@ -345,6 +367,7 @@ def test_report_out_that_cannot_be_created(capsys: pytest.CaptureFixture[str], t
 
 # -- report --------------------------------------------------------------------------------------------
 
+
 def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "nested" / "report"
     status, out, err = run_main(capsys, "report", "--out", str(out_dir), "--seeds", "1", "--epochs", "1", "--no-study")
@@ -361,7 +384,12 @@ def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str
     assert table[0].startswith("| preset | run |")
     assert set(table[1].replace("|", "")) == {"-"}
     assert [line.split("|")[1].strip() for line in table[2:]] == [
-        "keras-default", "tf-explicit", "batch-sweep", "batch-sweep", "batch-sweep"]
+        "keras-default",
+        "tf-explicit",
+        "batch-sweep",
+        "batch-sweep",
+        "batch-sweep",
+    ]
     assert "waves.png" in md and "loss.png" in md
     report = json.loads((out_dir / "report.json").read_text(encoding="utf-8"))
     assert len(report["rows"]) == 5
@@ -374,9 +402,26 @@ def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str
 
 def test_study_writes_tables_figures_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir, json_path = tmp_path / "study", tmp_path / "s.json"
-    status, out, err = run_main(capsys, "study", "--seeds", "2", "--epochs", "2", "--initializers",
-                                "he_normal,truncated_normal(stddev=0.02)", "--batch-sizes", "32,full", "--no-sweeps",
-                                "--no-claims", "--workers", "1", "--out", str(out_dir), "--json", str(json_path))
+    status, out, err = run_main(
+        capsys,
+        "study",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--initializers",
+        "he_normal,truncated_normal(stddev=0.02)",
+        "--batch-sizes",
+        "32,full",
+        "--no-sweeps",
+        "--no-claims",
+        "--workers",
+        "1",
+        "--out",
+        str(out_dir),
+        "--json",
+        str(json_path),
+    )
     assert status == 0, err
     assert "| initializer | batch_size | held-out MSE mean [95 % CI]" in out
     assert "keras-default vs tf-explicit: 2 differing factor(s)" in out
@@ -385,15 +430,42 @@ def test_study_writes_tables_figures_and_json(capsys: pytest.CaptureFixture[str]
     report = json.loads(json_path.read_text())
     assert len(report["grid"]["cells"]) == 4 and report["explanation"]["factors"][0]["name"] == "learning_rate"
     assert "## initializer × batch size" in (out_dir / "study.md").read_text()
-    status, out, _ = run_main(capsys, "study", "--seeds", "2", "--epochs", "2", "--initializers",
-                              "he_normal,truncated_normal(stddev=0.02)", "--batch-sizes", "32,full", "--no-sweeps",
-                              "--no-claims", "--workers", "1", "--out", str(out_dir))
+    status, out, _ = run_main(
+        capsys,
+        "study",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--initializers",
+        "he_normal,truncated_normal(stddev=0.02)",
+        "--batch-sizes",
+        "32,full",
+        "--no-sweeps",
+        "--no-claims",
+        "--workers",
+        "1",
+        "--out",
+        str(out_dir),
+    )
     assert status == 0 and "grid runs reused" in (out_dir / "study.md").read_text()  # resumed, nothing retrained
 
 
 def test_explain_prints_the_attribution(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    status, out, err = run_main(capsys, "explain", "keras-default", "tf-explicit", "--seeds", "2", "--epochs", "2",
-                                "--json", str(tmp_path / "e.json"), "--out", str(tmp_path))
+    status, out, err = run_main(
+        capsys,
+        "explain",
+        "keras-default",
+        "tf-explicit",
+        "--seeds",
+        "2",
+        "--epochs",
+        "2",
+        "--json",
+        str(tmp_path / "e.json"),
+        "--out",
+        str(tmp_path),
+    )
     assert status == 0, err
     assert "learning_rate" in out and "kernel_initializer" in out and "seed noise" in out
     assert json.loads((tmp_path / "e.json").read_text())["seeds"] == [0, 1]
@@ -401,8 +473,9 @@ def test_explain_prints_the_attribution(capsys: pytest.CaptureFixture[str], tmp_
 
 
 def test_bench_quick_prints_ratios_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    status, out, err = run_main(capsys, "bench", "--quick", "--rounds", "1", "--epochs-per-call", "1",
-                                "--json", str(tmp_path / "b.json"))
+    status, out, err = run_main(
+        capsys, "bench", "--quick", "--rounds", "1", "--epochs-per-call", "1", "--json", str(tmp_path / "b.json")
+    )
     assert status == 0, err
     for engine in ("keras", "fused", "fused-xla", "numpy"):
         assert f"keras-default            {engine}" in out

@@ -91,9 +91,7 @@ def test_ulp_across_zero_counts_both_sides(dtype):
     assert int(ulp_distance(start, end)) == 7
 
 
-@pytest.mark.parametrize(
-    ("dtype", "max_bits"), [(F16, 0x7BFF), (F32, 0x7F7FFFFF), (F64, 0x7FEFFFFFFFFFFFFF)]
-)
+@pytest.mark.parametrize(("dtype", "max_bits"), [(F16, 0x7BFF), (F32, 0x7F7FFFFF), (F64, 0x7FEFFFFFFFFFFFFF)])
 def test_ulp_whole_range_does_not_overflow(dtype, max_bits):
     big = np.finfo(dtype).max
     d = ulp_distance(np.array([-big], dtype=dtype), np.array([big], dtype=dtype))
@@ -626,8 +624,12 @@ def test_prop_k_nextafter_steps_is_k_ulp(x, k):
 
 
 @settings(deadline=None)
-@given(st.one_of(st.lists(finite_f32, min_size=3, max_size=3).map(lambda v: np.array(sorted(v), F32)),
-                 st.lists(finite_f64, min_size=3, max_size=3).map(lambda v: np.array(sorted(v), F64))))
+@given(
+    st.one_of(
+        st.lists(finite_f32, min_size=3, max_size=3).map(lambda v: np.array(sorted(v), F32)),
+        st.lists(finite_f64, min_size=3, max_size=3).map(lambda v: np.array(sorted(v), F64)),
+    )
+)
 def test_prop_ulp_additive_along_the_line(v):
     a, b, c = v
     d_ac = int(ulp_distance(a, c))

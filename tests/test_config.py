@@ -86,10 +86,22 @@ def test_every_field_has_a_bad_value_case() -> None:
     assert set(field_names()) <= covered, set(field_names()) - covered
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("batch_size", 1), ("batch_size", 5000), ("epochs", 1), ("n_points", 2), ("seed", 0), ("seed", 2**32 - 1),
-    ("seed", None), ("noise_std", 0.0), ("x_min", -1e6), ("hidden_units", (1, 1, 1)), ("hidden_units", [16, 8]),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("batch_size", 1),
+        ("batch_size", 5000),
+        ("epochs", 1),
+        ("n_points", 2),
+        ("seed", 0),
+        ("seed", 2**32 - 1),
+        ("seed", None),
+        ("noise_std", 0.0),
+        ("x_min", -1e6),
+        ("hidden_units", (1, 1, 1)),
+        ("hidden_units", [16, 8]),
+    ],
+)
 def test_edge_values_accepted(field: str, value: object) -> None:
     cfg = TrainConfig(**{field: value})
     assert getattr(cfg, field) == (tuple(value) if isinstance(value, list) else value)
@@ -107,14 +119,17 @@ def test_unknown_initializer_lists_known_ones() -> None:
         assert name in str(info.value)
 
 
-@pytest.mark.parametrize(("spec", "params", "needle"), [
-    ("glorot_uniform", {"stddev": 0.1}, "no parameters"),
-    ("truncated_normal", {"std": 0.1}, "stddev"),
-    ("truncated_normal", {"stddev": 0.0}, "> 0"),
-    ("random_normal", {"stddev": -1.0}, "> 0"),
-    ("random_uniform", {"minval": 1.0, "maxval": 0.5}, "below maxval"),
-    ("constant", {"value": math.nan}, "finite"),
-])
+@pytest.mark.parametrize(
+    ("spec", "params", "needle"),
+    [
+        ("glorot_uniform", {"stddev": 0.1}, "no parameters"),
+        ("truncated_normal", {"std": 0.1}, "stddev"),
+        ("truncated_normal", {"stddev": 0.0}, "> 0"),
+        ("random_normal", {"stddev": -1.0}, "> 0"),
+        ("random_uniform", {"minval": 1.0, "maxval": 0.5}, "below maxval"),
+        ("constant", {"value": math.nan}, "finite"),
+    ],
+)
 def test_bad_initializer_params(spec: str, params: dict, needle: str) -> None:
     with pytest.raises(ConfigError) as info:
         InitializerSpec(spec, tuple(params.items()))
@@ -143,12 +158,17 @@ def test_optimizer_default_learning_rates() -> None:
     assert OptimizerSpec("adam", 0.01).kwargs() == {"learning_rate": 0.01}
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("he_normal", InitializerSpec("he_normal")),
-    ("truncated_normal(stddev=0.02)", InitializerSpec("truncated_normal", (("stddev", 0.02),))),
-    (" random_uniform( minval=-0.1, maxval=0.1 ) ",
-     InitializerSpec("random_uniform", (("maxval", 0.1), ("minval", -0.1)))),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("he_normal", InitializerSpec("he_normal")),
+        ("truncated_normal(stddev=0.02)", InitializerSpec("truncated_normal", (("stddev", 0.02),))),
+        (
+            " random_uniform( minval=-0.1, maxval=0.1 ) ",
+            InitializerSpec("random_uniform", (("maxval", 0.1), ("minval", -0.1))),
+        ),
+    ],
+)
 def test_initializer_parse(text: str, expected: InitializerSpec) -> None:
     assert InitializerSpec.parse(text) == expected
     assert InitializerSpec.parse(str(expected)) == expected
@@ -192,12 +212,12 @@ def test_from_dict_errors() -> None:
 
 # -- round trips and ids ------------------------------------------------------------------------------
 
+
 def _initializers() -> st.SearchStrategy[InitializerSpec]:
     def with_params(name: str) -> st.SearchStrategy[InitializerSpec]:
         known = INITIALIZERS[name]
         if name in ("random_normal", "truncated_normal"):
-            return st.builds(lambda s: InitializerSpec(name, (("stddev", s),)),
-                             st.floats(1e-4, 2.0, allow_nan=False))
+            return st.builds(lambda s: InitializerSpec(name, (("stddev", s),)), st.floats(1e-4, 2.0, allow_nan=False))
         if name == "constant":
             return st.builds(lambda v: InitializerSpec(name, (("value", v),)), st.floats(-3, 3, allow_nan=False))
         assert name == "random_uniform" or not known or name == "orthogonal"
@@ -212,8 +232,9 @@ configs = st.builds(
     activation=st.sampled_from(ACTIVATIONS),
     kernel_initializer=_initializers(),
     bias_initializer=_initializers(),
-    optimizer=st.builds(OptimizerSpec, st.sampled_from(sorted(OPTIMIZERS)),
-                        st.one_of(st.none(), st.floats(1e-5, 1.0, allow_nan=False))),
+    optimizer=st.builds(
+        OptimizerSpec, st.sampled_from(sorted(OPTIMIZERS)), st.one_of(st.none(), st.floats(1e-5, 1.0, allow_nan=False))
+    ),
     loss=st.sampled_from(LOSSES),
     batch_size=st.integers(1, 4096),
     epochs=st.integers(1, 1000),
@@ -250,10 +271,24 @@ def test_id_is_stable_across_processes_and_versions() -> None:
 def test_id_changes_with_every_field() -> None:
     base = TrainConfig()
     changed = {
-        "hidden_units": (64,), "activation": "tanh", "kernel_initializer": InitializerSpec("he_normal"),
-        "bias_initializer": InitializerSpec("ones"), "optimizer": OptimizerSpec("sgd"), "loss": "mae",
-        "batch_size": 64, "epochs": 5, "shuffle": False, "seed": 1, "xla": True, "n_points": 500, "x_min": -1.0,
-        "x_max": 12.0, "noise_std": 0.1, "noise_seed": 3, "model": "m:f", "data": "d:g",
+        "hidden_units": (64,),
+        "activation": "tanh",
+        "kernel_initializer": InitializerSpec("he_normal"),
+        "bias_initializer": InitializerSpec("ones"),
+        "optimizer": OptimizerSpec("sgd"),
+        "loss": "mae",
+        "batch_size": 64,
+        "epochs": 5,
+        "shuffle": False,
+        "seed": 1,
+        "xla": True,
+        "n_points": 500,
+        "x_min": -1.0,
+        "x_max": 12.0,
+        "noise_std": 0.1,
+        "noise_seed": 3,
+        "model": "m:f",
+        "data": "d:g",
     }
     assert set(changed) == set(field_names())
     ids = {base.replace(**{k: v}).config_id for k, v in changed.items()}
@@ -261,6 +296,7 @@ def test_id_changes_with_every_field() -> None:
 
 
 # -- presets: the three reference experiments ----------------------------------------------------------
+
 
 def test_keras_default_preset() -> None:
     (cfg,) = get_preset("keras-default").configs
@@ -277,8 +313,10 @@ def test_tf_explicit_preset() -> None:
     (cfg,) = get_preset("tf-explicit").configs
     assert cfg.kernel_initializer == InitializerSpec("truncated_normal", (("stddev", 0.02),))
     assert cfg.optimizer == OptimizerSpec("adam", 0.01)
-    assert cfg.replace(kernel_initializer=InitializerSpec("glorot_uniform"),
-                       optimizer=OptimizerSpec("adam")) == get_preset("keras-default").configs[0]
+    assert (
+        cfg.replace(kernel_initializer=InitializerSpec("glorot_uniform"), optimizer=OptimizerSpec("adam"))
+        == get_preset("keras-default").configs[0]
+    )
 
 
 def test_batch_sweep_preset() -> None:

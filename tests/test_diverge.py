@@ -13,10 +13,17 @@ CFG = TrainConfig(hidden_units=(2,), n_points=8, batch_size=4, epochs=2)
 
 def _trace(**changes: object) -> Trace:
     steps = np.array([(0, 0), (0, 1), (1, 0), (1, 1)])
-    base = Trace(CFG, {"layer0/kernel": np.ones((1, 2), np.float32)}, np.tile(np.arange(8), (2, 1)), steps,
-                 np.array([0.5, 0.4, 0.3, 0.2]), np.zeros((4, 7), np.float32), np.zeros((4, 3), np.float32),
-                 [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)],
-                 [("m", 3)])
+    base = Trace(
+        CFG,
+        {"layer0/kernel": np.ones((1, 2), np.float32)},
+        np.tile(np.arange(8), (2, 1)),
+        steps,
+        np.array([0.5, 0.4, 0.3, 0.2]),
+        np.zeros((4, 7), np.float32),
+        np.zeros((4, 3), np.float32),
+        [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)],
+        [("m", 3)],
+    )
     for key, value in changes.items():
         setattr(base, key, value)
     return base
@@ -52,9 +59,12 @@ def test_each_stage_is_named() -> None:
 
 def _replayed(**changes: np.ndarray) -> Trace:
     """A trace whose steps were replayed: outputs (batch of 4), batch losses and gradients recorded."""
-    fields = {"outputs": np.zeros((4, 4), np.float32), "batch_losses": np.full(4, 0.25),
-              "gradients": np.zeros((4, 7), np.float32),
-              "gradient_layout": [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)]}
+    fields = {
+        "outputs": np.zeros((4, 4), np.float32),
+        "batch_losses": np.full(4, 0.25),
+        "gradients": np.zeros((4, 7), np.float32),
+        "gradient_layout": [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)],
+    }
     fields.update(changes)
     return _trace(**fields)
 

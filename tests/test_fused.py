@@ -49,25 +49,55 @@ def test_fused_reuses_its_program_across_seeds_and_rates() -> None:
     assert compare(fused[0], fused[2]).identical
 
 
-OPTIMIZERS = st.sampled_from([
-    OptimizerSpec("adam"), OptimizerSpec("adam", 0.02, (("amsgrad", True),)), OptimizerSpec("sgd", 0.05),
-    OptimizerSpec("sgd", 0.01, (("momentum", 0.9),)),
-    OptimizerSpec("sgd", 0.01, (("momentum", 0.5), ("nesterov", True))),
-    OptimizerSpec("rmsprop", 0.01), OptimizerSpec("rmsprop", 0.005, (("momentum", 0.9), ("centered", True))),
-    OptimizerSpec("adagrad", 0.05)])
+OPTIMIZERS = st.sampled_from(
+    [
+        OptimizerSpec("adam"),
+        OptimizerSpec("adam", 0.02, (("amsgrad", True),)),
+        OptimizerSpec("sgd", 0.05),
+        OptimizerSpec("sgd", 0.01, (("momentum", 0.9),)),
+        OptimizerSpec("sgd", 0.01, (("momentum", 0.5), ("nesterov", True))),
+        OptimizerSpec("rmsprop", 0.01),
+        OptimizerSpec("rmsprop", 0.005, (("momentum", 0.9), ("centered", True))),
+        OptimizerSpec("adagrad", 0.05),
+    ]
+)
 
 
 @settings(max_examples=8)
-@given(hidden=st.lists(st.integers(1, 24), min_size=1, max_size=2), n_points=st.integers(8, 160),
-       batch_size=st.integers(1, 64), shuffle=st.booleans(), seed=st.integers(0, 2**32 - 1), optimizer=OPTIMIZERS,
-       init=st.sampled_from(["glorot_uniform", "he_normal", "truncated_normal(stddev=0.02)"]),
-       activation=st.sampled_from(["relu", "tanh", "sigmoid", "gelu"]),
-       loss=st.sampled_from(["mse", "mae", "huber", "log_cosh"]))
-def test_fused_equals_fit_on_random_configs(hidden: list[int], n_points: int, batch_size: int, shuffle: bool, seed: int,
-                                            optimizer: OptimizerSpec, init: str, activation: str, loss: str) -> None:
-    cfg = TrainConfig(hidden_units=tuple(hidden), n_points=n_points, batch_size=batch_size, shuffle=shuffle,
-                      seed=seed, optimizer=optimizer, epochs=2, activation=activation, loss=loss,
-                      kernel_initializer=InitializerSpec.parse(init))
+@given(
+    hidden=st.lists(st.integers(1, 24), min_size=1, max_size=2),
+    n_points=st.integers(8, 160),
+    batch_size=st.integers(1, 64),
+    shuffle=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+    optimizer=OPTIMIZERS,
+    init=st.sampled_from(["glorot_uniform", "he_normal", "truncated_normal(stddev=0.02)"]),
+    activation=st.sampled_from(["relu", "tanh", "sigmoid", "gelu"]),
+    loss=st.sampled_from(["mse", "mae", "huber", "log_cosh"]),
+)
+def test_fused_equals_fit_on_random_configs(
+    hidden: list[int],
+    n_points: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    optimizer: OptimizerSpec,
+    init: str,
+    activation: str,
+    loss: str,
+) -> None:
+    cfg = TrainConfig(
+        hidden_units=tuple(hidden),
+        n_points=n_points,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        optimizer=optimizer,
+        epochs=2,
+        activation=activation,
+        loss=loss,
+        kernel_initializer=InitializerSpec.parse(init),
+    )
     note(cfg.to_json())
     result = compare(train(cfg, engine="keras"), train(cfg, engine="fused"))
     assert result.identical, result.report()

@@ -80,8 +80,9 @@ def test_env_as_dict_or_tuple_gives_equal_hashable_environments() -> None:
 
 def test_describe() -> None:
     assert Environment().describe() == "default (TensorFlow defaults)"
-    env = Environment(name="det", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, intra_op_threads=1, inter_op_threads=2,
-                      op_determinism=True)
+    env = Environment(
+        name="det", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, intra_op_threads=1, inter_op_threads=2, op_determinism=True
+    )
     assert env.describe() == "det (TF_ENABLE_ONEDNN_OPTS=0, threads 1/2, op determinism on)"
 
 
@@ -102,8 +103,9 @@ def test_fresh_processes_reproduce_the_in_process_run() -> None:
     assert a.config == TINY and a.options == {}
 
 
-CONTROLLED = Environment(name="controlled", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, intra_op_threads=1,
-                         inter_op_threads=1, op_determinism=True)
+CONTROLLED = Environment(
+    name="controlled", env={"TF_ENABLE_ONEDNN_OPTS": "0"}, intra_op_threads=1, inter_op_threads=1, op_determinism=True
+)
 
 
 @pytest.fixture(scope="module")
@@ -193,28 +195,38 @@ def is_dead(worker: Worker) -> bool:
 def test_worker_is_started_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     monkeypatch.setenv("TF_DETERMINISTIC_OPS", "1")
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         seen = {"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in ("KERAS_BACKEND",
                 "TF_DETERMINISTIC_OPS", "TF_ENABLE_ONEDNN_OPTS", "PYTHONUNBUFFERED")}}
         print(json.dumps({"ready": True, "fingerprint": seen}), flush=True)
         sys.stdin.readline()
-    """)
+    """,
+    )
     env = Environment(name="e", env={"TF_ENABLE_ONEDNN_OPTS": "0"})
     with Worker(env, python=python, workdir=tmp_path / "w") as worker:
         worker.start()
         seen = worker.fingerprint
     assert seen["argv"][:2] == ["-m", "sinecheck.isolation.worker"] and json.loads(seen["argv"][2]) == env.to_dict()
-    assert seen["env"] == {"KERAS_BACKEND": None, "TF_DETERMINISTIC_OPS": None, "TF_ENABLE_ONEDNN_OPTS": "0",
-                           "PYTHONUNBUFFERED": "1"}
+    assert seen["env"] == {
+        "KERAS_BACKEND": None,
+        "TF_DETERMINISTIC_OPS": None,
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
     assert is_dead(worker)
 
 
 @pytest.mark.timeout(30)
 def test_startup_failure_carries_the_stderr(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         sys.stderr.write("ModuleNotFoundError: No module named 'tensorflow_is_missing'\\n")
         sys.exit(3)
-    """)
+    """,
+    )
     with Worker(Environment(name="broken"), python=python, workdir=tmp_path / "w") as worker:
         error = worker.train(TINY)
     assert isinstance(error, RunError) and error.kind == "startup"
@@ -225,10 +237,13 @@ def test_startup_failure_carries_the_stderr(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_worker_that_reports_not_ready_is_a_startup_error_and_is_stopped(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         print(json.dumps({"ready": False, "error": "cannot import tensorflow"}), flush=True)
         time.sleep(3600)
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         error = worker.train(TINY)
         assert isinstance(error, RunError) and error.kind == "startup"
@@ -238,11 +253,15 @@ def test_worker_that_reports_not_ready_is_a_startup_error_and_is_stopped(tmp_pat
 
 @pytest.mark.timeout(30)
 def test_crash_during_a_request(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, READY, """
+    python = fake_python(
+        tmp_path,
+        READY,
+        """
         sys.stdin.readline()
         sys.stderr.write("Fatal Python error: Segmentation fault\\n")
         os._exit(139)
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         error = worker.train(TINY)
     assert isinstance(error, RunError) and error.kind == "crash"
@@ -263,11 +282,15 @@ def test_hung_worker_times_out_and_is_killed(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_worker_that_closes_stdout_but_lives_on_does_not_hang_the_caller(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, READY, """
+    python = fake_python(
+        tmp_path,
+        READY,
+        """
         sys.stdin.readline()
         os.close(1)
         time.sleep(3600)
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         t0 = time.monotonic()
         error = worker.train(TINY)  # the default timeout is 10 minutes: only the end of stdout can end this
@@ -278,16 +301,21 @@ def test_worker_that_closes_stdout_but_lives_on_does_not_hang_the_caller(tmp_pat
 
 @pytest.mark.timeout(30)
 def test_non_protocol_output_is_ignored_and_an_error_reply_is_an_exception(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         print("a library greeting on stdout", flush=True)
         print("{not json, but starts like it", flush=True)
         print(json.dumps(["a", "json", "list"]), flush=True)
-    """, READY, """
+    """,
+        READY,
+        """
         sys.stdin.readline()
         print("more chatter", flush=True)
         print(json.dumps({"ok": False, "error": "boom"}), flush=True)
         sys.stdin.readline()
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         error = worker.train(TINY)
         assert worker.fingerprint == {"fake": True}
@@ -308,11 +336,15 @@ def test_worker_that_never_says_ready(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_unreadable_result_is_a_run_error(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, READY, """
+    python = fake_python(
+        tmp_path,
+        READY,
+        """
         sys.stdin.readline()
         print(json.dumps({"ok": True, "path": "/nonexistent/sinecheck-result.json"}), flush=True)
         sys.stdin.readline()
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         error = worker.train(TINY)
     assert isinstance(error, RunError) and error.kind == "exception"
@@ -321,11 +353,16 @@ def test_unreadable_result_is_a_run_error(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_crashed_worker_is_replaced_by_a_new_process(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, READY, """
+    python = fake_python(
+        tmp_path,
+        READY,
+        """
         if RUN == 1:
             sys.stdin.readline()
             sys.exit(1)
-    """, ANSWER_LOOP)
+    """,
+        ANSWER_LOOP,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         first = worker.train(TINY)
         assert isinstance(first, RunError) and first.kind == "crash"
@@ -338,14 +375,19 @@ def test_crashed_worker_is_replaced_by_a_new_process(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_failed_restart_is_a_startup_error(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, """
+    python = fake_python(
+        tmp_path,
+        """
         if RUN == 2:
             sys.stderr.write("second start failed\\n")
             sys.exit(2)
-    """, READY, """
+    """,
+        READY,
+        """
         sys.stdin.readline()
         sys.exit(1)
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         assert worker.train(TINY).kind == "crash"
         error = worker.train(TINY)
@@ -359,7 +401,10 @@ def test_restarted_worker_does_not_see_the_end_of_the_previous_process(tmp_path:
     """Process 1 times out while a child of it still holds its stdout open; that stdout ends (the child
     exits) while process 2 is working on a request.  The end of the old stream must not be taken for the
     end of the new one."""
-    python = fake_python(tmp_path, READY, """
+    python = fake_python(
+        tmp_path,
+        READY,
+        """
         if RUN == 1:
             sys.stdin.readline()
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])  # inherits stdout
@@ -368,7 +413,8 @@ def test_restarted_worker_does_not_see_the_end_of_the_previous_process(tmp_path:
         time.sleep(3.5)
         print(json.dumps({"ok": False, "error": "late answer"}), flush=True)
         sys.stdin.readline()
-    """)
+    """,
+    )
     with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
         assert worker.train(TINY, timeout=0.5).kind == "timeout"
         error = worker.train(TINY, timeout=20)

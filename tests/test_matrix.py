@@ -131,8 +131,24 @@ def test_cli_matrix_writes_json_and_markdown(tmp_path, capsys) -> None:
     from sinecheck.cli import main
 
     out_json, out_md = tmp_path / "m.json", tmp_path / "m.md"
-    status = main(["matrix", "--preset", "keras-default", "--no-small", "--factor", "same-process",
-                   "--factor", "no-seed", "--epochs", "1", "--json", str(out_json), "--markdown", str(out_md)])
+    status = main(
+        [
+            "matrix",
+            "--preset",
+            "keras-default",
+            "--no-small",
+            "--factor",
+            "same-process",
+            "--factor",
+            "no-seed",
+            "--epochs",
+            "1",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
     printed = capsys.readouterr().out
     assert status == 0, printed
     assert "same-process" in printed and "keras-default" in printed and "expectations broken: 0" in printed
@@ -148,11 +164,14 @@ def test_cli_matrix_writes_json_and_markdown(tmp_path, capsys) -> None:
     assert "| factor | expect | keras-default |" in markdown and "| same-process | identical | identical |" in markdown
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["matrix", "--factor", "threads-3"], "factor: invalid value 'threads-3'"),
-    (["matrix", "--parallel", "0"], "--parallel: invalid value 0"),
-    (["matrix", "--epochs", "0"], "epochs: invalid value 0"),
-])
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["matrix", "--factor", "threads-3"], "factor: invalid value 'threads-3'"),
+        (["matrix", "--parallel", "0"], "--parallel: invalid value 0"),
+        (["matrix", "--epochs", "0"], "epochs: invalid value 0"),
+    ],
+)
 def test_cli_matrix_bad_arguments(argv: list[str], needle: str, capsys) -> None:
     from sinecheck.cli import main
 
@@ -175,8 +194,13 @@ def test_a_broken_promise_says_where_the_runs_parted() -> None:
     from sinecheck.checks.factors import Factor, Side
     from sinecheck.checks.matrix import SMALL, run_matrix
 
-    promise = Factor("shuffle-promised", "shuffle on vs off, wrongly promised identical", Side(),
-                     Side(changes=(("shuffle", False),)), IDENTICAL_EXPECTED)
+    promise = Factor(
+        "shuffle-promised",
+        "shuffle on vs off, wrongly promised identical",
+        Side(),
+        Side(changes=(("shuffle", False),)),
+        IDENTICAL_EXPECTED,
+    )
     matrix = run_matrix([("small", SMALL.replace(epochs=1))], [promise], probe_shuffle=False)
     (cell,) = matrix.cells
     assert cell.meets_expectation is False

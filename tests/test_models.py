@@ -44,8 +44,21 @@ def test_adam_defaults_and_explicit_learning_rate() -> None:
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("name", ["glorot_uniform", "he_normal", "lecun_normal", "orthogonal", "random_uniform",
-                                  "constant", "zeros", "ones", "random_normal", "truncated_normal"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "glorot_uniform",
+        "he_normal",
+        "lecun_normal",
+        "orthogonal",
+        "random_uniform",
+        "constant",
+        "zeros",
+        "ones",
+        "random_normal",
+        "truncated_normal",
+    ],
+)
 def test_every_initializer_builds(name: str) -> None:
     assert build_initializer(InitializerSpec(name)) is not None
 

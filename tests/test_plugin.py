@@ -23,10 +23,12 @@ def test_header_and_no_duplicate_registration(pytester: pytest.Pytester) -> None
     pytester.makepyfile(TRIVIAL_TEST)
     result = pytester.runpytest_subprocess("--sinecheck-seed=5", "--sinecheck-epochs=2")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        f"sinecheck: tensorflow {metadata.version('tensorflow')}, keras {metadata.version('keras')} (* backend)*",
-        "sinecheck: base seed 5, short runs 2 epochs (--sinecheck-seed / --sinecheck-epochs)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"sinecheck: tensorflow {metadata.version('tensorflow')}, keras {metadata.version('keras')} (* backend)*",
+            "sinecheck: base seed 5, short runs 2 epochs (--sinecheck-seed / --sinecheck-epochs)",
+        ]
+    )
     text = _output(result)
     assert "already registered" not in text
     assert "trained" not in text  # no runs, no summary section
@@ -40,13 +42,16 @@ def test_header_defaults(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["sinecheck: base seed 0, short runs 3 epochs *"])
 
 
-@pytest.mark.parametrize(("option", "fragments"), [
-    ("--sinecheck-seed=-1", ["--sinecheck-seed", "'-1'", "[0, 4294967295]"]),
-    ("--sinecheck-seed=4294967296", ["--sinecheck-seed", "'4294967296'", "[0, 4294967295]"]),
-    ("--sinecheck-epochs=0", ["--sinecheck-epochs", "'0'", ">= 1"]),
-    ("--sinecheck-epochs=abc", ["--sinecheck-epochs", "'abc'", ">= 1"]),
-    ("--sinecheck-max-ulp=-3", ["--sinecheck-max-ulp", "'-3'", ">= 0"]),
-])
+@pytest.mark.parametrize(
+    ("option", "fragments"),
+    [
+        ("--sinecheck-seed=-1", ["--sinecheck-seed", "'-1'", "[0, 4294967295]"]),
+        ("--sinecheck-seed=4294967296", ["--sinecheck-seed", "'4294967296'", "[0, 4294967295]"]),
+        ("--sinecheck-epochs=0", ["--sinecheck-epochs", "'0'", ">= 1"]),
+        ("--sinecheck-epochs=abc", ["--sinecheck-epochs", "'abc'", ">= 1"]),
+        ("--sinecheck-max-ulp=-3", ["--sinecheck-max-ulp", "'-3'", ">= 0"]),
+    ],
+)
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, option: str, fragments: list[str]) -> None:
     pytester.makepyfile(TRIVIAL_TEST)
     result = pytester.runpytest(option)
@@ -58,11 +63,14 @@ def test_bad_option_is_a_usage_error(pytester: pytest.Pytester, option: str, fra
         assert fragment in line
 
 
-@pytest.mark.parametrize(("ini", "fragments"), [
-    ("sinecheck_epochs = 0", ["ini sinecheck_epochs", "'0'", ">= 1"]),
-    ("sinecheck_epochs = three", ["ini sinecheck_epochs", "'three'", ">= 1"]),
-    ("sinecheck_seed = -2", ["ini sinecheck_seed", "'-2'", "[0, 4294967295]"]),
-])
+@pytest.mark.parametrize(
+    ("ini", "fragments"),
+    [
+        ("sinecheck_epochs = 0", ["ini sinecheck_epochs", "'0'", ">= 1"]),
+        ("sinecheck_epochs = three", ["ini sinecheck_epochs", "'three'", ">= 1"]),
+        ("sinecheck_seed = -2", ["ini sinecheck_seed", "'-2'", "[0, 4294967295]"]),
+    ],
+)
 def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, ini: str, fragments: list[str]) -> None:
     pytester.makeini(f"[pytest]\n{ini}\n")
     pytester.makepyfile(TRIVIAL_TEST)
@@ -78,12 +86,14 @@ def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, ini: str, fra
 def test_help_lists_the_options_and_ini_keys(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        "sinecheck: reproducibility of Keras sine-model training:",
-        "*--sinecheck-seed=N*",
-        "*--sinecheck-epochs=N*",
-        "*--sinecheck-max-ulp=K*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "sinecheck: reproducibility of Keras sine-model training:",
+            "*--sinecheck-seed=N*",
+            "*--sinecheck-epochs=N*",
+            "*--sinecheck-max-ulp=K*",
+        ]
+    )
     result.stdout.fnmatch_lines(["*sinecheck_seed (string):*", "*sinecheck_epochs (string):*"])
 
 
@@ -143,11 +153,13 @@ def test_fixtures_train_and_summary(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fixtures=_FIXTURE_TESTS)
     result = pytester.runpytest_subprocess("--sinecheck-seed=7", "--sinecheck-max-ulp=3", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines([
-        "sinecheck: base seed 7, short runs 2 epochs *",
-        "*- sinecheck -*",
-        "trained 1 runs (1 epochs) in * s; 0 diverged",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "sinecheck: base seed 7, short runs 2 epochs *",
+            "*- sinecheck -*",
+            "trained 1 runs (1 epochs) in * s; 0 diverged",
+        ]
+    )
     assert "already registered" not in _output(result)
 
 

@@ -43,8 +43,19 @@ def _spec(name: str, **params: st.SearchStrategy) -> st.SearchStrategy[Initializ
 CONSTANT_INITIALIZERS = ("zeros", "ones", "constant")
 
 kernel_initializers = st.one_of(
-    *(_spec(name) for name in ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-                               "lecun_normal", "zeros", "ones")),
+    *(
+        _spec(name)
+        for name in (
+            "glorot_uniform",
+            "glorot_normal",
+            "he_uniform",
+            "he_normal",
+            "lecun_uniform",
+            "lecun_normal",
+            "zeros",
+            "ones",
+        )
+    ),
     _spec("orthogonal", gain=st.sampled_from([0.5, 1.0, 2.0])),
     _spec("random_normal", mean=st.sampled_from([0.0, 0.1]), stddev=STDDEVS),
     _spec("truncated_normal", mean=st.sampled_from([0.0, 0.1]), stddev=STDDEVS),
@@ -109,9 +120,12 @@ def train(config: TrainConfig) -> RunResult:
 
 #: name → (scale, mode, distribution) of Keras's VarianceScaling family.
 VARIANCE_SCALING = {
-    "glorot_uniform": (1.0, "fan_avg", "uniform"), "glorot_normal": (1.0, "fan_avg", "truncated"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"), "lecun_normal": (1.0, "fan_in", "truncated"),
-    "he_uniform": (2.0, "fan_in", "uniform"), "he_normal": (2.0, "fan_in", "truncated"),
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "truncated"),
 }
 
 
@@ -184,8 +198,7 @@ def test_same_config_twice_is_identical(config: TrainConfig) -> None:
 
 @capped(5)
 @given(configs(), st.integers(0, 2**32 - 1))
-@example(TrainConfig(hidden_units=(1,), kernel_initializer="orthogonal(gain=2)", n_points=16, epochs=1,
-                     seed=0), 1)
+@example(TrainConfig(hidden_units=(1,), kernel_initializer="orthogonal(gain=2)", n_points=16, epochs=1, seed=0), 1)
 def test_changing_the_seed_changes_the_initial_weights(config: TrainConfig, other_seed: int) -> None:
     assume(other_seed != config.seed)
     config = config.replace(epochs=1)  # initial weights are all this property looks at
@@ -195,7 +208,8 @@ def test_changing_the_seed_changes_the_initial_weights(config: TrainConfig, othe
     initial = compare(a.initial_weights, b.initial_weights)
     draws = kernel_draws(config.kernel_initializer, config)
     if config.bias_initializer.name not in CONSTANT_INITIALIZERS or any(
-            d[0] not in ("constant", "sign") for d in draws):
+        d[0] not in ("constant", "sign") for d in draws
+    ):
         assert initial.verdict is Verdict.DIVERGENT, initial.report()
     elif any(d[0] == "sign" for d in draws):
         # orthogonal on 1x1 kernels: two seeds agree with probability 1/2 per kernel; both are ±gain
@@ -229,12 +243,17 @@ def test_changing_the_batch_size_changes_the_final_weights(config: TrainConfig, 
 
 @capped(5)
 @given(configs(), kernel_initializers)
-@example(TrainConfig(hidden_units=(5,), kernel_initializer="glorot_uniform", n_points=16, epochs=1),
-         InitializerSpec("random_uniform", (("minval", -1.0), ("maxval", 1.0))))
-@example(TrainConfig(hidden_units=(1, 1), kernel_initializer="glorot_normal", n_points=16, epochs=1),
-         InitializerSpec("lecun_normal"))
-def test_changing_the_kernel_initializer_changes_the_final_weights(config: TrainConfig,
-                                                                   kernel: InitializerSpec) -> None:
+@example(
+    TrainConfig(hidden_units=(5,), kernel_initializer="glorot_uniform", n_points=16, epochs=1),
+    InitializerSpec("random_uniform", (("minval", -1.0), ("maxval", 1.0))),
+)
+@example(
+    TrainConfig(hidden_units=(1, 1), kernel_initializer="glorot_normal", n_points=16, epochs=1),
+    InitializerSpec("lecun_normal"),
+)
+def test_changing_the_kernel_initializer_changes_the_final_weights(
+    config: TrainConfig, kernel: InitializerSpec
+) -> None:
     other = config.replace(kernel_initializer=kernel)
     assume(other != config)
     show(config, other)
@@ -285,8 +304,9 @@ def test_compare_is_reflexive(run: RunResult) -> None:
     result = compare(run, run)
     assert result.verdict is Verdict.IDENTICAL
     assert all(t.verdict is Verdict.IDENTICAL and t.max_ulp == 0 for t in result.tensors)
-    copy = dataclasses.replace(run, final_weights={k: v.copy() for k, v in run.final_weights.items()},
-                               digests={})  # equal values in new arrays
+    copy = dataclasses.replace(
+        run, final_weights={k: v.copy() for k, v in run.final_weights.items()}, digests={}
+    )  # equal values in new arrays
     assert compare(run, copy).identical
 
 
@@ -309,16 +329,21 @@ def test_verdicts_are_ordered_by_size_of_difference(run: RunResult) -> None:
     assert verdicts == [Verdict.IDENTICAL, Verdict.ULP, Verdict.CLOSE, Verdict.DIVERGENT]
     assert Verdict.IDENTICAL < Verdict.ULP < Verdict.CLOSE < Verdict.DIVERGENT
     # the overall verdict is the worst tensor's
-    both = with_final(scaled(run, "layer1/kernel", 1 + 1e-5), "layer0/kernel",
-                      nudged(run, "layer0/kernel", 0, 1).final_weights["layer0/kernel"])
+    both = with_final(
+        scaled(run, "layer1/kernel", 1 + 1e-5),
+        "layer0/kernel",
+        nudged(run, "layer0/kernel", 0, 1).final_weights["layer0/kernel"],
+    )
     assert compare(run, both).verdict is Verdict.CLOSE
 
 
 @settings(max_examples=min(settings.default.max_examples, 50))
-@given(name=st.sampled_from(["layer0/kernel", "layer0/bias", "layer1/kernel", "layer1/bias"]),
-       where=st.integers(0, 7), steps=st.integers(-40, 40))
-def test_ulp_steps_are_counted_and_the_verdict_is_symmetric(run: RunResult, name: str, where: int,
-                                                            steps: int) -> None:
+@given(
+    name=st.sampled_from(["layer0/kernel", "layer0/bias", "layer1/kernel", "layer1/bias"]),
+    where=st.integers(0, 7),
+    steps=st.integers(-40, 40),
+)
+def test_ulp_steps_are_counted_and_the_verdict_is_symmetric(run: RunResult, name: str, where: int, steps: int) -> None:
     index = where % run.final_weights[name].size
     other = nudged(run, name, index, steps)
     ab, ba = compare(run, other), compare(other, run)

@@ -29,10 +29,15 @@ def test_seed_everything_seeds_python_numpy_and_tensorflow() -> None:
     assert random.random() != first[0]
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    (["sse4_2", "avx", "avx2", "avx512f"], "avx512"), (["sse4_2", "avx", "avx2", "fma"], "avx2"),
-    (["sse4_2", "avx"], "avx"), (["sse4_2"], "sse"),
-])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["sse4_2", "avx", "avx2", "avx512f"], "avx512"),
+        (["sse4_2", "avx", "avx2", "fma"], "avx2"),
+        (["sse4_2", "avx"], "avx"),
+        (["sse4_2"], "sse"),
+    ],
+)
 def test_isa_class(flags: list[str], expected: str) -> None:
     assert isa_class(flags) == expected
 
@@ -45,8 +50,21 @@ def test_onednn_flag_from_env(monkeypatch: pytest.MonkeyPatch, value: str, expec
 
 def test_fingerprint_fields() -> None:
     info = fingerprint()
-    for key in ("python", "numpy", "tensorflow", "keras", "keras_backend", "onednn", "cpu", "isa", "isa_flags",
-                "intra_op_threads", "inter_op_threads", "op_determinism", "platform"):
+    for key in (
+        "python",
+        "numpy",
+        "tensorflow",
+        "keras",
+        "keras_backend",
+        "onednn",
+        "cpu",
+        "isa",
+        "isa_flags",
+        "intra_op_threads",
+        "inter_op_threads",
+        "op_determinism",
+        "platform",
+    ):
         assert key in info
     assert info["numpy"] == np.__version__
     line = format_fingerprint(info)
@@ -54,18 +72,22 @@ def test_fingerprint_fields() -> None:
 
 
 def test_fingerprint_does_not_import_tensorflow() -> None:
-    code = ("import sys, sinecheck.core.environment as s; s.fingerprint(); "
-            "import sinecheck.pytest_plugin, sinecheck.cli; "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    code = (
+        "import sys, sinecheck.core.environment as s; s.fingerprint(); "
+        "import sinecheck.pytest_plugin, sinecheck.cli; "
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
 def test_fingerprint_probe_reads_thread_and_determinism_state() -> None:
-    code = ("import tensorflow as tf, json; tf.config.threading.set_intra_op_parallelism_threads(1); "
-            "tf.config.threading.set_inter_op_parallelism_threads(2); "
-            "tf.config.experimental.enable_op_determinism(); "
-            "from sinecheck.core.environment import fingerprint; print(json.dumps(fingerprint(probe_tensorflow=True)))")
+    code = (
+        "import tensorflow as tf, json; tf.config.threading.set_intra_op_parallelism_threads(1); "
+        "tf.config.threading.set_inter_op_parallelism_threads(2); "
+        "tf.config.experimental.enable_op_determinism(); "
+        "from sinecheck.core.environment import fingerprint; print(json.dumps(fingerprint(probe_tensorflow=True)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import json
 

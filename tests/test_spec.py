@@ -14,7 +14,7 @@ from sinecheck.keras.user_model import build_from_spec, check_fits
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models.py"
 
-BAD = '''
+BAD = """
 import numpy as np
 NOT_CALLABLE = 3
 def boom():
@@ -31,7 +31,7 @@ def held_out_shape():
     return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((3, 2)), np.zeros((3, 1))
 def strings():
     return np.array(["a", "b"]), np.zeros(2)
-'''
+"""
 
 
 @pytest.fixture

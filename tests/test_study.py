@@ -34,15 +34,18 @@ def test_axis_parsing_keeps_parenthesised_values_whole() -> None:
     assert Axis("shuffle", ("false",)).apply(base, "false").shuffle is False  # any TrainConfig field
 
 
-@pytest.mark.parametrize(("build", "fragments"), [
-    (lambda: Axis.parse("colour=red"), ["axis", "'colour'", "batch_size", "initializer"]),
-    (lambda: Axis.parse("no-equals-sign"), ["--axis", "NAME=V1,V2"]),
-    (lambda: Axis("batch_size", ("8", "8")), ["batch_size", "distinct values"]),
-    (lambda: grid_study(initializers=["xavier"]), ["initializer", "'xavier'", "glorot_uniform"]),
-    (lambda: grid_study(batch_sizes=["0"]), ["batch_size", "0", ">= 1"]),
-    (lambda: grid_study(seeds=0), ["seeds", "one or more"]),
-    (lambda: grid_study(engine="turbo"), ["engine", "'turbo'", "fused"]),
-])
+@pytest.mark.parametrize(
+    ("build", "fragments"),
+    [
+        (lambda: Axis.parse("colour=red"), ["axis", "'colour'", "batch_size", "initializer"]),
+        (lambda: Axis.parse("no-equals-sign"), ["--axis", "NAME=V1,V2"]),
+        (lambda: Axis("batch_size", ("8", "8")), ["batch_size", "distinct values"]),
+        (lambda: grid_study(initializers=["xavier"]), ["initializer", "'xavier'", "glorot_uniform"]),
+        (lambda: grid_study(batch_sizes=["0"]), ["batch_size", "0", ">= 1"]),
+        (lambda: grid_study(seeds=0), ["seeds", "one or more"]),
+        (lambda: grid_study(engine="turbo"), ["engine", "'turbo'", "fused"]),
+    ],
+)
 def test_bad_study_input_names_the_field(build, fragments: list[str]) -> None:
     with pytest.raises(ConfigError) as info:
         build()
@@ -165,8 +168,10 @@ def test_explain_shapley_values_add_up_to_the_gap() -> None:
     pytest.importorskip("tensorflow")
     from sinecheck.study.explain import differing_factors, explain
 
-    a, b = get_preset("keras-default").configs[0].replace(epochs=2), get_preset("tf-explicit").configs[0].replace(
-        epochs=2)
+    a, b = (
+        get_preset("keras-default").configs[0].replace(epochs=2),
+        get_preset("tf-explicit").configs[0].replace(epochs=2),
+    )
     assert [f.name for f in differing_factors(a, b)] == ["learning_rate", "kernel_initializer"]
     e = explain(a, b, seeds=range(3), a_name="keras-default", b_name="tf-explicit")
     per_seed_sum = np.sum([x.per_seed for x in e.mse_attribution], axis=0)

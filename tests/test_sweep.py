@@ -48,9 +48,22 @@ def _naive_sweep(epochs: int) -> list[RunResult]:
         model.fit(data.x_train, data.y_train, batch_size=cfg.batch_size, epochs=cfg.epochs, verbose=0)
         after = dict(zip(weight_names(cfg), map(np.array, model.get_weights()), strict=True))
         pred = np.asarray(model(data.x_train), dtype=np.float32)
-        runs.append(RunResult(config=cfg, engine="naive", initial_weights=before, final_weights=after,
-                              pred_train=pred, pred_test=pred, loss_history=np.zeros(1, np.float32),
-                              metrics={}, diverged=False, diverged_epoch=None, timings={}, fingerprint={}))
+        runs.append(
+            RunResult(
+                config=cfg,
+                engine="naive",
+                initial_weights=before,
+                final_weights=after,
+                pred_train=pred,
+                pred_test=pred,
+                loss_history=np.zeros(1, np.float32),
+                metrics={},
+                diverged=False,
+                diverged_epoch=None,
+                timings={},
+                fingerprint={},
+            )
+        )
     return runs
 
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models.py"
 LSTM = f"{EXAMPLES}:lstm_sine"
 
-SUITE = '''
+SUITE = """
 def test_row(sinecheck_matrix, sinecheck_model):
     row = [c for c in sinecheck_matrix.cells if c.row == sinecheck_model.label]
     assert {c.factor.name for c in row} == {"same-process", "fresh-process", "no-seed"}
@@ -27,7 +27,7 @@ def test_row(sinecheck_matrix, sinecheck_model):
 
 def test_baseline(sinecheck_baseline, sinecheck_model):
     sinecheck_baseline.verify(sinecheck_model)
-'''
+"""
 
 
 def _output(result: pytest.RunResult) -> str:
@@ -45,9 +45,15 @@ def test_suite_runs_the_matrix_and_a_baseline_check_on_your_model(pytester: pyte
     shutil.copytree(ROOT / "tests" / "baselines" / "models-lstm_sine", baselines / "models-lstm_sine")
     pytester.makepyfile(test_model_suite=SUITE)
     result = pytester.runpytest_subprocess(
-        f"--sinecheck-model={LSTM}", "--sinecheck-epochs=1", "--sinecheck-factor=same-process",
-        "--sinecheck-factor=fresh-process", "--sinecheck-factor=no-seed", f"--sinecheck-baseline-dir={baselines}",
-        "-s", "-rs")
+        f"--sinecheck-model={LSTM}",
+        "--sinecheck-epochs=1",
+        "--sinecheck-factor=same-process",
+        "--sinecheck-factor=fresh-process",
+        "--sinecheck-factor=no-seed",
+        f"--sinecheck-baseline-dir={baselines}",
+        "-s",
+        "-rs",
+    )
     text = _output(result)
     assert result.ret == pytest.ExitCode.OK, text
     assert "test_row[lstm_sine] PASSED" in text or "1 passed" in text or "2 passed" in text
@@ -65,13 +71,16 @@ def test_without_a_model_the_model_tests_skip_and_say_how(pytester: pytest.Pytes
     result.stdout.fnmatch_lines(["*no model spec given (--sinecheck-model=SPEC)*", "*1 skipped*"])
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--sinecheck-model=nosuchpkg.models:f"], "module 'nosuchpkg' not found"),
-    ([f"--sinecheck-model={EXAMPLES}:nothere"], "'nothere' not found"),
-    (["--sinecheck-model=no_colon"], "MODULE:CALLABLE"),
-    ([f"--sinecheck-model={LSTM}", "--sinecheck-data=a:b", "--sinecheck-data=c:d"], "2 given for 1 model"),
-    (["--sinecheck-data=a:b"], "without a model spec"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--sinecheck-model=nosuchpkg.models:f"], "module 'nosuchpkg' not found"),
+        ([f"--sinecheck-model={EXAMPLES}:nothere"], "'nothere' not found"),
+        (["--sinecheck-model=no_colon"], "MODULE:CALLABLE"),
+        ([f"--sinecheck-model={LSTM}", "--sinecheck-data=a:b", "--sinecheck-data=c:d"], "2 given for 1 model"),
+        (["--sinecheck-data=a:b"], "without a model spec"),
+    ],
+)
 def test_bad_specs_are_usage_errors(pytester: pytest.Pytester, args: list[str], needle: str) -> None:
     pytester.makepyfile("def test_ok():\n    pass\n")
     result = pytester.runpytest_subprocess(*args)
@@ -84,8 +93,10 @@ def test_bad_specs_are_usage_errors(pytester: pytest.Pytester, args: list[str], 
 
 def test_specs_from_the_ini_file(pytester: pytest.Pytester) -> None:
     pytester.makeini(f"[pytest]\nsinecheck_models = {LSTM} {EXAMPLES}:dense_sine\n")
-    pytester.makepyfile("def test_ids(sinecheck_model, sinecheck_models):\n"
-                        "    assert sinecheck_model in sinecheck_models and len(sinecheck_models) == 2\n")
+    pytester.makepyfile(
+        "def test_ids(sinecheck_model, sinecheck_models):\n"
+        "    assert sinecheck_model in sinecheck_models and len(sinecheck_models) == 2\n"
+    )
     result = pytester.runpytest_subprocess("-v")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*test_ids?lstm_sine? PASSED*", "*test_ids?dense_sine? PASSED*"])
@@ -106,8 +117,13 @@ def test_engines_refuse_a_spec_unless_a_fallback_is_asked_for() -> None:
             train(config, engine=engine)
     result = train(config, engine="fused", fallback="keras")
     assert result.engine == "keras" and result.options["fallback_from"] == "fused"
-    assert list(result.final_weights) == ["layer1.lstm/kernel", "layer1.lstm/recurrent_kernel", "layer1.lstm/bias",
-                                          "layer2.dense/kernel", "layer2.dense/bias"]
+    assert list(result.final_weights) == [
+        "layer1.lstm/kernel",
+        "layer1.lstm/recurrent_kernel",
+        "layer1.lstm/bias",
+        "layer2.dense/kernel",
+        "layer2.dense/bias",
+    ]
     again = train(config)
     assert again.digests == result.digests  # same seed, same process: bit for bit, on the user's model too
 
@@ -122,9 +138,11 @@ def test_data_spec_with_held_out_arrays_and_a_compiled_factory(tmp_path: Path) -
     windows = train(TrainConfig(model=f"{EXAMPLES}:lstm_next", data=f"{EXAMPLES}:sine_windows", epochs=1))
     assert windows.pred_test.shape == (1000, 1) and windows.metrics["mse_test"] != windows.metrics["mse_train"]
     user = tmp_path / "compiled.py"
-    user.write_text("import keras\n\ndef model():\n    m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(4),"
-                    " keras.layers.Dense(1)])\n    m.compile(optimizer=keras.optimizers.SGD(0.05), loss='mae')\n"
-                    "    return m\n")
+    user.write_text(
+        "import keras\n\ndef model():\n    m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(4),"
+        " keras.layers.Dense(1)])\n    m.compile(optimizer=keras.optimizers.SGD(0.05), loss='mae')\n"
+        "    return m\n"
+    )
     result = train(TrainConfig(model=f"{user}:model", epochs=1, n_points=64))
     assert result.options == {"compiled_by_factory": True}
     assert not result.diverged
@@ -152,18 +170,21 @@ def test_cli_run_and_bench_on_your_model(capsys: pytest.CaptureFixture[str], tmp
     assert len(lines) == 4 and sum("refused: engine" in line for line in lines) == 3  # fit timed, 3 refused
 
 
-@pytest.mark.parametrize(("argv", "needle"), [
-    (["run", "keras-default", "--model", LSTM], "given with --model"),
-    (["run"], "PRESET: missing"),
-    (["run", "--model", LSTM, "--initializer", "he_normal"], "--initializer: not with --model"),
-    (["run", "--model", f"{EXAMPLES}:nothere"], "'nothere' not found"),
-    (["matrix", "--model", "nosuchpkg.m:f"], "module 'nosuchpkg' not found"),
-    (["baseline", "check", "--model", "x"], "MODULE:CALLABLE"),
-    (["diverge"], "A: missing"),
-    (["diverge", "keras-default", "--env-b", "FOO=1"], "--env-b: invalid value 'FOO=1'"),
-    (["diverge", "keras-default", "--factor", "xla", "--env-b", "TF_ENABLE_ONEDNN_OPTS=0"], "the factor alone"),
-    (["diverge", "keras-default", "--python-b", "/no/such/python"], "--python-b: invalid value"),
-])
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "keras-default", "--model", LSTM], "given with --model"),
+        (["run"], "PRESET: missing"),
+        (["run", "--model", LSTM, "--initializer", "he_normal"], "--initializer: not with --model"),
+        (["run", "--model", f"{EXAMPLES}:nothere"], "'nothere' not found"),
+        (["matrix", "--model", "nosuchpkg.m:f"], "module 'nosuchpkg' not found"),
+        (["baseline", "check", "--model", "x"], "MODULE:CALLABLE"),
+        (["diverge"], "A: missing"),
+        (["diverge", "keras-default", "--env-b", "FOO=1"], "--env-b: invalid value 'FOO=1'"),
+        (["diverge", "keras-default", "--factor", "xla", "--env-b", "TF_ENABLE_ONEDNN_OPTS=0"], "the factor alone"),
+        (["diverge", "keras-default", "--python-b", "/no/such/python"], "--python-b: invalid value"),
+    ],
+)
 def test_cli_bad_model_arguments(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     from sinecheck.cli import main
 
@@ -200,8 +221,17 @@ def test_cli_diverge_two_configs_and_a_model(capsys: pytest.CaptureFixture[str],
     a = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16)
     (tmp_path / "a.json").write_text(a.to_json())
     (tmp_path / "b.json").write_text(a.replace(optimizer=OptimizerSpec("adam", 0.002)).to_json())
-    status = main(["diverge", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--epochs", "1",
-                   "--json", str(tmp_path / "d.json")])
+    status = main(
+        [
+            "diverge",
+            str(tmp_path / "a.json"),
+            str(tmp_path / "b.json"),
+            "--epochs",
+            "1",
+            "--json",
+            str(tmp_path / "d.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert "the configs differ in: optimizer" in out
@@ -217,8 +247,23 @@ def test_cli_matrix_on_your_model_only(capsys: pytest.CaptureFixture[str], tmp_p
     pytest.importorskip("tensorflow")
     from sinecheck.cli import main
 
-    status = main(["matrix", "--model", LSTM, "--factor", "same-process", "--factor", "shuffle-off", "--epochs", "1",
-                   "--locate", "all", "--json", str(tmp_path / "m.json")])
+    status = main(
+        [
+            "matrix",
+            "--model",
+            LSTM,
+            "--factor",
+            "same-process",
+            "--factor",
+            "shuffle-off",
+            "--epochs",
+            "1",
+            "--locate",
+            "all",
+            "--json",
+            str(tmp_path / "m.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert "lstm_sine" in out and "small" not in out.split("finding")[0]

@@ -52,8 +52,10 @@ GRADES: tuple[str, ...] = ("identical", "ulp", "close", "divergent", "material",
 
 
 def regenerate_hint(directory: str | os.PathLike[str]) -> str:
-    return (f"regenerate it with `sinecheck baseline record --dir {directory} --force` "
-            f"(or `pytest --sinecheck-baseline=update --sinecheck-baseline-dir={directory}`)")
+    return (
+        f"regenerate it with `sinecheck baseline record --dir {directory} --force` "
+        f"(or `pytest --sinecheck-baseline=update --sinecheck-baseline-dir={directory}`)"
+    )
 
 
 # -- environment keys ----------------------------------------------------------------------------------------
@@ -80,15 +82,23 @@ class EnvKey:
     def from_fingerprint(cls, fp: Mapping[str, Any]) -> EnvKey:
         impl = fp.get("keras_impl", "keras")
         version = fp.get("tf_keras") if impl == "tf_keras" else fp.get("keras")
-        return cls(str(fp.get("tensorflow")), f"{impl}-{version}", str(fp.get("keras_backend")),
-                   bool(fp.get("onednn")), str(fp.get("isa")), str(fp.get("platform")))
+        return cls(
+            str(fp.get("tensorflow")),
+            f"{impl}-{version}",
+            str(fp.get("keras_backend")),
+            bool(fp.get("onednn")),
+            str(fp.get("isa")),
+            str(fp.get("platform")),
+        )
 
     @property
     def slug(self) -> str:
         """The file name stem, e.g. ``tf2.21.0-keras3.15.1-tensorflow-onednn-avx512-linux-x86_64``."""
         keras = self.keras.replace("keras-", "keras").replace("tf_keras", "tfkeras")
-        raw = (f"tf{self.tensorflow}-{keras}-{self.backend}-{'onednn' if self.onednn else 'noonednn'}-"
-               f"{self.isa}-{self.platform}").lower()
+        raw = (
+            f"tf{self.tensorflow}-{keras}-{self.backend}-{'onednn' if self.onednn else 'noonednn'}-"
+            f"{self.isa}-{self.platform}"
+        ).lower()
         return re.sub(r"[^a-z0-9._-]+", "_", raw)
 
     @property
@@ -97,12 +107,18 @@ class EnvKey:
         return _version(self.tensorflow), _version(self.keras.split("-", 1)[-1])
 
     def same_machine_class(self, other: EnvKey) -> bool:
-        return (self.backend, self.onednn, self.isa, self.platform) == (other.backend, other.onednn, other.isa,
-                                                                         other.platform)
+        return (self.backend, self.onednn, self.isa, self.platform) == (
+            other.backend,
+            other.onednn,
+            other.isa,
+            other.platform,
+        )
 
     def describe(self) -> str:
-        return (f"TensorFlow {self.tensorflow}, {self.keras.replace('-', ' ')}, {self.backend} backend, oneDNN "
-                f"{'on' if self.onednn else 'off'}, {self.isa}, {self.platform}")
+        return (
+            f"TensorFlow {self.tensorflow}, {self.keras.replace('-', ' ')}, {self.backend} backend, oneDNN "
+            f"{'on' if self.onednn else 'off'}, {self.isa}, {self.platform}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -115,9 +131,14 @@ def _version(text: str) -> tuple[int, ...]:
 # -- the baseline set ----------------------------------------------------------------------------------------
 
 
-def baseline_configs(*, seeds: Sequence[int] = SEEDS, short_epochs: int = SHORT_EPOCHS,
-                     full: bool = True, model: ModelSpec | None = None,
-                     model_epochs: int = MODEL_FULL_EPOCHS) -> list[tuple[str, TrainConfig]]:
+def baseline_configs(
+    *,
+    seeds: Sequence[int] = SEEDS,
+    short_epochs: int = SHORT_EPOCHS,
+    full: bool = True,
+    model: ModelSpec | None = None,
+    model_epochs: int = MODEL_FULL_EPOCHS,
+) -> list[tuple[str, TrainConfig]]:
     """(name, config) of every baseline entry: each preset config × seeds × (short run, the preset's epochs);
     for a user's `model`, its default config × seeds × (short run, `model_epochs`)."""
     out = []
@@ -172,12 +193,23 @@ class Baseline:
     path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": BASELINE_SCHEMA, "kind": "sinecheck-baseline", "key": self.key.to_dict(),
-                "fingerprint": self.fingerprint, "created": self.created,
-                "entries": {name: {"config": e.config.to_dict(), "config_id": e.config.config_id,
-                                   "digests": e.digests, "metrics": {k: json_float(v) for k, v in e.metrics.items()},
-                                   "diverged": e.diverged}
-                            for name, e in self.entries.items()}}
+        return {
+            "schema": BASELINE_SCHEMA,
+            "kind": "sinecheck-baseline",
+            "key": self.key.to_dict(),
+            "fingerprint": self.fingerprint,
+            "created": self.created,
+            "entries": {
+                name: {
+                    "config": e.config.to_dict(),
+                    "config_id": e.config.config_id,
+                    "digests": e.digests,
+                    "metrics": {k: json_float(v) for k, v in e.metrics.items()},
+                    "diverged": e.diverged,
+                }
+                for name, e in self.entries.items()
+            },
+        }
 
 
 def subject_dir(directory: str | os.PathLike[str], model: ModelSpec | None = None) -> Path:
@@ -194,8 +226,11 @@ def baseline_paths(directory: str | os.PathLike[str], key: EnvKey) -> tuple[Path
 def write_baseline(baseline: Baseline, directory: str | os.PathLike[str]) -> Path:
     """Write the ``.npz`` then the JSON (each atomically: temp file + os.replace); return the JSON path."""
     json_path, npz_path = baseline_paths(directory, baseline.key)
-    arrays = {f"{name}::{tensor}": np.asarray(value) for name, e in baseline.entries.items()
-              for tensor, value in e.arrays.items()}
+    arrays = {
+        f"{name}::{tensor}": np.asarray(value)
+        for name, e in baseline.entries.items()
+        for tensor, value in e.arrays.items()
+    }
     atomic_write(npz_path, lambda fh: np.savez_compressed(fh, **arrays))
     return atomic_write(json_path, json.dumps(baseline.to_json(), indent=1) + "\n")
 
@@ -208,20 +243,29 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BaselineError(f"{path}: no such baseline file; record one with `sinecheck baseline record "
-                            f"--dir {path.parent}`") from None
+        raise BaselineError(
+            f"{path}: no such baseline file; record one with `sinecheck baseline record --dir {path.parent}`"
+        ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BaselineError(f"{path}: not a readable baseline ({type(exc).__name__}: {exc}); {hint}") from None
     if not isinstance(data, dict) or data.get("kind") != "sinecheck-baseline":
         raise BaselineError(f"{path}: not a sinecheck baseline (no 'kind': 'sinecheck-baseline'); {hint}")
     if data.get("schema") != BASELINE_SCHEMA:
-        raise BaselineError(f"{path}: baseline schema {data.get('schema')!r} is not supported; allowed: "
-                            f"{BASELINE_SCHEMA} (this sinecheck); {hint}")
+        raise BaselineError(
+            f"{path}: baseline schema {data.get('schema')!r} is not supported; allowed: "
+            f"{BASELINE_SCHEMA} (this sinecheck); {hint}"
+        )
     try:
         key = EnvKey(**data["key"])
-        entries = {name: Entry(TrainConfig.from_dict(e["config"]), dict(e["digests"]),
-                               {k: (float(v) if isinstance(v, str) else v) for k, v in e["metrics"].items()},
-                               bool(e["diverged"])) for name, e in data["entries"].items()}
+        entries = {
+            name: Entry(
+                TrainConfig.from_dict(e["config"]),
+                dict(e["digests"]),
+                {k: (float(v) if isinstance(v, str) else v) for k, v in e["metrics"].items()},
+                bool(e["diverged"]),
+            )
+            for name, e in data["entries"].items()
+        }
     except (KeyError, TypeError, ValueError) as exc:
         raise BaselineError(f"{path}: malformed baseline ({type(exc).__name__}: {exc}); {hint}") from None
     if with_arrays:
@@ -233,8 +277,9 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
                     if name in entries:
                         entries[name].arrays[tensor] = npz[composite]
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise BaselineError(f"{npz_path}: missing or unreadable arrays of {path.name} "
-                                f"({type(exc).__name__}: {exc}); {hint}") from None
+            raise BaselineError(
+                f"{npz_path}: missing or unreadable arrays of {path.name} ({type(exc).__name__}: {exc}); {hint}"
+            ) from None
     return Baseline(key, entries, data.get("fingerprint", {}), data.get("created", ""), path)
 
 
@@ -250,8 +295,12 @@ def find_baselines(directory: str | os.PathLike[str]) -> list[Baseline]:
 # -- recording -----------------------------------------------------------------------------------------------
 
 
-def run_baseline_set(configs: Sequence[tuple[str, TrainConfig]], *, engine: str = "keras",
-                     progress: Callable[[int, int, str], None] | None = None) -> dict[str, RunResult]:
+def run_baseline_set(
+    configs: Sequence[tuple[str, TrainConfig]],
+    *,
+    engine: str = "keras",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, RunResult]:
     """Train every baseline config (Keras ``fit`` by default: the thing users upgrade)."""
     from sinecheck.engines.registry import train
 
@@ -266,12 +315,17 @@ def run_baseline_set(configs: Sequence[tuple[str, TrainConfig]], *, engine: str 
 def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -> Baseline:
     from sinecheck.core.environment import fingerprint
 
-    return Baseline(key or EnvKey.current(), {n: Entry.from_result(r) for n, r in results.items()},
-                    fingerprint(probe_tensorflow=True), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return Baseline(
+        key or EnvKey.current(),
+        {n: Entry.from_result(r) for n, r in results.items()},
+        fingerprint(probe_tensorflow=True),
+        time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
 
 
-def record(baseline: Baseline, directory: str | os.PathLike[str], *,
-           update: bool = False) -> tuple[Path, Baseline | None]:
+def record(
+    baseline: Baseline, directory: str | os.PathLike[str], *, update: bool = False
+) -> tuple[Path, Baseline | None]:
     """Store `baseline` under its key.  Without `update` an existing baseline of that key is never touched
     (BaselineError); with it, the old one is replaced and returned, so the caller can say what it replaced.
     Safe for concurrent callers (a file lock per key)."""
@@ -283,9 +337,11 @@ def record(baseline: Baseline, directory: str | os.PathLike[str], *,
         replaced = None
         if json_path.exists():
             if not update:
-                raise BaselineError(f"{json_path}: a baseline for this environment exists already; `record` never "
-                                    "overwrites one — use `sinecheck baseline record --force` or "
-                                    "`pytest --sinecheck-baseline=update` to replace it")
+                raise BaselineError(
+                    f"{json_path}: a baseline for this environment exists already; `record` never "
+                    "overwrites one — use `sinecheck baseline record --force` or "
+                    "`pytest --sinecheck-baseline=update` to replace it"
+                )
             try:
                 replaced = load_baseline(json_path, with_arrays=False)
             except BaselineError:
@@ -309,9 +365,15 @@ class Drift:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "grade": self.grade, "max_abs_w": json_float(self.max_abs_w),
-                "max_ulp_w": self.max_ulp_w, "delta_mse": json_float(self.delta_mse),
-                "noise_band": json_float(self.noise_band), "detail": self.detail}
+        return {
+            "name": self.name,
+            "grade": self.grade,
+            "max_abs_w": json_float(self.max_abs_w),
+            "max_ulp_w": self.max_ulp_w,
+            "delta_mse": json_float(self.delta_mse),
+            "noise_band": json_float(self.noise_band),
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -328,16 +390,27 @@ class CheckResult:
 
     def failed(self, strict: str) -> list[Drift]:
         """The drifts this strictness level does not accept (the same environment must be bitwise equal)."""
-        limit = "identical" if self.relation == "same environment" else {
-            "bitwise": "identical", "ulp": "ulp", "material": "divergent"}[strict]
+        limit = (
+            "identical"
+            if self.relation == "same environment"
+            else {"bitwise": "identical", "ulp": "ulp", "material": "divergent"}[strict]
+        )
         return [d for d in self.drifts if GRADES.index(d.grade) > GRADES.index(limit)]
 
     def table(self) -> str:
         """The drift table: config, verdict, max |Δw|, max ULP, ΔMSE against its noise band."""
         rows = [("config", "verdict", "max |Δw|", "max ULP (w)", "ΔMSE held-out", "noise band")]
         for d in self.drifts:
-            rows.append((d.name, d.grade, _num(d.max_abs_w), "—" if d.max_ulp_w is None else str(d.max_ulp_w),
-                         _num(d.delta_mse, signed=True), _num(d.noise_band)))
+            rows.append(
+                (
+                    d.name,
+                    d.grade,
+                    _num(d.max_abs_w),
+                    "—" if d.max_ulp_w is None else str(d.max_ulp_w),
+                    _num(d.delta_mse, signed=True),
+                    _num(d.noise_band),
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
@@ -349,13 +422,20 @@ class CheckResult:
         parts = ", ".join(f"{n} {g}" for g, n in counts.items() if n)
         note = ""
         if self.relation == "other machine class":
-            note = (" — a baseline from another CPU/ISA class or oneDNN setting may legitimately differ "
-                    "(oneDNN picks kernels by instruction set); not a regression")
+            note = (
+                " — a baseline from another CPU/ISA class or oneDNN setting may legitimately differ "
+                "(oneDNN picks kernels by instruction set); not a regression"
+            )
         return f"vs {self.against.key.describe()} ({self.relation}): {parts}{note}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"against": self.against.key.to_dict(), "file": str(self.against.path), "relation": self.relation,
-                "worst": self.worst, "drifts": [d.to_dict() for d in self.drifts]}
+        return {
+            "against": self.against.key.to_dict(),
+            "file": str(self.against.path),
+            "relation": self.relation,
+            "worst": self.worst,
+            "drifts": [d.to_dict() for d in self.drifts],
+        }
 
 
 def _num(value: float | None, *, signed: bool = False) -> str:
@@ -371,8 +451,10 @@ def noise_bands(baseline: Baseline) -> dict[str, float]:
         value = e.metrics.get("mse_test")
         if value is not None and math.isfinite(value):
             groups.setdefault(group_of(name), []).append(value)
-    return {g: max(NOISE_SIGMAS * float(np.std(v, ddof=1)) if len(v) > 1 else NOISE_FLOOR, NOISE_FLOOR)
-            for g, v in groups.items()}
+    return {
+        g: max(NOISE_SIGMAS * float(np.std(v, ddof=1)) if len(v) > 1 else NOISE_FLOOR, NOISE_FLOOR)
+        for g, v in groups.items()
+    }
 
 
 def grade(name: str, current: Entry, stored: Entry | None, band: float | None, tolerance: Tolerance) -> Drift:
@@ -394,19 +476,32 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     delta = None if mse_a is None or mse_b is None else mse_b - mse_a
     level = {Verdict.IDENTICAL: "identical", Verdict.ULP: "ulp", Verdict.CLOSE: "close"}.get(cmp.verdict, "divergent")
     if stored.diverged != current.diverged:
-        return Drift(name, "material", max_w, max_ulp, delta, band,
-                     f"diverged {stored.diverged} → {current.diverged}")
+        return Drift(name, "material", max_w, max_ulp, delta, band, f"diverged {stored.diverged} → {current.diverged}")
     beyond_noise = delta is not None and band is not None and (not math.isfinite(delta) or abs(delta) > band)
     if level == "divergent" and beyond_noise:
         level = "material"
     changed = [k for k in set(stored.digests) | set(current.digests) if stored.digests.get(k) != current.digests.get(k)]
     changed += [f"metric {k}" for k in stored.metrics if not _same_number(stored.metrics[k], current.metrics.get(k))]
     if level == "identical" and changed:  # the arrays agree but the recorded numbers do not: an edited file
-        return Drift(name, "material" if beyond_noise else "divergent", max_w, max_ulp, delta, band,
-                     f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match")
+        return Drift(
+            name,
+            "material" if beyond_noise else "divergent",
+            max_w,
+            max_ulp,
+            delta,
+            band,
+            f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match",
+        )
     worst = cmp.worst
-    return Drift(name, level, max_w, max_ulp, delta, band, "" if level == "identical" else
-                 f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ")
+    return Drift(
+        name,
+        level,
+        max_w,
+        max_ulp,
+        delta,
+        band,
+        "" if level == "identical" else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ",
+    )
 
 
 def _portable(config: TrainConfig) -> dict[str, Any]:
@@ -426,12 +521,15 @@ def _same_number(a: float | None, b: float | None) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
-def check_against(current: Mapping[str, Entry], baseline: Baseline, relation: str, *,
-                  tolerance: Tolerance | None = None) -> CheckResult:
+def check_against(
+    current: Mapping[str, Entry], baseline: Baseline, relation: str, *, tolerance: Tolerance | None = None
+) -> CheckResult:
     bands = noise_bands(baseline)
     tol = tolerance or Tolerance()
-    drifts = [grade(name, entry, baseline.entries.get(name), bands.get(group_of(name)), tol)
-              for name, entry in current.items()]
+    drifts = [
+        grade(name, entry, baseline.entries.get(name), bands.get(group_of(name)), tol)
+        for name, entry in current.items()
+    ]
     return CheckResult(baseline, relation, drifts)
 
 
@@ -453,11 +551,14 @@ def select_references(key: EnvKey, directory: str | os.PathLike[str]) -> list[tu
     return out
 
 
-def check(current: Mapping[str, Entry], key: EnvKey, directory: str | os.PathLike[str], *,
-          tolerance: Tolerance | None = None) -> list[CheckResult]:
+def check(
+    current: Mapping[str, Entry], key: EnvKey, directory: str | os.PathLike[str], *, tolerance: Tolerance | None = None
+) -> list[CheckResult]:
     """Check this environment's entries against every reference baseline `select_references` finds."""
-    return [check_against(current, load_baseline(path), relation, tolerance=tolerance)
-            for path, relation in select_references(key, directory)]
+    return [
+        check_against(current, load_baseline(path), relation, tolerance=tolerance)
+        for path, relation in select_references(key, directory)
+    ]
 
 
 def diff(old: Baseline, new: Baseline, *, tolerance: Tolerance | None = None) -> CheckResult:

@@ -113,8 +113,14 @@ class EngineTiming:
         return min(self.epoch_ms) if self.epoch_ms else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"engine": self.engine, "epoch_ms": self.epoch_ms, "median_ms": self.median_ms, "min_ms": self.min_ms,
-                "first_call_s": self.first_call_s, "error": self.error}
+        return {
+            "engine": self.engine,
+            "epoch_ms": self.epoch_ms,
+            "median_ms": self.median_ms,
+            "min_ms": self.min_ms,
+            "first_call_s": self.first_call_s,
+            "error": self.error,
+        }
 
 
 def time_runner(runner: EpochRunner, *, rounds: int) -> list[float]:
@@ -166,14 +172,23 @@ class BenchRow:
         return by["keras"] / by[engine]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "config": self.config.to_dict(), "config_id": self.config.config_id,
-                "timings": [t.to_dict() for t in self.timings],
-                "ratio_vs_keras": {t.engine: self.ratio(t.engine) for t in self.timings}}
+        return {
+            "label": self.label,
+            "config": self.config.to_dict(),
+            "config_id": self.config.config_id,
+            "timings": [t.to_dict() for t in self.timings],
+            "ratio_vs_keras": {t.engine: self.ratio(t.engine) for t in self.timings},
+        }
 
 
-def run_bench(cases: Sequence[tuple[str, TrainConfig]], *, engines: Sequence[str] = BENCH_ENGINES,
-              epochs_per_call: int = 5, rounds: int = 5,
-              progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+def run_bench(
+    cases: Sequence[tuple[str, TrainConfig]],
+    *,
+    engines: Sequence[str] = BENCH_ENGINES,
+    epochs_per_call: int = 5,
+    rounds: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
     """Time every engine on every (label, config), engine after engine in this process (never in parallel)."""
     rows = []
     for label, config in cases:
@@ -186,8 +201,9 @@ def run_bench(cases: Sequence[tuple[str, TrainConfig]], *, engines: Sequence[str
     return rows
 
 
-def time_backend_fit(backend: str, config: TrainConfig, *, epochs_per_call: int, rounds: int,
-                     timeout: float = 900.0) -> EngineTiming:
+def time_backend_fit(
+    backend: str, config: TrainConfig, *, epochs_per_call: int, rounds: int, timeout: float = 900.0
+) -> EngineTiming:
     """Keras ``fit`` per epoch on a Keras 3 backend (tensorflow, jax, torch), timed inside a fresh worker
     process with ``KERAS_BACKEND`` set — the backend is process-wide.  A backend that is not installed or
     fails is reported in `EngineTiming.error`."""
@@ -198,8 +214,11 @@ def time_backend_fit(backend: str, config: TrainConfig, *, epochs_per_call: int,
     timing = EngineTiming(f"keras/{backend}")
     worker = Worker(Environment(name=backend, env={"KERAS_BACKEND": backend}))
     try:
-        reply = worker.call("bench_fit", {"config": config.to_dict(), "epochs_per_call": epochs_per_call,
-                                          "rounds": rounds}, timeout=timeout)
+        reply = worker.call(
+            "bench_fit",
+            {"config": config.to_dict(), "epochs_per_call": epochs_per_call, "rounds": rounds},
+            timeout=timeout,
+        )
     except (WorkerDied, RuntimeError) as exc:
         timing.error = _last_error_line(f"{exc}\n{worker.stderr_tail()}")
         return timing
@@ -225,18 +244,22 @@ def render_bench(rows: Sequence[BenchRow], *, backends: Sequence[EngineTiming] =
                 lines.append(f"{row.label:<24} {t.engine:<16} {'refused: ' + t.error.split('; allowed')[0]}")
                 continue
             ratio = row.ratio(t.engine)
-            lines.append(f"{row.label:<24} {t.engine:<16} {t.median_ms:>9.3f} {t.min_ms:>9.3f} "
-                         f"{t.first_call_s:>10.2f}s {ratio:>7.1f}×")
+            lines.append(
+                f"{row.label:<24} {t.engine:<16} {t.median_ms:>9.3f} {t.min_ms:>9.3f} "
+                f"{t.first_call_s:>10.2f}s {ratio:>7.1f}×"
+            )
     if backends:
         base = backends[0].median_ms
         lines.append("")
-        lines.append(f"{'Keras fit per backend':<24} {'backend':<16} {'ms/epoch':>9} {'min':>9} {'first call':>11} "
-                     f"{'× tf':>8}")
+        lines.append(
+            f"{'Keras fit per backend':<24} {'backend':<16} {'ms/epoch':>9} {'min':>9} {'first call':>11} {'× tf':>8}"
+        )
         for t in backends:
             if t.error or t.median_ms is None:
                 lines.append(f"{'':<24} {t.engine:<16} unavailable: {t.error}")
                 continue
             ratio = f"{base / t.median_ms:>7.1f}×" if base else ""
-            lines.append(f"{'':<24} {t.engine:<16} {t.median_ms:>9.3f} {t.min_ms:>9.3f} {t.first_call_s:>10.2f}s "
-                         f"{ratio}")
+            lines.append(
+                f"{'':<24} {t.engine:<16} {t.median_ms:>9.3f} {t.min_ms:>9.3f} {t.first_call_s:>10.2f}s {ratio}"
+            )
     return "\n".join(lines)

@@ -58,11 +58,23 @@ class Trace:
     gradient_layout: list[tuple[str, int]] = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
-        arrays = {"orders": self.orders, "steps": self.steps, "losses": self.losses, "weights": self.weights,
-                  "slots": self.slots, "outputs": self.outputs, "batch_losses": self.batch_losses,
-                  "gradients": self.gradients, **{f"initial::{k}": v for k, v in self.initial.items()}}
-        meta = {"config": self.config.to_json(), "weight_layout": self.weight_layout,
-                "slot_layout": self.slot_layout, "gradient_layout": self.gradient_layout}
+        arrays = {
+            "orders": self.orders,
+            "steps": self.steps,
+            "losses": self.losses,
+            "weights": self.weights,
+            "slots": self.slots,
+            "outputs": self.outputs,
+            "batch_losses": self.batch_losses,
+            "gradients": self.gradients,
+            **{f"initial::{k}": v for k, v in self.initial.items()},
+        }
+        meta = {
+            "config": self.config.to_json(),
+            "weight_layout": self.weight_layout,
+            "slot_layout": self.slot_layout,
+            "gradient_layout": self.gradient_layout,
+        }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
 
@@ -71,10 +83,21 @@ class Trace:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(npz["meta"].tobytes().decode())
             initial = {k.split("::", 1)[1]: npz[k] for k in npz.files if k.startswith("initial::")}
-            return cls(TrainConfig.from_json(meta["config"]), initial, npz["orders"], npz["steps"], npz["losses"],
-                       npz["weights"], npz["slots"], [tuple(x) for x in meta["weight_layout"]],
-                       [tuple(x) for x in meta["slot_layout"]], npz["outputs"], npz["batch_losses"],
-                       npz["gradients"], [tuple(x) for x in meta["gradient_layout"]])
+            return cls(
+                TrainConfig.from_json(meta["config"]),
+                initial,
+                npz["orders"],
+                npz["steps"],
+                npz["losses"],
+                npz["weights"],
+                npz["slots"],
+                [tuple(x) for x in meta["weight_layout"]],
+                [tuple(x) for x in meta["slot_layout"]],
+                npz["outputs"],
+                npz["batch_losses"],
+                npz["gradients"],
+                [tuple(x) for x in meta["gradient_layout"]],
+            )
 
 
 def _optimizer_slots(optimizer: Any) -> list[tuple[str, Any]]:
@@ -88,8 +111,9 @@ def _optimizer_slots(optimizer: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
-              unseeded_noise: float = 0.0) -> Trace:
+def trace_fit(
+    config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0
+) -> Trace:
     """Train `config` with Keras ``fit`` (the keras engine's seeded start, with the same `initial_weights` and
     `unseeded_noise` options) and record every step."""
     from sinecheck.core.data import sample_count
@@ -99,13 +123,23 @@ def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] 
 
     keras = keras_module()
     probed = min(ORDER_EPOCHS, config.epochs)
-    orders = (np.stack(epoch_orders(config, epochs=probed)) if config.shuffle
-              else np.tile(np.arange(sample_count(config)), (probed, 1)))
+    orders = (
+        np.stack(epoch_orders(config, epochs=probed))
+        if config.shuffle
+        else np.tile(np.arange(sample_count(config)), (probed, 1))
+    )
     start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
     model = start.model
     names = list(start.initial)
-    rows: dict[str, list[Any]] = {"steps": [], "losses": [], "weights": [], "slots": [], "outputs": [],
-                                  "batch_losses": [], "gradients": []}
+    rows: dict[str, list[Any]] = {
+        "steps": [],
+        "losses": [],
+        "weights": [],
+        "slots": [],
+        "outputs": [],
+        "batch_losses": [],
+        "gradients": [],
+    }
     layout: dict[str, list[tuple[str, int]]] = {"slots": []}
     replay = _StepReplay(model, start, orders, config)
 
@@ -125,20 +159,39 @@ def trace_fit(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] 
             rows["steps"].append((self.epoch, batch))
             rows["losses"].append(float((logs or {}).get("loss", np.nan)))
             trained = self.model  # (Keras's property: on JAX it syncs the state into the model first)
-            rows["weights"].append(np.concatenate([np.asarray(w, np.float32).ravel()
-                                                   for w in trained.get_weights()]))
+            rows["weights"].append(np.concatenate([np.asarray(w, np.float32).ravel() for w in trained.get_weights()]))
             slots = _optimizer_slots(trained.optimizer)
             layout["slots"] = [(str(name), int(np.prod(v.shape))) for name, v in slots]
-            rows["slots"].append(np.concatenate([np.asarray(to_numpy(v), np.float32).ravel() for _, v in slots])
-                                 if slots else np.zeros(0, np.float32))
+            rows["slots"].append(
+                np.concatenate([np.asarray(to_numpy(v), np.float32).ravel() for _, v in slots])
+                if slots
+                else np.zeros(0, np.float32)
+            )
 
-    model.fit(start.data.x_train, start.data.y_train, batch_size=config.batch_size, epochs=config.epochs,
-              shuffle=config.shuffle, verbose=0, callbacks=[Recorder(), keras.callbacks.TerminateOnNaN()])
-    return Trace(config, start.initial, np.asarray(orders, np.int64), np.array(rows["steps"], np.int64),
-                 np.array(rows["losses"], np.float64), np.stack(rows["weights"]), np.stack(rows["slots"]),
-                 [(n, int(start.initial[n].size)) for n in names], layout["slots"],
-                 np.stack(rows["outputs"]), np.array(rows["batch_losses"], np.float64), np.stack(rows["gradients"]),
-                 replay.layout)
+    model.fit(
+        start.data.x_train,
+        start.data.y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=config.shuffle,
+        verbose=0,
+        callbacks=[Recorder(), keras.callbacks.TerminateOnNaN()],
+    )
+    return Trace(
+        config,
+        start.initial,
+        np.asarray(orders, np.int64),
+        np.array(rows["steps"], np.int64),
+        np.array(rows["losses"], np.float64),
+        np.stack(rows["weights"]),
+        np.stack(rows["slots"]),
+        [(n, int(start.initial[n].size)) for n in names],
+        layout["slots"],
+        np.stack(rows["outputs"]),
+        np.array(rows["batch_losses"], np.float64),
+        np.stack(rows["gradients"]),
+        replay.layout,
+    )
 
 
 class _StepReplay:
@@ -166,7 +219,7 @@ class _StepReplay:
             return blank
         import tensorflow as tf
 
-        index = self.orders[epoch][batch * self.bs:(batch + 1) * self.bs]
+        index = self.orders[epoch][batch * self.bs : (batch + 1) * self.bs]
         xb, yb = tf.constant(self.x[index]), tf.constant(self.y[index])
         try:
             with tf.GradientTape() as tape:
@@ -177,9 +230,11 @@ class _StepReplay:
             return blank
         output = np.full(self.bs, np.nan, np.float32)
         flat = np.asarray(out, np.float32).reshape(len(index), -1)[:, 0]
-        output[:len(flat)] = flat
-        parts = [np.zeros(size, np.float32) if g is None else np.asarray(g, np.float32).ravel()
-                 for g, (_, size) in zip(grads, self.layout, strict=True)]
+        output[: len(flat)] = flat
+        parts = [
+            np.zeros(size, np.float32) if g is None else np.asarray(g, np.float32).ravel()
+            for g, (_, size) in zip(grads, self.layout, strict=True)
+        ]
         return output, float(loss), np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
@@ -201,24 +256,39 @@ class Divergence:
         if self.stage == "different models":
             return f"the two runs train different models, not comparable step by step ({self.tensor})"
         if self.stage == "identical":
-            return (f"identical: every step's loss, weights and optimizer slots agree bit for bit "
-                    f"({len(self.growth)} steps)")
-        where = "before the first step" if self.step is None else (
-            f"at epoch {self.epoch + 1}, batch {self.batch + 1} (step {self.step + 1})")
+            return (
+                f"identical: every step's loss, weights and optimizer slots agree bit for bit "
+                f"({len(self.growth)} steps)"
+            )
+        where = (
+            "before the first step"
+            if self.step is None
+            else (f"at epoch {self.epoch + 1}, batch {self.batch + 1} (step {self.step + 1})")
+        )
         where_in = self.tensor if self.tensor == "logged loss" else f"{self.tensor}[{self.index}]"
-        values = ("" if self.value_a is None else
-                  f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} "
-                  f"(|Δ| {abs(self.value_a - self.value_b):.3g})")
+        values = (
+            ""
+            if self.value_a is None
+            else f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} (|Δ| {abs(self.value_a - self.value_b):.3g})"
+        )
         grown = f"; max |Δw| grows to {np.nanmax(self.growth):.3g} by the last step" if len(self.growth) else ""
         return f"first divergence {where}, stage: {self.stage}{values}{grown}"
 
     def to_dict(self) -> dict[str, Any]:
         from sinecheck.core.compare import json_float
 
-        return {"step": self.step, "epoch": self.epoch, "batch": self.batch, "stage": self.stage,
-                "tensor": self.tensor, "index": self.index, "value_a": json_float(self.value_a),
-                "value_b": json_float(self.value_b), "growth": [json_float(float(g)) for g in self.growth],
-                "summary": self.describe()}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "stage": self.stage,
+            "tensor": self.tensor,
+            "index": self.index,
+            "value_a": json_float(self.value_a),
+            "value_b": json_float(self.value_b),
+            "growth": [json_float(float(g)) for g in self.growth],
+            "summary": self.describe(),
+        }
 
 
 def _locate(layout: list[tuple[str, int]], flat_index: int) -> tuple[str, int]:
@@ -254,17 +324,16 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
     if [size for _, size in a.weight_layout] != [size for _, size in b.weight_layout]:
         shapes = ", ".join(f"{n} {s}" for n, s in a.weight_layout[:3])
         other = ", ".join(f"{n} {s}" for n, s in b.weight_layout[:3])
-        return Divergence(None, None, None, "different models", f"A: {shapes} … vs B: {other} …", None, None, None,
-                          np.zeros(0))
+        return Divergence(
+            None, None, None, "different models", f"A: {shapes} … vs B: {other} …", None, None, None, np.zeros(0)
+        )
     steps = min(len(a.steps), len(b.steps))
-    growth = (np.max(np.abs(a.weights[:steps].astype(np.float64) - b.weights[:steps]), axis=1) if steps
-              else np.zeros(0))
+    growth = np.max(np.abs(a.weights[:steps].astype(np.float64) - b.weights[:steps]), axis=1) if steps else np.zeros(0)
     for name in a.initial:
         if name in b.initial and not np.array_equal(a.initial[name], b.initial[name]):
             flat_a, flat_b = a.initial[name].ravel(), b.initial[name].ravel()
             i = int(np.argmax(np.abs(flat_a.astype(np.float64) - flat_b)))
-            return Divergence(None, None, None, "initial weights", name, i, float(flat_a[i]), float(flat_b[i]),
-                              growth)
+            return Divergence(None, None, None, "initial weights", name, i, float(flat_a[i]), float(flat_b[i]), growth)
     bs_a, bs_b = a.config.batch_size, b.config.batch_size
     slots_comparable = [size for _, size in a.slot_layout] == [size for _, size in b.slot_layout]
     for k in range(steps):
@@ -275,34 +344,51 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
         if same_loss and same_slots and same_weights:
             continue
         if epoch < min(len(a.orders), len(b.orders)):
-            batch_a = np.sort(a.orders[epoch][batch * bs_a:(batch + 1) * bs_a])
-            batch_b = np.sort(b.orders[epoch][batch * bs_b:(batch + 1) * bs_b])
+            batch_a = np.sort(a.orders[epoch][batch * bs_a : (batch + 1) * bs_a])
+            batch_b = np.sort(b.orders[epoch][batch * bs_b : (batch + 1) * bs_b])
             if not np.array_equal(batch_a, batch_b):
                 j = int(np.flatnonzero(a.orders[epoch] != b.orders[epoch])[0])
-                return Divergence(k, epoch, batch, "shuffle order", f"epoch {epoch + 1} order", j,
-                                  float(a.orders[epoch][j]), float(b.orders[epoch][j]), growth)
+                return Divergence(
+                    k,
+                    epoch,
+                    batch,
+                    "shuffle order",
+                    f"epoch {epoch + 1} order",
+                    j,
+                    float(a.orders[epoch][j]),
+                    float(b.orders[epoch][j]),
+                    growth,
+                )
         replayed = _replayed(a, b, k)
         if replayed:
             if not _bits_equal(a.outputs[k], b.outputs[k]):
                 _, i, va, vb = _first_diff(a.outputs[k], b.outputs[k], [("output", a.outputs.shape[1])])
                 return Divergence(k, epoch, batch, "forward output", "model output on the batch", i, va, vb, growth)
-            if not _bits_equal(a.batch_losses[k:k + 1], b.batch_losses[k:k + 1]):
-                return Divergence(k, epoch, batch, "loss", "batch loss", 0, float(a.batch_losses[k]),
-                                  float(b.batch_losses[k]), growth)
+            if not _bits_equal(a.batch_losses[k : k + 1], b.batch_losses[k : k + 1]):
+                return Divergence(
+                    k, epoch, batch, "loss", "batch loss", 0, float(a.batch_losses[k]), float(b.batch_losses[k]), growth
+                )
             if not _bits_equal(a.gradients[k], b.gradients[k]):
                 name, i, va, vb = _first_diff(a.gradients[k], b.gradients[k], a.gradient_layout)
                 return Divergence(k, epoch, batch, "gradient", f"∂loss/∂{name}", i, va, vb, growth)
         if not same_loss:
-            return Divergence(k, epoch, batch, "forward pass / loss", "logged loss", 0, float(a.losses[k]),
-                              float(b.losses[k]), growth)
+            return Divergence(
+                k, epoch, batch, "forward pass / loss", "logged loss", 0, float(a.losses[k]), float(b.losses[k]), growth
+            )
         if not same_slots:
             name, i, va, vb = _first_diff(a.slots[k], b.slots[k], a.slot_layout)
-            stage = ("optimizer slot update (the replayed output, loss and gradient agree)" if replayed
-                     else "gradient or optimizer slot (seen in the slot)")
+            stage = (
+                "optimizer slot update (the replayed output, loss and gradient agree)"
+                if replayed
+                else "gradient or optimizer slot (seen in the slot)"
+            )
             return Divergence(k, epoch, batch, stage, name, i, va, vb, growth)
         name, i, va, vb = _first_diff(a.weights[k], b.weights[k], a.weight_layout)
-        stage = ("weight update" if a.slot_layout and slots_comparable
-                 else "gradient or weight update (no comparable optimizer slots)")
+        stage = (
+            "weight update"
+            if a.slot_layout and slots_comparable
+            else "gradient or weight update (no comparable optimizer slots)"
+        )
         return Divergence(k, epoch, batch, stage, name, i, va, vb, growth)
     return Divergence(None, None, None, "identical", None, None, None, None, growth)
 
@@ -317,8 +403,9 @@ def trace_sides(config: TrainConfig, sides: Sequence[Any], *, pool: Any) -> list
         if side.initial_from is not None:
             source = done.get(side.initial_from) or _trace_side(pool, config, side.initial_from)
             done.setdefault(side.initial_from, source)
-            initial_path = source.save(Path(pool.get(side.environment, side.instance).workdir)
-                                       / f"trace-initial-{time.perf_counter_ns()}.npz")
+            initial_path = source.save(
+                Path(pool.get(side.environment, side.instance).workdir) / f"trace-initial-{time.perf_counter_ns()}.npz"
+            )
         trace = _trace_side(pool, config, side, initial_path)
         done.setdefault(side, trace)
         out.append(trace)
@@ -327,8 +414,11 @@ def trace_sides(config: TrainConfig, sides: Sequence[Any], *, pool: Any) -> list
 
 def _trace_side(pool: Any, config: TrainConfig, side: Any, initial_path: Path | None = None) -> Trace:
     worker = pool.get(side.environment, side.instance)
-    payload: dict[str, Any] = {"config": side.config(config).to_dict(), "unseeded_noise": side.unseeded_noise,
-                               "out": str(Path(worker.workdir) / f"trace-{time.perf_counter_ns()}.npz")}
+    payload: dict[str, Any] = {
+        "config": side.config(config).to_dict(),
+        "unseeded_noise": side.unseeded_noise,
+        "out": str(Path(worker.workdir) / f"trace-{time.perf_counter_ns()}.npz"),
+    }
     if initial_path is not None:
         payload["initial_from"] = str(initial_path)
     path = Path(worker.call("trace", payload)["path"])
@@ -343,8 +433,15 @@ def trace_factor(config: TrainConfig, factor: Any, *, pool: Any) -> tuple[Trace,
     return a, b, first_divergence(a, b)
 
 
-def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: Any = None,
-                 workdir: str | Path | None = None, pool: Any = None) -> tuple[Trace, Trace, Divergence, float]:
+def diverge_pair(
+    a: TrainConfig,
+    b: TrainConfig,
+    *,
+    env_a: Any = None,
+    env_b: Any = None,
+    workdir: str | Path | None = None,
+    pool: Any = None,
+) -> tuple[Trace, Trace, Divergence, float]:
     """Trace config `a` in environment `env_a` and `b` in `env_b` (`isolate.Environment`; default TensorFlow's
     defaults), each in a worker process of its own, and find where they part.  A `pool` (`isolate.WorkerPool`)
     lets several pairs share the two processes; without one, both are fresh and closed afterwards."""
@@ -365,8 +462,9 @@ def diverge_pair(a: TrainConfig, b: TrainConfig, *, env_a: Any = None, env_b: An
     return ta, tb, first_divergence(ta, tb), time.perf_counter() - started
 
 
-def diverge_factor(config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None
-                   ) -> tuple[Trace, Trace, Divergence, float]:
+def diverge_factor(
+    config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None
+) -> tuple[Trace, Trace, Divergence, float]:
     """Trace both sides of a matrix factor (each in a worker process of its environment) and compare them."""
     from sinecheck.checks.factors import factor_by_name
     from sinecheck.isolation.pool import WorkerPool

@@ -38,17 +38,22 @@ LOCATE_CHOICES: tuple[str, ...] = ("broken", "all", "none")
 SMALL = TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), n_points=200)
 
 
-def matrix_rows(presets: Iterable[str] = ("keras-default", "tf-explicit", "batch-sweep"), *,
-                small: bool = True, epochs: int = DEFAULT_EPOCHS,
-                models: Iterable[ModelSpec] = ()) -> list[tuple[str, TrainConfig]]:
+def matrix_rows(
+    presets: Iterable[str] = ("keras-default", "tf-explicit", "batch-sweep"),
+    *,
+    small: bool = True,
+    epochs: int = DEFAULT_EPOCHS,
+    models: Iterable[ModelSpec] = (),
+) -> list[tuple[str, TrainConfig]]:
     """(label, base config) for every config of the presets, plus the small Dense(32) row, plus a row per user
     model (its default config: Adam, MSE, batch 32, seed 0)."""
     rows: list[tuple[str, TrainConfig]] = []
     for name in presets:
         preset = get_preset(name)
         for cfg, label in zip(preset.configs, preset.labels, strict=True):
-            rows.append((name if len(preset.configs) == 1 else f"{name}/{label.split()[-1]}",
-                         cfg.replace(epochs=epochs)))
+            rows.append(
+                (name if len(preset.configs) == 1 else f"{name}/{label.split()[-1]}", cfg.replace(epochs=epochs))
+            )
     if small:
         rows.append(("small", SMALL.replace(epochs=epochs)))
     for model in models:
@@ -56,8 +61,10 @@ def matrix_rows(presets: Iterable[str] = ("keras-default", "tf-explicit", "batch
     labels = [label for label, _ in rows]
     if len(set(labels)) != len(labels):
         duplicate = next(label for label in labels if labels.count(label) > 1)
-        raise ConfigError(f"matrix rows: two rows are called {duplicate!r}; allowed: distinct presets and models "
-                          "(give models distinct callable names)")
+        raise ConfigError(
+            f"matrix rows: two rows are called {duplicate!r}; allowed: distinct presets and models "
+            "(give models distinct callable names)"
+        )
     return rows
 
 
@@ -75,24 +82,30 @@ class Cell:
     error: str | None = None
 
     @classmethod
-    def measured(cls, factor: Factor, row: str, a: RunResult, b: RunResult,
-                 tolerance: Tolerance | None = None) -> Cell:
+    def measured(cls, factor: Factor, row: str, a: RunResult, b: RunResult, tolerance: Tolerance | None = None) -> Cell:
         """Compare two runs and keep the numbers behind the verdict."""
         comparison = compare(a, b, tolerance=tolerance)
         worst = comparison.worst
         final = [t for t in comparison.tensors if t.name.startswith("final/")]
         ma, mb = a.metrics.get("mse_test"), b.metrics.get("mse_test")
         evidence = {
-            "worst_tensor": worst.name, "max_abs": worst.max_abs, "max_rel": worst.max_rel,
-            "max_ulp": worst.max_ulp, "mismatched": worst.mismatched, "size": worst.size,
+            "worst_tensor": worst.name,
+            "max_abs": worst.max_abs,
+            "max_rel": worst.max_rel,
+            "max_ulp": worst.max_ulp,
+            "mismatched": worst.mismatched,
+            "size": worst.size,
             "max_abs_final_weights": max(t.max_abs for t in final) if final else None,
             "max_ulp_final_weights": max(t.max_ulp for t in final) if final else None,
-            "digest_a": a.digests["final_weights"], "digest_b": b.digests["final_weights"],
-            "mse_test_a": ma, "mse_test_b": mb,
+            "digest_a": a.digests["final_weights"],
+            "digest_b": b.digests["final_weights"],
+            "mse_test_a": ma,
+            "mse_test_b": mb,
             "delta_mse_test": None if ma is None or mb is None else mb - ma,
             "summary": comparison.summary(),
-            "config": a.config.describe() if a.config == b.config else f"A: {a.config.describe()}; B: "
-                                                                        f"{b.config.describe()}",
+            "config": a.config.describe()
+            if a.config == b.config
+            else f"A: {a.config.describe()}; B: {b.config.describe()}",
         }
         return cls(factor, row, comparison.verdict, evidence, comparison.report())
 
@@ -113,10 +126,13 @@ class Cell:
         if self.meets_expectation is False:
             located = self.evidence.get("first_divergence")
             config = self.evidence.get("config")
-            raise AssertionError(f"{self.factor.name} / {self.row} ({self.factor.question}): expected "
-                                 f"{self.factor.expect}, got {self.verdict}\n"
-                                 + (f"config: {config}\n" if config else "") + self.report
-                                 + (f"\n{located}" if located else ""))
+            raise AssertionError(
+                f"{self.factor.name} / {self.row} ({self.factor.question}): expected "
+                f"{self.factor.expect}, got {self.verdict}\n"
+                + (f"config: {config}\n" if config else "")
+                + self.report
+                + (f"\n{located}" if located else "")
+            )
         return self
 
     def short(self) -> str:
@@ -135,10 +151,17 @@ class Cell:
         from sinecheck.core.compare import json_float
 
         ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence.items()}
-        return {"factor": self.factor.name, "row": self.row, "expect": self.factor.expect,
-                "verdict": None if self.verdict is None else str(self.verdict),
-                "meets_expectation": self.meets_expectation, "skipped": self.skipped, "error": self.error,
-                "report": self.report, **ev}
+        return {
+            "factor": self.factor.name,
+            "row": self.row,
+            "expect": self.factor.expect,
+            "verdict": None if self.verdict is None else str(self.verdict),
+            "meets_expectation": self.meets_expectation,
+            "skipped": self.skipped,
+            "error": self.error,
+            "report": self.report,
+            **ev,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Cell:
@@ -146,11 +169,21 @@ class Cell:
 
         known = {"factor", "row", "expect", "verdict", "meets_expectation", "skipped", "error", "report"}
         text = ("worst_tensor", "summary", "digest_a", "digest_b", "first_divergence", "config")
-        evidence = {k: from_json_float(v) if isinstance(v, str) and k not in text else v
-                    for k, v in data.items() if k not in known}
+        evidence = {
+            k: from_json_float(v) if isinstance(v, str) and k not in text else v
+            for k, v in data.items()
+            if k not in known
+        }
         verdict = None if data["verdict"] is None else Verdict[data["verdict"].upper()]
-        return cls(factor_by_name(data["factor"]), data["row"], verdict, evidence, data.get("report", ""),
-                   data.get("skipped"), data.get("error"))
+        return cls(
+            factor_by_name(data["factor"]),
+            data["row"],
+            verdict,
+            evidence,
+            data.get("report", ""),
+            data.get("skipped"),
+            data.get("error"),
+        )
 
 
 @dataclass
@@ -194,8 +227,9 @@ class Matrix:
             return "\n".join(lines)
         widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
         fmt = "  ".join(f"{{:{w}}}" for w in widths)
-        return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths)),
-                          *(fmt.format(*r) for r in body)]).rstrip()
+        return "\n".join(
+            [fmt.format(*header), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in body)]
+        ).rstrip()
 
     def notes(self) -> list[str]:
         """Skipped factors and errors, each with its reason."""
@@ -212,8 +246,16 @@ class Matrix:
             "elapsed_s": self.elapsed_s,
             "fingerprint": self.fingerprint,
             "rows": {label: cfg.to_dict() for label, cfg in self.rows},
-            "factors": [{"name": f.name, "question": f.question, "expect": f.expect,
-                         "epoch_sensitive": f.epoch_sensitive, "requires": list(f.requires)} for f in self.factors],
+            "factors": [
+                {
+                    "name": f.name,
+                    "question": f.question,
+                    "expect": f.expect,
+                    "epoch_sensitive": f.epoch_sensitive,
+                    "requires": list(f.requires),
+                }
+                for f in self.factors
+            ],
             "cells": [c.to_dict() for c in self.cells],
             "findings": [{"name": f.name, "statement": f.statement, "evidence": f.evidence} for f in self.findings],
             "violations": [f"{c.factor.name} / {c.row}" for c in self.violations()],
@@ -224,24 +266,35 @@ class Matrix:
         """Inverse of `to_dict` (the cells' comparison tables come back as text)."""
         rows = [(label, TrainConfig.from_dict(cfg)) for label, cfg in data["rows"].items()]
         factors = [factor_by_name(f["name"]) for f in data["factors"]]
-        return cls(rows, factors, [Cell.from_dict(c) for c in data["cells"]],
-                   [Finding(f["name"], f["statement"], f["evidence"]) for f in data["findings"]],
-                   data["elapsed_s"], data["fingerprint"])
+        return cls(
+            rows,
+            factors,
+            [Cell.from_dict(c) for c in data["cells"]],
+            [Finding(f["name"], f["statement"], f["evidence"]) for f in data["findings"]],
+            data["elapsed_s"],
+            data["fingerprint"],
+        )
 
 
 Progress = Callable[[int, int, str], None]
 
 
-def _run_group(pool: WorkerPool, key: tuple[Environment, int], jobs: list[tuple[str, Side, TrainConfig]],
-               results: dict[tuple[str, Side], Outcome], progress: Callable[[str], None]) -> None:
+def _run_group(
+    pool: WorkerPool,
+    key: tuple[Environment, int],
+    jobs: list[tuple[str, Side, TrainConfig]],
+    results: dict[tuple[str, Side], Outcome],
+    progress: Callable[[str], None],
+) -> None:
     worker = pool.get(*key)
     for row, side, cfg in jobs:
         initial = None
         if side.initial_from is not None:
             source = results.get((row, side.initial_from))
             if not isinstance(source, RunResult):
-                results[(row, side)] = RunError(cfg, key[0].name, "unavailable",
-                                                "the run providing the initial weights failed")
+                results[(row, side)] = RunError(
+                    cfg, key[0].name, "unavailable", "the run providing the initial weights failed"
+                )
                 progress(f"{key[0].name} {row}")
                 continue
             initial = source.initial_weights
@@ -249,9 +302,17 @@ def _run_group(pool: WorkerPool, key: tuple[Environment, int], jobs: list[tuple[
         progress(f"{key[0].name} {row}")
 
 
-def run_matrix(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor], *,
-               pool: WorkerPool | None = None, parallel: int = 2, tolerance: Tolerance | None = None,
-               progress: Progress | None = None, probe_shuffle: bool = True, locate: str = "broken") -> Matrix:
+def run_matrix(
+    rows: Sequence[tuple[str, TrainConfig]],
+    factors: Sequence[Factor],
+    *,
+    pool: WorkerPool | None = None,
+    parallel: int = 2,
+    tolerance: Tolerance | None = None,
+    progress: Progress | None = None,
+    probe_shuffle: bool = True,
+    locate: str = "broken",
+) -> Matrix:
     """Train every side of every factor on every row in isolated workers and compare the pairs.
 
     `locate` replays cells step by step to find where the two sides first parted (`locate_divergences`):
@@ -333,13 +394,16 @@ def locate_divergences(matrix: Matrix, pool: WorkerPool, *, only_broken: bool = 
             continue
         line = divergence.describe()
         if divergence.stage == "identical":
-            line = (f"first divergence: not within the {traced} epochs replayed step by step (the replay agreed "
-                    "bit for bit: the runs parted later, or not reproducibly)")
+            line = (
+                f"first divergence: not within the {traced} epochs replayed step by step (the replay agreed "
+                "bit for bit: the runs parted later, or not reproducibly)"
+            )
         cell.evidence["first_divergence"] = line + ("" if traced == config.epochs else f" (first {traced} epochs)")
 
 
-def shuffle_findings(pool: WorkerPool, config: TrainConfig, *, factors: Sequence[Factor] = FACTORS,
-                     epochs: int = 3) -> list[Finding]:
+def shuffle_findings(
+    pool: WorkerPool, config: TrainConfig, *, factors: Sequence[Factor] = FACTORS, epochs: int = 3
+) -> list[Finding]:
     """Does seeded ``fit(shuffle=True)`` draw a new permutation each epoch?  Observed per Keras implementation."""
     envs = [BASE] + [f.b.environment for f in factors if f.name == "tf-keras"]
     findings = []
@@ -348,19 +412,32 @@ def shuffle_findings(pool: WorkerPool, config: TrainConfig, *, factors: Sequence
         cfg = config.replace(shuffle=True)
         seeded = worker.call("shuffle_orders", {"config": cfg.to_dict(), "epochs": epochs})["orders"]
         unseeded = worker.call("shuffle_orders", {"config": cfg.replace(seed=None).to_dict(), "epochs": epochs})[
-            "orders"]
+            "orders"
+        ]
         fp = worker.fingerprint or {}
-        impl = (f"tf_keras {fp.get('tf_keras')}" if fp.get("keras_impl") == "tf_keras"
-                else f"Keras {fp.get('keras')}") + f" on TF {fp.get('tensorflow')}"
+        impl = (
+            f"tf_keras {fp.get('tf_keras')}" if fp.get("keras_impl") == "tf_keras" else f"Keras {fp.get('keras')}"
+        ) + f" on TF {fp.get('tensorflow')}"
         same_seeded = all(o == seeded[0] for o in seeded[1:])
         same_unseeded = all(o == unseeded[0] for o in unseeded[1:])
-        statement = (f"{impl}: with a seed, every epoch of fit(shuffle=True) used "
-                     + ("the SAME permutation" if same_seeded else "a new permutation")
-                     + "; without a seed, " + ("the same permutation" if same_unseeded else "a new one each epoch")
-                     + f" (seed {cfg.seed}, {epochs} epochs, {cfg.n_points} samples, batch {cfg.batch_size})")
-        findings.append(Finding(
-            f"epoch-reshuffle/{env.name}", statement,
-            {"implementation": impl, "seeded_same_every_epoch": same_seeded,
-             "unseeded_same_every_epoch": same_unseeded,
-             "seeded_first_indices": [o[:10] for o in seeded], "unseeded_first_indices": [o[:10] for o in unseeded]}))
+        statement = (
+            f"{impl}: with a seed, every epoch of fit(shuffle=True) used "
+            + ("the SAME permutation" if same_seeded else "a new permutation")
+            + "; without a seed, "
+            + ("the same permutation" if same_unseeded else "a new one each epoch")
+            + f" (seed {cfg.seed}, {epochs} epochs, {cfg.n_points} samples, batch {cfg.batch_size})"
+        )
+        findings.append(
+            Finding(
+                f"epoch-reshuffle/{env.name}",
+                statement,
+                {
+                    "implementation": impl,
+                    "seeded_same_every_epoch": same_seeded,
+                    "unseeded_same_every_epoch": same_unseeded,
+                    "seeded_first_indices": [o[:10] for o in seeded],
+                    "unseeded_first_indices": [o[:10] for o in unseeded],
+                },
+            )
+        )
     return findings

@@ -39,17 +39,31 @@ def _seed(text: str) -> int | None:
 def _add_model_options(p: argparse.ArgumentParser, what: str, *, repeatable: bool = True) -> None:
     action = "append" if repeatable else "store"
     again = " (repeatable)" if repeatable else ""
-    p.add_argument("--model", action=action, default=None, metavar="SPEC",
-                   help=f"package.module:factory or path/to/file.py:factory returning a Keras model: {what}{again}")
-    p.add_argument("--data", action=action, default=None, metavar="SPEC",
-                   help="with --model: a function returning (x, y) [, x_held_out, y_held_out] (default: the sine "
-                        "data); one for every model, or one per model")
+    p.add_argument(
+        "--model",
+        action=action,
+        default=None,
+        metavar="SPEC",
+        help=f"package.module:factory or path/to/file.py:factory returning a Keras model: {what}{again}",
+    )
+    p.add_argument(
+        "--data",
+        action=action,
+        default=None,
+        metavar="SPEC",
+        help="with --model: a function returning (x, y) [, x_held_out, y_held_out] (default: the sine "
+        "data); one for every model, or one per model",
+    )
 
 
 def _add_fallback_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fallback-engine", default=None, metavar="NAME",
-                   help="when --engine cannot train a --model (fused and numpy build Dense stacks only), train with "
-                        "this engine instead (e.g. keras) rather than refusing")
+    p.add_argument(
+        "--fallback-engine",
+        default=None,
+        metavar="NAME",
+        help="when --engine cannot train a --model (fused and numpy build Dense stacks only), train with "
+        "this engine instead (e.g. keras) rather than refusing",
+    )
 
 
 def _model_specs(args: argparse.Namespace) -> list[Any]:
@@ -81,64 +95,119 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None, help="shuffle each epoch")
     p.add_argument("--json", metavar="PATH", help="also write the results (config, digests, metrics) as JSON")
-    p.add_argument("--engine", default="keras", metavar="NAME",
-                   help="keras (Keras fit, the reference); fused (the same training in one TF graph, bitwise "
-                        "equal to fit); fused-xla (that graph under XLA, equal within rounding); numpy or "
-                        "numpy-float64 (an independent NumPy implementation)")
+    p.add_argument(
+        "--engine",
+        default="keras",
+        metavar="NAME",
+        help="keras (Keras fit, the reference); fused (the same training in one TF graph, bitwise "
+        "equal to fit); fused-xla (that graph under XLA, equal within rounding); numpy or "
+        "numpy-float64 (an independent NumPy implementation)",
+    )
     _add_model_options(p, "train this model instead of a preset")
     _add_fallback_option(p)
 
     p = sub.add_parser("bench", help="per-epoch time of every engine vs Keras fit, measured in one run")
     p.add_argument("--quick", action="store_true", help="keras-default only, fewer rounds (~1 min)")
-    p.add_argument("--backends", action=argparse.BooleanOptionalAction, default=None,
-                   help="also time fit on each Keras 3 backend (tensorflow, jax, torch) in its own process "
-                        "(default: on unless --quick)")
+    p.add_argument(
+        "--backends",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time fit on each Keras 3 backend (tensorflow, jax, torch) in its own process "
+        "(default: on unless --quick)",
+    )
     p.add_argument("--rounds", type=int, default=None, metavar="N", help="timed calls per engine (default 5; 3 quick)")
-    p.add_argument("--epochs-per-call", type=int, default=20, metavar="N",
-                   help="epochs each timed call trains (default 20: spreads every engine's per-call set-up)")
+    p.add_argument(
+        "--epochs-per-call",
+        type=int,
+        default=20,
+        metavar="N",
+        help="epochs each timed call trains (default 20: spreads every engine's per-call set-up)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write every timing, the ratios and the fingerprint as JSON")
     _add_model_options(p, "benchmark this model instead of the presets (engines that cannot train it say so)")
 
     p = sub.add_parser("matrix", help="which factors change the bits: factor × preset → verdict, in isolated processes")
-    p.add_argument("--preset", action="append", choices=list(PRESETS), metavar="PRESET",
-                   help=f"rows from this preset (repeatable; default all: {', '.join(PRESETS)})")
-    p.add_argument("--factor", action="append", metavar="FACTOR",
-                   help="factors to run (repeatable; default all; see --list-factors)")
+    p.add_argument(
+        "--preset",
+        action="append",
+        choices=list(PRESETS),
+        metavar="PRESET",
+        help=f"rows from this preset (repeatable; default all: {', '.join(PRESETS)})",
+    )
+    p.add_argument(
+        "--factor",
+        action="append",
+        metavar="FACTOR",
+        help="factors to run (repeatable; default all; see --list-factors)",
+    )
     p.add_argument("--list-factors", action="store_true", help="list the factors and what each compares, then exit")
-    p.add_argument("--epochs", type=int, default=None, metavar="N",
-                   help="epochs per run (default 5: identity shows after a few steps; drift grows with epochs)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="epochs per run (default 5: identity shows after a few steps; drift grows with epochs)",
+    )
     p.add_argument("--no-small", action="store_true", help="leave out the small Dense(32) row")
     p.add_argument("--parallel", type=int, default=2, metavar="N", help="worker processes at once (default 2)")
     p.add_argument("--max-ulp", type=int, default=None, metavar="K", help="ULP distance still graded ULP (default 16)")
     p.add_argument("--json", metavar="PATH", help="write every cell (verdict, max |Δ|, max ULP, digests) as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the table and findings as Markdown")
     _add_model_options(p, "add a row for this model (without --preset: only the model rows)")
-    p.add_argument("--locate", default="broken", choices=("broken", "all", "none"),
-                   help="replay cells step by step to print where the two runs first parted: cells that break "
-                        "their expectation (default), every non-identical cell (slower), or none")
+    p.add_argument(
+        "--locate",
+        default="broken",
+        choices=("broken", "all", "none"),
+        help="replay cells step by step to print where the two runs first parted: cells that break "
+        "their expectation (default), every non-identical cell (slower), or none",
+    )
 
     p = sub.add_parser("study", help="error study: initializers × batch sizes × seeds, sweeps, explanation, claims")
-    p.add_argument("--preset", default="keras-default", choices=list(PRESETS), metavar="PRESET",
-                   help="base config of the grid (default keras-default; the sweeps use tf-explicit)")
+    p.add_argument(
+        "--preset",
+        default="keras-default",
+        choices=list(PRESETS),
+        metavar="PRESET",
+        help="base config of the grid (default keras-default; the sweeps use tf-explicit)",
+    )
     p.add_argument("--seeds", type=int, default=10, metavar="N", help="seeds per cell (default 10)")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default: the preset's, 100)")
-    p.add_argument("--initializers", metavar="LIST", help="comma-separated kernel initializers "
-                   f"(default: {', '.join(DEFAULT_INITIALIZERS)})")
-    p.add_argument("--batch-sizes", metavar="LIST", help="comma-separated batch sizes, 'full' = one batch "
-                   f"(default: {', '.join(DEFAULT_BATCH_SIZES)})")
-    p.add_argument("--axis", action="append", metavar="NAME=V1,V2",
-                   help="a grid axis instead of initializer × batch size (repeatable; any TrainConfig field or "
-                        "initializer, batch_size, learning_rate, stddev, optimizer, units)")
+    p.add_argument(
+        "--initializers",
+        metavar="LIST",
+        help=f"comma-separated kernel initializers (default: {', '.join(DEFAULT_INITIALIZERS)})",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        metavar="LIST",
+        help=f"comma-separated batch sizes, 'full' = one batch (default: {', '.join(DEFAULT_BATCH_SIZES)})",
+    )
+    p.add_argument(
+        "--axis",
+        action="append",
+        metavar="NAME=V1,V2",
+        help="a grid axis instead of initializer × batch size (repeatable; any TrainConfig field or "
+        "initializer, batch_size, learning_rate, stddev, optimizer, units)",
+    )
     p.add_argument("--no-sweeps", action="store_true", help="skip the stddev, learning-rate and optimizer sweeps")
     p.add_argument("--no-explain", action="store_true", help="skip explaining keras-default vs tf-explicit")
     p.add_argument("--no-claims", action="store_true", help="skip judging the claims")
-    p.add_argument("--engine", default="fused", metavar="NAME",
-                   help="training engine (default fused: bitwise equal to Keras fit, ~35× faster)")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
-                   help="processes to run cells in (default 2; 1 = in this process)")
+    p.add_argument(
+        "--engine",
+        default="fused",
+        metavar="NAME",
+        help="training engine (default fused: bitwise equal to Keras fit, ~35× faster)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=2, metavar="N", help="processes to run cells in (default 2; 1 = in this process)"
+    )
     p.add_argument("--scheduler", metavar="ADDR", help="a Dask scheduler address (tcp://host:port) to run cells on")
-    p.add_argument("--out", default="study", metavar="DIR",
-                   help="directory for runs, tables and figures (default: study); rerunning resumes")
+    p.add_argument(
+        "--out",
+        default="study",
+        metavar="DIR",
+        help="directory for runs, tables and figures (default: study); rerunning resumes",
+    )
     p.add_argument("--json", metavar="PATH", help="also write statistics, explanation and claims as JSON")
 
     p = sub.add_parser("explain", help="why two configs predict different waves: Shapley attribution over seeds")
@@ -151,19 +220,34 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="write the attribution, per-seed values and noise floor as JSON")
 
     p = sub.add_parser("diverge", help="where two runs part: first (epoch, batch) and stage, step by step")
-    p.add_argument("a", metavar="A", nargs="?", help=f"a preset ({', '.join(PRESETS)}: its first config) or a "
-                                                     "TrainConfig JSON file (or give --model)")
+    p.add_argument(
+        "a",
+        metavar="A",
+        nargs="?",
+        help=f"a preset ({', '.join(PRESETS)}: its first config) or a TrainConfig JSON file (or give --model)",
+    )
     p.add_argument("b", metavar="B", nargs="?", help="the other side, the same way (default: A again)")
-    p.add_argument("--factor", metavar="NAME",
-                   help="compare the two sides of this matrix factor on A (e.g. onednn-off, xla, tf-keras, "
-                        "shuffle-off; `sinecheck matrix --list-factors`) instead of A with B")
+    p.add_argument(
+        "--factor",
+        metavar="NAME",
+        help="compare the two sides of this matrix factor on A (e.g. onednn-off, xla, tf-keras, "
+        "shuffle-off; `sinecheck matrix --list-factors`) instead of A with B",
+    )
     for side in ("a", "b"):
-        p.add_argument(f"--env-{side}", action="append", default=[], metavar="VAR=VALUE",
-                       help=f"an environment variable for side {side.upper()}'s process (repeatable), e.g. "
-                            "TF_ENABLE_ONEDNN_OPTS=0")
-        p.add_argument(f"--python-{side}", metavar="PATH",
-                       help=f"run side {side.upper()} with this interpreter (a venv with other TF/Keras versions "
-                            "and sinecheck installed, e.g. one of .nox/)")
+        p.add_argument(
+            f"--env-{side}",
+            action="append",
+            default=[],
+            metavar="VAR=VALUE",
+            help=f"an environment variable for side {side.upper()}'s process (repeatable), e.g. "
+            "TF_ENABLE_ONEDNN_OPTS=0",
+        )
+        p.add_argument(
+            f"--python-{side}",
+            metavar="PATH",
+            help=f"run side {side.upper()} with this interpreter (a venv with other TF/Keras versions "
+            "and sinecheck installed, e.g. one of .nox/)",
+        )
     _add_model_options(p, "A is this model (its default config)", repeatable=False)
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="epochs per run (default 5)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write diverge.png (max |Δw| per step) there")
@@ -172,29 +256,42 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("baseline", help="golden baselines per environment: record, check, list, diff")
     bsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     bsub.required = True
-    for action, text in (("record", "train the baseline set here and store it under this environment's key"),
-                         ("check", "train the baseline set here and compare with the stored baselines"),
-                         ("list", "list the stored baselines"),
-                         ("diff", "compare two stored baselines (e.g. old and new TF/Keras)")):
+    for action, text in (
+        ("record", "train the baseline set here and store it under this environment's key"),
+        ("check", "train the baseline set here and compare with the stored baselines"),
+        ("list", "list the stored baselines"),
+        ("diff", "compare two stored baselines (e.g. old and new TF/Keras)"),
+    ):
         q = bsub.add_parser(action, help=text)
         if action == "diff":
             q.add_argument("old", metavar="OLD", help="a baseline JSON file, or its name in --dir")
             q.add_argument("new", metavar="NEW", help="the same, for the newer environment")
-        q.add_argument("--dir", default="tests/baselines", metavar="PATH", help="baseline directory "
-                       "(default: tests/baselines)")
+        q.add_argument(
+            "--dir", default="tests/baselines", metavar="PATH", help="baseline directory (default: tests/baselines)"
+        )
         if action in ("check", "diff"):
-            q.add_argument("--strict", default="material", choices=("bitwise", "ulp", "material"),
-                           help="what fails (exit 1): any bit, worse than ULP, or a material change (default)")
+            q.add_argument(
+                "--strict",
+                default="material",
+                choices=("bitwise", "ulp", "material"),
+                help="what fails (exit 1): any bit, worse than ULP, or a material change (default)",
+            )
         if action == "record":
             q.add_argument("--force", action="store_true", help="replace this environment's baseline if it exists")
         if action in ("record", "check"):
-            q.add_argument("--short-only", action="store_true",
-                           help="only the short runs (not the presets' full epochs): a quick look")
+            q.add_argument(
+                "--short-only",
+                action="store_true",
+                help="only the short runs (not the presets' full epochs): a quick look",
+            )
         if action != "list":
             q.add_argument("--json", metavar="PATH", help="also write the result as JSON")
         if action != "diff":
-            _add_model_options(q, "this model's baselines (in a subdirectory of --dir named after the spec) "
-                                  "instead of the presets'", repeatable=False)
+            _add_model_options(
+                q,
+                "this model's baselines (in a subdirectory of --dir named after the spec) instead of the presets'",
+                repeatable=False,
+            )
 
     p = sub.add_parser("report", help="the reference experiments and the error study, as Markdown with plots")
     p.add_argument("--out", default="report", metavar="DIR", help="output directory (default: report)")
@@ -328,17 +425,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress.finish()
     for r in results:
         if "fallback_from" in r.options:
-            print(f"engine {r.options['fallback_from']} cannot train {r.config.model}; trained with {r.engine} "
-                  "(--fallback-engine)")
-    rows = [["run", "config id", "initial weights", "final weights", "predictions", "MSE train", "MSE held-out",
-             "max|err|", "fit s", "ms/epoch"]]
+            print(
+                f"engine {r.options['fallback_from']} cannot train {r.config.model}; trained with {r.engine} "
+                "(--fallback-engine)"
+            )
+    rows = [
+        [
+            "run",
+            "config id",
+            "initial weights",
+            "final weights",
+            "predictions",
+            "MSE train",
+            "MSE held-out",
+            "max|err|",
+            "fit s",
+            "ms/epoch",
+        ]
+    ]
     for label, r in zip(preset.labels, results, strict=True):
-        rows.append([
-            f"{preset.name} {label}" + (" DIVERGED" if r.diverged else ""), r.config.config_id,
-            r.digests["initial_weights"][:16], r.digests["final_weights"][:16], r.digests["predictions"][:16],
-            _fmt(r.metrics["mse_train"], ".5f"), _fmt(r.metrics["mse_test"], ".5f"),
-            _fmt(r.metrics["max_err_test"], ".4f"), f"{r.timings['fit_s']:.2f}", f"{r.timings['epoch_ms_median']:.1f}",
-        ])
+        rows.append(
+            [
+                f"{preset.name} {label}" + (" DIVERGED" if r.diverged else ""),
+                r.config.config_id,
+                r.digests["initial_weights"][:16],
+                r.digests["final_weights"][:16],
+                r.digests["predictions"][:16],
+                _fmt(r.metrics["mse_train"], ".5f"),
+                _fmt(r.metrics["mse_test"], ".5f"),
+                _fmt(r.metrics["max_err_test"], ".4f"),
+                f"{r.timings['fit_s']:.2f}",
+                f"{r.timings['epoch_ms_median']:.1f}",
+            ]
+        )
     print(_table(rows))
     print(f"\n{results[0].config.describe()}")
     if args.json:
@@ -371,10 +490,15 @@ def _cmd_study(args: argparse.Namespace) -> int:
     _positive("--epochs", args.epochs)
     _positive("--workers", args.workers)
     plan = default_plan(
-        preset=args.preset, seeds=args.seeds, epochs=args.epochs,
+        preset=args.preset,
+        seeds=args.seeds,
+        epochs=args.epochs,
         initializers=split_values(args.initializers) if args.initializers else DEFAULT_INITIALIZERS,
         batch_sizes=split_values(args.batch_sizes) if args.batch_sizes else DEFAULT_BATCH_SIZES,
-        axes=[Axis.parse(a) for a in args.axis or []], sweeps=not args.no_sweeps, engine=args.engine)
+        axes=[Axis.parse(a) for a in args.axis or []],
+        sweeps=not args.no_sweeps,
+        engine=args.engine,
+    )
     if args.no_explain:
         plan.explain_pair = None
     plan.claims = not args.no_claims
@@ -383,8 +507,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         _prepare_output("--json", Path(args.json), is_dir=False)
     _quiet_tensorflow()
     progress = _Progress()
-    analysis = run_analysis(plan, args.out, workers=args.workers, scheduler=args.scheduler,
-                            progress=_study_progress(progress))
+    analysis = run_analysis(
+        plan, args.out, workers=args.workers, scheduler=args.scheduler, progress=_study_progress(progress)
+    )
     progress.finish()
     path = write_study_outputs(analysis, args.out, json_path=args.json)
     from sinecheck.study.analysis import decomposition_table, study_table
@@ -404,8 +529,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if analysis.claims:
         print()
         print(render_claims(analysis.claims))
-    print(f"\n{analysis.runs} trainings in {analysis.elapsed_s:.0f} s; wrote {path} (+ figures, study.json)"
-          + (f" and {args.json}" if args.json else ""))
+    print(
+        f"\n{analysis.runs} trainings in {analysis.elapsed_s:.0f} s; wrote {path} (+ figures, study.json)"
+        + (f" and {args.json}" if args.json else "")
+    )
     return 0
 
 
@@ -418,8 +545,9 @@ def _load_side(text: str, option: str) -> tuple[str, TrainConfig]:
         try:
             return path.stem, TrainConfig.from_json(path.read_text())
         except OSError as exc:
-            raise ConfigError(f"{option}: cannot read {text!r} ({exc.strerror}); allowed: a preset name or a "
-                              "TrainConfig JSON file") from None
+            raise ConfigError(
+                f"{option}: cannot read {text!r} ({exc.strerror}); allowed: a preset name or a TrainConfig JSON file"
+            ) from None
     raise ConfigError(f"{option}: invalid value {text!r}; allowed: {', '.join(PRESETS)} or a TrainConfig JSON file")
 
 
@@ -441,8 +569,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         _prepare_output("--json", Path(args.json), is_dir=False)
     _quiet_tensorflow()
     progress = _Progress()
-    e = explain(a, b, seeds=range(args.seeds), engine=args.engine, a_name=a_name, b_name=b_name,
-                progress=progress.step)
+    e = explain(a, b, seeds=range(args.seeds), engine=args.engine, a_name=a_name, b_name=b_name, progress=progress.step)
     progress.finish()
     print(render_explanation(e))
     from sinecheck._io import atomic_write
@@ -464,8 +591,9 @@ def _side_environment(side: str, assignments: list[str], python: str | None) -> 
     for text in assignments:
         name, sep, value = text.partition("=")
         if not sep or name not in CONTROLLED_VARS:
-            raise ConfigError(f"--env-{side}: invalid value {text!r}; allowed: VAR=VALUE with VAR one of "
-                              f"{', '.join(CONTROLLED_VARS)}")
+            raise ConfigError(
+                f"--env-{side}: invalid value {text!r}; allowed: VAR=VALUE with VAR one of {', '.join(CONTROLLED_VARS)}"
+            )
         env[name] = value
     if python is not None and not Path(python).is_file():
         raise ConfigError(f"--python-{side}: invalid value {python!r}; allowed: the path of a Python interpreter")
@@ -493,8 +621,9 @@ def _cmd_diverge(args: argparse.Namespace) -> int:
 
         factor = factor_by_name(args.factor)  # an unknown factor fails before any training
         if b_text is not None or env_a.env or env_b.env or env_a.python or env_b.python:
-            raise ConfigError("--factor: given with B or --env-*/--python-*; allowed: the factor alone (it "
-                              "defines both sides)")
+            raise ConfigError(
+                "--factor: given with B or --env-*/--python-*; allowed: the factor alone (it defines both sides)"
+            )
         b_name, b = a_name, a
     elif b_text is None:
         b_name, b = a_name, a
@@ -530,8 +659,12 @@ def _cmd_diverge(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {atomic_write(Path(args.out) / 'diverge.png', plot_growth(divergence, title=title))}")
     if args.json:
-        payload = {"a": {"name": a_name, "config": a.to_dict()}, "b": {"name": b_name, "config": b.to_dict()},
-                   "factor": None if factor is None else factor.name, **divergence.to_dict()}
+        payload = {
+            "a": {"name": a_name, "config": a.to_dict()},
+            "b": {"name": b_name, "config": b.to_dict()},
+            "factor": None if factor is None else factor.name,
+            **divergence.to_dict(),
+        }
         if factor is None:
             payload["a"]["environment"], payload["b"]["environment"] = env_a.to_dict(), env_b.to_dict()
         atomic_write(args.json, json.dumps(payload, indent=2) + "\n")
@@ -554,8 +687,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     if args.action != "diff":
         (model,) = _model_specs(args) or [None]
         if model is not None:
-            record_hint = record_hint[:-1] + f" --model {model.model}" + (
-                f" --data {model.data}`" if model.data else "`")
+            record_hint = (
+                record_hint[:-1] + f" --model {model.model}" + (f" --data {model.data}`" if model.data else "`")
+            )
         args.dir = str(bl.subject_dir(args.dir, model))
     if args.action == "list":
         paths = bl.list_baselines(args.dir)
@@ -584,22 +718,28 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     if args.action == "check":
         references = bl.select_references(key, args.dir)  # a corrupt file fails here, before any training
         if not references:
-            print(f"no baseline for this environment ({key.describe()}) or an older version in {args.dir}; "
-                  f"record one with {record_hint}")
+            print(
+                f"no baseline for this environment ({key.describe()}) or an older version in {args.dir}; "
+                f"record one with {record_hint}"
+            )
             return 1
     else:
         _prepare_output("--dir", Path(args.dir), is_dir=True)  # an unwritable directory fails before training
     if args.action == "record" and not args.force and bl.baseline_paths(args.dir, key)[0].exists():
-        raise ConfigError(f"--dir: {bl.baseline_paths(args.dir, key)[0]} exists for this environment; allowed: "
-                          "a new environment, or --force to replace it")
+        raise ConfigError(
+            f"--dir: {bl.baseline_paths(args.dir, key)[0]} exists for this environment; allowed: "
+            "a new environment, or --force to replace it"
+        )
     progress = _Progress()
     results = bl.run_baseline_set(configs, progress=progress.step)
     progress.finish()
     current = bl.make_baseline(results, key)
     if args.action == "record":
         path, replaced = bl.record(current, args.dir, update=args.force)
-        print(f"{'replaced the baseline of ' + replaced.created if replaced else 'recorded'} {path} "
-              f"({len(current.entries)} entries) for {key.describe()}")
+        print(
+            f"{'replaced the baseline of ' + replaced.created if replaced else 'recorded'} {path} "
+            f"({len(current.entries)} entries) for {key.describe()}"
+        )
         if args.json:
             atomic_write(args.json, json.dumps(current.to_json(), indent=2) + "\n")
         return 0
@@ -612,8 +752,11 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     for result, bad in failed:
         print(f"FAILED ({args.strict}) vs {result.against.path}: {', '.join(d.name for d in bad)}")
     if args.json:
-        atomic_write(args.json, json.dumps({"key": key.to_dict(), "strict": args.strict,
-                                            "checks": [c.to_dict() for c in checks]}, indent=2) + "\n")
+        atomic_write(
+            args.json,
+            json.dumps({"key": key.to_dict(), "strict": args.strict, "checks": [c.to_dict() for c in checks]}, indent=2)
+            + "\n",
+        )
     return 1 if failed else 0
 
 
@@ -636,15 +779,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
         return train(cfg, progress=progress.epoch)
 
-    experiments = run_reference(seeds=range(args.seeds), epochs=args.epochs, progress=progress.step,
-                                train=train_with_progress)
+    experiments = run_reference(
+        seeds=range(args.seeds), epochs=args.epochs, progress=progress.step, train=train_with_progress
+    )
     analysis = None
     if not args.no_study:
         from sinecheck.study.analysis import default_plan, run_analysis
 
         plan = default_plan(seeds=args.study_seeds, epochs=args.epochs)
-        analysis = run_analysis(plan, Path(args.out) / "study", workers=args.workers,
-                                progress=_study_progress(progress))
+        analysis = run_analysis(
+            plan, Path(args.out) / "study", workers=args.workers, progress=_study_progress(progress)
+        )
     progress.finish()
     path = write_report(experiments, Path(args.out), elapsed_s=time.perf_counter() - start, analysis=analysis)
     for e in experiments:
@@ -675,8 +820,12 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
     models = _model_specs(args)
     only_models = bool(models) and not args.preset
-    rows = matrix_rows(args.preset or ([] if only_models else list(PRESETS)),
-                       small=not args.no_small and not only_models, epochs=epochs, models=models)
+    rows = matrix_rows(
+        args.preset or ([] if only_models else list(PRESETS)),
+        small=not args.no_small and not only_models,
+        epochs=epochs,
+        models=models,
+    )
     if args.parallel < 1:
         raise ConfigError(f"--parallel: invalid value {args.parallel}; allowed: an integer >= 1")
     tolerance = Tolerance() if args.max_ulp is None else Tolerance(max_ulp=args.max_ulp)
@@ -684,8 +833,9 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         if path:
             _prepare_output(option, Path(path), is_dir=False)
     progress = _Progress()
-    matrix = run_matrix(rows, factors, parallel=args.parallel, tolerance=tolerance, progress=progress.step,
-                        locate=args.locate)
+    matrix = run_matrix(
+        rows, factors, parallel=args.parallel, tolerance=tolerance, progress=progress.step, locate=args.locate
+    )
     progress.finish()
     print(matrix.table())
     located = [c for c in matrix.cells if "first_divergence" in c.evidence and c.meets_expectation is not False]
@@ -698,12 +848,16 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     for note in matrix.notes():
         print(f"note: {note}")
     violations = matrix.violations()
-    print(f"\n{len(matrix.cells)} cells, {len(rows)} rows × {len(factors)} factors, {epochs} epochs per run, "
-          f"{matrix.elapsed_s:.0f} s; expectations broken: {len(violations)}")
+    print(
+        f"\n{len(matrix.cells)} cells, {len(rows)} rows × {len(factors)} factors, {epochs} epochs per run, "
+        f"{matrix.elapsed_s:.0f} s; expectations broken: {len(violations)}"
+    )
     for cell in violations:
         located = cell.evidence.get("first_divergence")
-        print(f"BROKEN: {cell.factor.name} / {cell.row}: expected {cell.factor.expect}, got {cell.verdict}\n"
-              f"{cell.report}" + (f"\n{located}" if located else ""))
+        print(
+            f"BROKEN: {cell.factor.name} / {cell.row}: expected {cell.factor.expect}, got {cell.verdict}\n"
+            f"{cell.report}" + (f"\n{located}" if located else "")
+        )
     from sinecheck._io import atomic_write
 
     if args.json:
@@ -731,29 +885,41 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     cases = [(m.label, m.config()) for m in models]
     for name in names:
         preset = get_preset(name)
-        cases += [(name if len(preset.configs) == 1 else f"{name} {label}", cfg)
-                  for cfg, label in zip(preset.configs, preset.labels, strict=True)]
+        cases += [
+            (name if len(preset.configs) == 1 else f"{name} {label}", cfg)
+            for cfg, label in zip(preset.configs, preset.labels, strict=True)
+        ]
     progress = _Progress()
     steps = iter(range(1, 10_000))
     total = len(cases) * 4 + (0 if args.quick and not args.backends else 3)
-    rows = run_bench(cases, epochs_per_call=args.epochs_per_call, rounds=rounds,
-                     progress=lambda label: progress.step(next(steps), total, label))
+    rows = run_bench(
+        cases,
+        epochs_per_call=args.epochs_per_call,
+        rounds=rounds,
+        progress=lambda label: progress.step(next(steps), total, label),
+    )
     backends = []
     if args.backends or (args.backends is None and not args.quick):
         for backend in ("tensorflow", "jax", "torch"):
             progress.step(next(steps), total, f"keras-default: fit on the {backend} backend (own process)")
-            backends.append(time_backend_fit(backend, cases[0][1], epochs_per_call=args.epochs_per_call,
-                                             rounds=rounds))
+            backends.append(time_backend_fit(backend, cases[0][1], epochs_per_call=args.epochs_per_call, rounds=rounds))
     progress.finish()
     info = fingerprint(probe_tensorflow=True)
     print(render_bench(rows, backends=backends))
-    print(f"\n{rounds} timed calls of {args.epochs_per_call} epochs per engine, after one untimed first call "
-          f"(its time: 'first call'); × fit = ratio of medians, measured in this run.\n{format_fingerprint(info)}")
+    print(
+        f"\n{rounds} timed calls of {args.epochs_per_call} epochs per engine, after one untimed first call "
+        f"(its time: 'first call'); × fit = ratio of medians, measured in this run.\n{format_fingerprint(info)}"
+    )
     if args.json:
         from sinecheck._io import atomic_write
 
-        payload = {"rows": [r.to_dict() for r in rows], "backends": [b.to_dict() for b in backends],
-                   "rounds": rounds, "epochs_per_call": args.epochs_per_call, "fingerprint": info}
+        payload = {
+            "rows": [r.to_dict() for r in rows],
+            "backends": [b.to_dict() for b in backends],
+            "rounds": rounds,
+            "epochs_per_call": args.epochs_per_call,
+            "fingerprint": info,
+        }
         atomic_write(args.json, json.dumps(payload, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
@@ -766,18 +932,30 @@ def render_matrix_markdown(matrix: Any, epochs: int) -> str:
     lines = ["# sinecheck reproducibility matrix", ""]
     if matrix.fingerprint:
         lines += [f"Environment: {format_fingerprint(matrix.fingerprint)}.", ""]
-    lines += [f"{epochs} epochs per run; {matrix.elapsed_s:.0f} s in all. Cells: `identical` = bitwise; "
-              "`ulp K` = within K units in the last place; `close`/`divergent` with the greatest |Δ|.", "",
-              matrix.table(markdown=True), ""]
+    lines += [
+        f"{epochs} epochs per run; {matrix.elapsed_s:.0f} s in all. Cells: `identical` = bitwise; "
+        "`ulp K` = within K units in the last place; `close`/`divergent` with the greatest |Δ|.",
+        "",
+        matrix.table(markdown=True),
+        "",
+    ]
     lines += [f"- {f.statement}" for f in matrix.findings]
     lines += [f"- {n}" for n in matrix.notes()]
     return "\n".join(lines) + "\n"
 
 
-_COMMANDS = {"presets": _cmd_presets, "env": _cmd_env, "run": _cmd_run, "matrix": _cmd_matrix,
-             "bench": _cmd_bench, "study": _cmd_study, "explain": _cmd_explain, "diverge": _cmd_diverge,
-             "baseline": _cmd_baseline,
-             "report": _cmd_report}
+_COMMANDS = {
+    "presets": _cmd_presets,
+    "env": _cmd_env,
+    "run": _cmd_run,
+    "matrix": _cmd_matrix,
+    "bench": _cmd_bench,
+    "study": _cmd_study,
+    "explain": _cmd_explain,
+    "diverge": _cmd_diverge,
+    "baseline": _cmd_baseline,
+    "report": _cmd_report,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -125,8 +125,7 @@ def _check_supported(name: str, x: np.ndarray) -> None:
     if x.dtype in _IEEE_FLOATS or x.dtype.kind in "iub":
         return
     raise TypeError(
-        f"tensor {name!r} has unsupported dtype {x.dtype}; compare handles float16/32/64, "
-        "integer and bool arrays"
+        f"tensor {name!r} has unsupported dtype {x.dtype}; compare handles float16/32/64, integer and bool arrays"
     )
 
 
@@ -173,13 +172,9 @@ class Tolerance:
         for field in ("rtol", "atol"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(
-                    f"Tolerance.{field} must be a finite non-negative number, got {value!r}"
-                )
+                raise ValueError(f"Tolerance.{field} must be a finite non-negative number, got {value!r}")
             if not math.isfinite(float(value)) or float(value) < 0:
-                raise ValueError(
-                    f"Tolerance.{field} must be a finite non-negative number, got {value!r}"
-                )
+                raise ValueError(f"Tolerance.{field} must be a finite non-negative number, got {value!r}")
             object.__setattr__(self, field, float(value))
 
     def describe(self) -> str:
@@ -505,31 +500,42 @@ class Comparison:
     def report(self, max_rows: int = 20) -> str:
         """Multi-line aligned table, one row per tensor (worst first), a and b side by side."""
         header = (
-            "tensor", "verdict", "mismatched", "max |Δ|", "a vs b there", "max rel", "max ULP",
-            "digest a", "digest b", "note",
+            "tensor",
+            "verdict",
+            "mismatched",
+            "max |Δ|",
+            "a vs b there",
+            "max rel",
+            "max ULP",
+            "digest a",
+            "digest b",
+            "note",
         )
         ranked = self._ranked()
         shown = ranked[: max(max_rows, 0)]
         rows = [header]
         for t in shown:
-            rows.append((
-                t.name,
-                str(t.verdict),
-                f"{t.mismatched} / {t.size} ({_fmt_pct(t.mismatched_fraction)})",
-                _fmt_at(t.max_abs, t.max_abs_index),
-                "" if t.value_a is None or t.value_b is None or t.verdict == Verdict.IDENTICAL
-                else f"{t.value_a:.9g} vs {t.value_b:.9g}",
-                _fmt_at(t.max_rel, t.max_rel_index),
-                _fmt_ulp(t.max_ulp),
-                _fmt_digest(t.digest_a),
-                _fmt_digest(t.digest_b),
-                t.note,
-            ))
+            rows.append(
+                (
+                    t.name,
+                    str(t.verdict),
+                    f"{t.mismatched} / {t.size} ({_fmt_pct(t.mismatched_fraction)})",
+                    _fmt_at(t.max_abs, t.max_abs_index),
+                    ""
+                    if t.value_a is None or t.value_b is None or t.verdict == Verdict.IDENTICAL
+                    else f"{t.value_a:.9g} vs {t.value_b:.9g}",
+                    _fmt_at(t.max_rel, t.max_rel_index),
+                    _fmt_ulp(t.max_ulp),
+                    _fmt_digest(t.digest_a),
+                    _fmt_digest(t.digest_b),
+                    t.note,
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines = [self.summary()]
         for r in rows:
             lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
-        hidden = ranked[len(shown):]
+        hidden = ranked[len(shown) :]
         if hidden:
             worst_hidden = max(t.verdict for t in hidden)
             lines.append(f"... {len(hidden)} more tensors not shown (at worst {worst_hidden})")

@@ -48,7 +48,16 @@ OPTIMIZERS: dict[str, dict[str, float | bool]] = {
 DEFAULT_LEARNING_RATES: dict[str, float] = {"adam": 0.001, "sgd": 0.01, "rmsprop": 0.001, "adagrad": 0.001}
 
 ACTIVATIONS: tuple[str, ...] = (
-    "relu", "tanh", "sigmoid", "elu", "selu", "gelu", "softplus", "swish", "leaky_relu", "linear",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "elu",
+    "selu",
+    "gelu",
+    "softplus",
+    "swish",
+    "leaky_relu",
+    "linear",
 )
 LOSSES: tuple[str, ...] = ("mse", "mae", "huber", "log_cosh")
 
@@ -244,7 +253,7 @@ class TrainConfig:
                     value = InitializerSpec.parse(value)
                 except ConfigError as exc:  # name the field: "kernel_initializer: invalid value 'xavier'; ..."
                     msg = str(exc)
-                    msg = name + msg[len("initializer"):] if msg.startswith("initializer") else f"{name}.{msg}"
+                    msg = name + msg[len("initializer") :] if msg.startswith("initializer") else f"{name}.{msg}"
                     raise type(exc)(msg) from None
                 object.__setattr__(self, name, value)
             _check_type(name, value, InitializerSpec, "an InitializerSpec or an initializer name")
@@ -298,11 +307,15 @@ class TrainConfig:
         if self.custom:
             what = f"model {self.model}" if self.model else "Dense presets' model"
             data = f" data {self.data}" if self.data else ""
-            return (f"{what}{data} {self.optimizer} loss={self.loss} batch={self.batch_size} epochs={self.epochs} "
-                    f"shuffle={self.shuffle} seed={self.seed}")
+            return (
+                f"{what}{data} {self.optimizer} loss={self.loss} batch={self.batch_size} epochs={self.epochs} "
+                f"shuffle={self.shuffle} seed={self.seed}"
+            )
         widths = "-".join(str(u) for u in self.hidden_units)
-        return (f"Dense({widths},{self.activation})→1 init={self.kernel_initializer} {self.optimizer} "
-                f"batch={self.batch_size} epochs={self.epochs} shuffle={self.shuffle} seed={self.seed}")
+        return (
+            f"Dense({widths},{self.activation})→1 init={self.kernel_initializer} {self.optimizer} "
+            f"batch={self.batch_size} epochs={self.epochs} shuffle={self.shuffle} seed={self.seed}"
+        )
 
     # -- serialisation -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -311,11 +324,16 @@ class TrainConfig:
             "schema": SCHEMA_VERSION,
             "hidden_units": list(self.hidden_units),
             "activation": self.activation,
-            "kernel_initializer": {"name": self.kernel_initializer.name,
-                                   "params": dict(self.kernel_initializer.params)},
+            "kernel_initializer": {
+                "name": self.kernel_initializer.name,
+                "params": dict(self.kernel_initializer.params),
+            },
             "bias_initializer": {"name": self.bias_initializer.name, "params": dict(self.bias_initializer.params)},
-            "optimizer": {"name": self.optimizer.name, "learning_rate": self.optimizer.learning_rate,
-                          "params": dict(self.optimizer.params)},
+            "optimizer": {
+                "name": self.optimizer.name,
+                "learning_rate": self.optimizer.learning_rate,
+                "params": dict(self.optimizer.params),
+            },
             "loss": self.loss,
             "batch_size": self.batch_size,
             "epochs": self.epochs,
@@ -353,8 +371,9 @@ class TrainConfig:
                 kwargs[name] = InitializerSpec(spec.get("name"), tuple(dict(spec.get("params") or {}).items()))
         if "optimizer" in kwargs and isinstance(kwargs["optimizer"], Mapping):
             spec = dict(kwargs["optimizer"])
-            kwargs["optimizer"] = OptimizerSpec(spec.get("name", "adam"), spec.get("learning_rate"),
-                                                tuple(dict(spec.get("params") or {}).items()))
+            kwargs["optimizer"] = OptimizerSpec(
+                spec.get("name", "adam"), spec.get("learning_rate"), tuple(dict(spec.get("params") or {}).items())
+            )
         return cls(**kwargs)
 
     def to_json(self) -> str:
@@ -383,5 +402,3 @@ def changed_fields(a: TrainConfig, b: TrainConfig) -> list[str]:
 
 
 # -- the three reference experiments ----------------------------------------------------------------
-
-

@@ -47,8 +47,11 @@ def make_data(config: TrainConfig) -> SineData:
     fine = np.linspace(config.x_min, config.x_max, (HELD_OUT_PER_INTERVAL + 1) * (config.n_points - 1) + 1)
     x_test = np.delete(fine, np.s_[:: HELD_OUT_PER_INTERVAL + 1])
     return SineData(
-        x_train=_column(x), y_train=_column(y), y_train_clean=_column(y_clean, np.float64),
-        x_test=_column(x_test), y_test=_column(np.sin(x_test), np.float64),
+        x_train=_column(x),
+        y_train=_column(y),
+        y_train_clean=_column(y_clean, np.float64),
+        x_test=_column(x_test),
+        y_test=_column(np.sin(x_test), np.float64),
     )
 
 
@@ -62,8 +65,13 @@ def spec_data(spec: str) -> SineData:
     arrays = data_from_spec(spec)
     x, y = arrays[:2]
     x_test, y_test = arrays[2:] if len(arrays) == 4 else (x, y)
-    return SineData(x_train=_frozen(x), y_train=_frozen(y), y_train_clean=_frozen(y, np.float64),
-                    x_test=_frozen(x_test), y_test=_frozen(y_test, np.float64))
+    return SineData(
+        x_train=_frozen(x),
+        y_train=_frozen(y),
+        y_train_clean=_frozen(y, np.float64),
+        x_test=_frozen(x_test),
+        y_test=_frozen(y_test, np.float64),
+    )
 
 
 def sample_count(config: TrainConfig) -> int:

@@ -16,8 +16,25 @@ import numpy as np
 
 #: CPU flags that decide which oneDNN / Eigen kernels run, and so the rounding of a result.
 ISA_FLAGS: tuple[str, ...] = (
-    "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-    "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2",
+    "sse4_1",
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512dq",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+    "sve2",
 )
 
 
@@ -135,12 +152,14 @@ def fingerprint(*, probe_tensorflow: bool = False) -> dict[str, Any]:
 
 def format_fingerprint(info: dict[str, Any]) -> str:
     """One line for the pytest header and logs."""
-    threads = "default" if not info.get("intra_op_threads") else (
-        f"{info['intra_op_threads']}/{info['inter_op_threads']}")
+    threads = (
+        "default" if not info.get("intra_op_threads") else (f"{info['intra_op_threads']}/{info['inter_op_threads']}")
+    )
     det = {True: "on", False: "off", None: "not checked"}[info.get("op_determinism")]
-    keras = (f"tf_keras {info['tf_keras']}" if info.get("keras_impl") == "tf_keras"
-             else f"keras {info['keras']}")
-    return (f"tensorflow {info['tensorflow']}, {keras} ({info['keras_backend']} backend), "
-            f"numpy {info['numpy']}, python {info['python']}; oneDNN {'on' if info['onednn'] else 'off'}; "
-            f"cpu {info['cpu']} [{info['isa']}], {info['cpu_count']} cores; threads intra/inter {threads}; "
-            f"op determinism {det}")
+    keras = f"tf_keras {info['tf_keras']}" if info.get("keras_impl") == "tf_keras" else f"keras {info['keras']}"
+    return (
+        f"tensorflow {info['tensorflow']}, {keras} ({info['keras_backend']} backend), "
+        f"numpy {info['numpy']}, python {info['python']}; oneDNN {'on' if info['onednn'] else 'off'}; "
+        f"cpu {info['cpu']} [{info['isa']}], {info['cpu_count']} cores; threads intra/inter {threads}; "
+        f"op determinism {det}"
+    )

@@ -36,23 +36,32 @@ BATCH_SWEEP_SIZES: tuple[int, ...] = (32, 64, 128)
 
 def _build_presets() -> dict[str, Preset]:
     keras_default = TrainConfig()
-    explicit = TrainConfig(kernel_initializer=InitializerSpec("truncated_normal", (("stddev", 0.02),)),
-                           optimizer=OptimizerSpec("adam", 0.01))
-    sweep = tuple(TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), batch_size=b)
-                  for b in BATCH_SWEEP_SIZES)
+    explicit = TrainConfig(
+        kernel_initializer=InitializerSpec("truncated_normal", (("stddev", 0.02),)),
+        optimizer=OptimizerSpec("adam", 0.01),
+    )
+    sweep = tuple(
+        TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), batch_size=b) for b in BATCH_SWEEP_SIZES
+    )
     return {
         "keras-default": Preset(
             "keras-default",
             "Keras defaults: Dense(128, relu) → Dense(1), glorot_uniform, Adam() (lr 0.001), batch 32, 100 epochs",
-            (keras_default,), ("batch 32",)),
+            (keras_default,),
+            ("batch 32",),
+        ),
         "tf-explicit": Preset(
             "tf-explicit",
             "explicit control: TruncatedNormal(stddev=0.02) kernels on both layers, Adam(learning_rate=0.01)",
-            (explicit,), ("batch 32",)),
+            (explicit,),
+            ("batch 32",),
+        ),
         "batch-sweep": Preset(
             "batch-sweep",
             "Dense(32, relu) → Dense(1), Adam(learning_rate=0.01), batch 32 / 64 / 128, a fresh model each",
-            sweep, tuple(f"batch {b}" for b in BATCH_SWEEP_SIZES)),
+            sweep,
+            tuple(f"batch {b}" for b in BATCH_SWEEP_SIZES),
+        ),
     }
 
 

@@ -124,24 +124,35 @@ class RunResult:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{json_path}: not a readable sinecheck result ({exc})") from exc
         if meta.get("schema") != RESULT_SCHEMA:
-            raise ValueError(f"{json_path}: result schema {meta.get('schema')!r}, this sinecheck reads "
-                             f"{RESULT_SCHEMA}; re-run the experiment to regenerate it")
+            raise ValueError(
+                f"{json_path}: result schema {meta.get('schema')!r}, this sinecheck reads "
+                f"{RESULT_SCHEMA}; re-run the experiment to regenerate it"
+            )
         with np.load(stem.with_suffix(".npz"), allow_pickle=False) as npz:
             tensors = {k.replace("__", "/"): npz[k] for k in npz.files}
         initial = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("initial/")}
         final = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("final/")}
         return cls(
-            config=TrainConfig.from_dict(meta["config"]), engine=meta["engine"],
-            initial_weights=initial, final_weights=final,
-            pred_train=tensors["pred/train"], pred_test=tensors["pred/test"], loss_history=tensors["loss"],
+            config=TrainConfig.from_dict(meta["config"]),
+            engine=meta["engine"],
+            initial_weights=initial,
+            final_weights=final,
+            pred_train=tensors["pred/train"],
+            pred_test=tensors["pred/test"],
+            loss_history=tensors["loss"],
             metrics={k: from_json_float(v) for k, v in meta["metrics"].items()},
-            diverged=meta["diverged"], diverged_epoch=meta["diverged_epoch"], timings=meta["timings"],
-            fingerprint=meta["fingerprint"], digests=meta["digests"], options=meta.get("options", {}),
+            diverged=meta["diverged"],
+            diverged_epoch=meta["diverged_epoch"],
+            timings=meta["timings"],
+            fingerprint=meta["fingerprint"],
+            digests=meta["digests"],
+            options=meta.get("options", {}),
         )
 
 
-def error_metrics(pred_train: np.ndarray, pred_test: np.ndarray, y_train: np.ndarray,
-                  y_test: np.ndarray) -> dict[str, float | None]:
+def error_metrics(
+    pred_train: np.ndarray, pred_test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray
+) -> dict[str, float | None]:
     """MSE and max |error| against the clean sin(x), on the training grid and the held-out grid (float64)."""
     out: dict[str, float | None] = {}
     for split, pred, target in (("train", pred_train, y_train), ("test", pred_test, y_test)):

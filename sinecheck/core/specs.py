@@ -87,8 +87,9 @@ def data_from_spec(spec: str) -> tuple[np.ndarray, ...]:
         raise spec_error("data", spec, f"the function raised {type(exc).__name__}: {exc}") from None
     if not isinstance(out, (tuple, list)) or len(out) not in (2, 4):
         what = f"a {len(out)}-tuple" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}"
-        raise spec_error("data", spec, f"returned {what}; expected a pair (x, y) of arrays, or (x, y, x_held_out, "
-                                  "y_held_out)")
+        raise spec_error(
+            "data", spec, f"returned {what}; expected a pair (x, y) of arrays, or (x, y, x_held_out, y_held_out)"
+        )
     try:
         arrays = tuple(np.asarray(a) for a in out)
     except Exception as exc:
@@ -98,13 +99,20 @@ def data_from_spec(spec: str) -> tuple[np.ndarray, ...]:
         pairs.append((arrays[2], arrays[3], ("x_held_out", "y_held_out")))
     for x, y, names in pairs:
         if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
-            raise spec_error("data", spec, f"{names[0]} has shape {x.shape} and {names[1]} {y.shape}; expected the "
-                                      "same number (> 0) of samples on axis 0")
+            raise spec_error(
+                "data",
+                spec,
+                f"{names[0]} has shape {x.shape} and {names[1]} {y.shape}; expected the "
+                "same number (> 0) of samples on axis 0",
+            )
         if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
             raise spec_error("data", spec, f"{names[0]} is {x.dtype} and {names[1]} {y.dtype}; expected numbers")
     if len(arrays) == 4 and arrays[2].shape[1:] != arrays[0].shape[1:]:
-        raise spec_error("data", spec, f"x_held_out has shape {arrays[2].shape} but x {arrays[0].shape}; expected the "
-                                  "same shape per sample")
+        raise spec_error(
+            "data",
+            spec,
+            f"x_held_out has shape {arrays[2].shape} but x {arrays[0].shape}; expected the same shape per sample",
+        )
     return arrays
 
 
@@ -159,8 +167,10 @@ class ModelSpec:
 def pair_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
     """Pair repeated ``--model`` and ``--data`` options: one data spec applies to every model, else one each."""
     if data and len(data) not in (1, len(models)):
-        raise SpecError(f"data specs: {len(data)} given for {len(models)} model spec(s); allowed: none, one for "
-                        "every model, or one per model in the same order")
+        raise SpecError(
+            f"data specs: {len(data)} given for {len(models)} model spec(s); allowed: none, one for "
+            "every model, or one per model in the same order"
+        )
     if data and not models:
         raise SpecError("data spec given without a model spec; allowed: --data together with --model")
     paired = data * len(models) if len(data) == 1 else data or [None] * len(models)

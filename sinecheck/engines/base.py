@@ -23,4 +23,5 @@ def refuse_custom(config: TrainConfig, engine: str) -> None:
         raise EngineUnsupported(
             f"engine {engine}: cannot train the {spec} (it builds Dense stacks on the sine data only); allowed: "
             f"{', '.join(ANY_MODEL_ENGINES)} — or ask for a fallback (train(..., fallback='keras'), "
-            "--fallback-engine keras)")
+            "--fallback-engine keras)"
+        )

@@ -51,8 +51,13 @@ def weights_of(model: Any, config: TrainConfig) -> dict[str, np.ndarray]:
     return {name: np.array(w) for name, w in zip(names_of(model, config), model.get_weights(), strict=True)}
 
 
-def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
-                unseeded_noise: float = 0.0, clear_session: bool = True) -> Start:
+def fresh_start(
+    config: TrainConfig,
+    *,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+    clear_session: bool = True,
+) -> Start:
     """Clear Keras state, seed (or truly unseed), build and compile the model, optionally load weights.
 
     `initial_weights` replaces the seeded start (to compare two backends' arithmetic from one point);
@@ -91,8 +96,15 @@ def fresh_start(config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray
     return Start(model, data, weights_of(model, config), options, started)
 
 
-def finish(config: TrainConfig, engine: str, start: Start, loss_history: Any, timings: dict[str, float], *,
-           predictions: tuple[np.ndarray, np.ndarray] | None = None) -> RunResult:
+def finish(
+    config: TrainConfig,
+    engine: str,
+    start: Start,
+    loss_history: Any,
+    timings: dict[str, float],
+    *,
+    predictions: tuple[np.ndarray, np.ndarray] | None = None,
+) -> RunResult:
     """Record final weights and predictions (one forward call per grid) and build the RunResult.
 
     A run is diverged when a logged loss or a final weight is not finite; `timings` gains ``total_s``.
@@ -109,10 +121,17 @@ def finish(config: TrainConfig, engine: str, start: Start, loss_history: Any, ti
     bad = np.flatnonzero(~np.isfinite(loss))
     metrics["final_loss"] = float(loss[-1]) if loss.size else None
     return RunResult(
-        config=config, engine=engine, initial_weights=start.initial, final_weights=final,
-        pred_train=pred_train, pred_test=pred_test, loss_history=loss, metrics=metrics,
+        config=config,
+        engine=engine,
+        initial_weights=start.initial,
+        final_weights=final,
+        pred_train=pred_train,
+        pred_test=pred_test,
+        loss_history=loss,
+        metrics=metrics,
         diverged=bool(bad.size) or not all(np.isfinite(w).all() for w in final.values()),
         diverged_epoch=int(bad[0]) + 1 if bad.size else None,
         timings={"total_s": time.perf_counter() - start.started, **timings},
-        fingerprint=fingerprint(probe_tensorflow=keras_backend() == "tensorflow"), options=start.options,
+        fingerprint=fingerprint(probe_tensorflow=keras_backend() == "tensorflow"),
+        options=start.options,
     )

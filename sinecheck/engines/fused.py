@@ -50,7 +50,8 @@ def check_supported(config: TrainConfig, *, unseeded_noise: float = 0.0, jit_com
     if not version.startswith(TESTED_KERAS) and not os.environ.get(UNTESTED_OK_ENV):
         raise EngineUnsupported(
             f"engine {name}: Keras {version} has not been shown to match fit bit for bit; allowed: "
-            f"{', '.join(v + '.x' for v in TESTED_KERAS)} (set {UNTESTED_OK_ENV}=1 to run anyway)")
+            f"{', '.join(v + '.x' for v in TESTED_KERAS)} (set {UNTESTED_OK_ENV}=1 to run anyway)"
+        )
     if config.xla and not jit_compile:
         raise EngineUnsupported(f"engine {name}: xla=True; allowed: xla=False (use engine fused-xla for XLA)")
     if unseeded_noise:
@@ -107,8 +108,13 @@ def _read_orders(config: TrainConfig, y: np.ndarray) -> np.ndarray:
 def _tf_math() -> Math:
     import tensorflow as tf
 
-    return Math(sqrt=tf.sqrt, square=tf.square, power=tf.pow, maximum=tf.maximum,
-                scalar=lambda value: tf.constant(value, tf.float32))
+    return Math(
+        sqrt=tf.sqrt,
+        square=tf.square,
+        power=tf.pow,
+        maximum=tf.maximum,
+        scalar=lambda value: tf.constant(value, tf.float32),
+    )
 
 
 #: Steps traced back to back inside one loop iteration.  The executor pays a fixed cost per loop iteration
@@ -130,8 +136,15 @@ class GraphKey:
 
     @classmethod
     def of(cls, config: TrainConfig, *, jit_compile: bool) -> GraphKey:
-        return cls(config.hidden_units, config.activation, config.loss,
-                   (config.optimizer.name, config.optimizer.params), config.batch_size, config.n_points, jit_compile)
+        return cls(
+            config.hidden_units,
+            config.activation,
+            config.loss,
+            (config.optimizer.name, config.optimizer.params),
+            config.batch_size,
+            config.n_points,
+            jit_compile,
+        )
 
 
 class FusedProgram:
@@ -200,13 +213,17 @@ class FusedProgram:
             if flat:
                 w, state = rule.step(math, flatten(grads), w, state, t, self.learning_rate)
                 return w, tuple(state), it + 1, loss
-            updated = [rule.step(math, g, p, tuple(slot[i] for slot in state), t, self.learning_rate)
-                       for i, (g, p) in enumerate(zip(grads, pieces, strict=True))]
+            updated = [
+                rule.step(math, g, p, tuple(slot[i] for slot in state), t, self.learning_rate)
+                for i, (g, p) in enumerate(zip(grads, pieces, strict=True))
+            ]
             state = tuple(tuple(u[1][j] for u in updated) for j in range(len(state)))
             return tuple(u[0] for u in updated), state, it + 1, loss
 
-        @tf.function(jit_compile=key.jit_compile,
-                     input_signature=[tf.TensorSpec([None, n], tf.int32), tf.TensorSpec([], tf.bool)])
+        @tf.function(
+            jit_compile=key.jit_compile,
+            input_signature=[tf.TensorSpec([None, n], tf.int32), tf.TensorSpec([], tf.bool)],
+        )
         def run(order: Any, exact: Any) -> tuple[Any, Any, Any]:
             w, it = self.weights.read_value(), self.iterations.read_value()
             state = tuple(v.read_value() for v in self.slots)
@@ -218,8 +235,8 @@ class FusedProgram:
             blocks = tf.where(exact, 0, full // unroll)
             while done < epochs and finite:
                 xs, ys = tf.gather(self.x, order[done]), tf.gather(self.y, order[done])
-                x_batches = tf.reshape(xs[:full * bs], [full, bs, 1])
-                y_batches = tf.reshape(ys[:full * bs], [full, bs, 1])
+                x_batches = tf.reshape(xs[: full * bs], [full, bs, 1])
+                y_batches = tf.reshape(ys[: full * bs], [full, bs, 1])
                 losses = tf.TensorArray(tf.float32, size=full + (tail > 0), element_shape=[])
                 s = tf.constant(0)
                 while s < blocks * unroll and finite:  # the fast path: `unroll` steps per loop iteration
@@ -236,7 +253,7 @@ class FusedProgram:
                     finite = tf.math.is_finite(loss)
                     s += 1
                 if tail and finite:
-                    w, state, it, loss = step(w, state, it, xs[full * bs:], ys[full * bs:])
+                    w, state, it, loss = step(w, state, it, xs[full * bs :], ys[full * bs :])
                     losses = losses.write(full, loss)
                     finite = tf.math.is_finite(loss)
                 history = history.write(done, losses.stack())
@@ -302,8 +319,15 @@ def logged_losses(step_losses: np.ndarray, config: TrainConfig) -> np.ndarray:
     return out
 
 
-def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
-                unseeded_noise: float = 0.0, jit_compile: bool = False, orders: np.ndarray | None = None) -> RunResult:
+def train_fused(
+    config: TrainConfig,
+    *,
+    progress: Any = None,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+    jit_compile: bool = False,
+    orders: np.ndarray | None = None,
+) -> RunResult:
     """Train like ``fit`` in one graph: bitwise equal to the keras engine (``fused``), or XLA-compiled
     (``fused-xla``: faster, equal only to within rounding; see the README for the measured agreement).
 
@@ -319,8 +343,10 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
         orders = np.asarray(orders, np.int32)
         expected = (config.epochs, config.n_points)
         if orders.shape != expected or not (np.sort(orders, axis=1) == np.arange(config.n_points)).all():
-            raise ConfigError(f"orders: invalid value of shape {orders.shape}; allowed: {expected[0]} permutations "
-                              f"of range({expected[1]})")
+            raise ConfigError(
+                f"orders: invalid value of shape {orders.shape}; allowed: {expected[0]} permutations "
+                f"of range({expected[1]})"
+            )
         start.options["sample_order"] = "given"
     trace_s = program.warm_up()
     t1 = time.perf_counter()
@@ -329,12 +355,17 @@ def train_fused(config: TrainConfig, *, progress: Any = None, initial_weights: M
     if not bool(finite):  # the fast path stops at the end of an unrolled block: replay, stopping at the bad step
         program.load(start, config.optimizer.learning_rate)
         step_losses, done, finite = program.run(orders, True)
-    loss = logged_losses(step_losses.numpy()[:int(done)], config)
+    loss = logged_losses(step_losses.numpy()[: int(done)], config)
     t2 = time.perf_counter()
     start.model.set_weights(program.split(program.weights.numpy()))
     if progress is not None:
         progress(len(loss), config.epochs)
     # XLA compiles per number of epochs inside the timed call; `fit_s` includes it there.
-    timings = {"setup_s": t1 - start.started - trace_s, "trace_s": trace_s, "fit_s": t2 - t1,
-               "first_epoch_s": (t2 - t1) / max(len(loss), 1), "epoch_ms_median": 1000 * (t2 - t1) / max(len(loss), 1)}
+    timings = {
+        "setup_s": t1 - start.started - trace_s,
+        "trace_s": trace_s,
+        "fit_s": t2 - t1,
+        "first_epoch_s": (t2 - t1) / max(len(loss), 1),
+        "epoch_ms_median": 1000 * (t2 - t1) / max(len(loss), 1),
+    }
     return finish(config, "fused-xla" if jit_compile else "fused", start, loss, timings)

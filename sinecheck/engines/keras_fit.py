@@ -36,8 +36,13 @@ def _epoch_recorder(progress: Any, epochs: int) -> Any:
     return EpochRecorder()
 
 
-def train_keras(config: TrainConfig, *, progress: Any = None,
-                initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0) -> RunResult:
+def train_keras(
+    config: TrainConfig,
+    *,
+    progress: Any = None,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+) -> RunResult:
     """Seed, build, compile and ``fit`` a fresh model; record weights before and after, predictions, timings.
 
     A NaN/inf loss stops training (Keras's ``TerminateOnNaN``) and the result is marked diverged.
@@ -50,9 +55,15 @@ def train_keras(config: TrainConfig, *, progress: Any = None,
     start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
     recorder = _epoch_recorder(progress, config.epochs)
     t1 = time.perf_counter()
-    history = start.model.fit(start.data.x_train, start.data.y_train, batch_size=config.batch_size,
-                              epochs=config.epochs, shuffle=config.shuffle, verbose=0,
-                              callbacks=[recorder, keras.callbacks.TerminateOnNaN()])
+    history = start.model.fit(
+        start.data.x_train,
+        start.data.y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=config.shuffle,
+        verbose=0,
+        callbacks=[recorder, keras.callbacks.TerminateOnNaN()],
+    )
     t2 = time.perf_counter()
     epoch_s = recorder.seconds
     timings = {

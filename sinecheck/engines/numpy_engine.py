@@ -55,8 +55,9 @@ def _numpy_math(dtype: type) -> Math:
     return Math(sqrt=np.sqrt, square=np.square, power=np.power, maximum=np.maximum, scalar=dtype)
 
 
-def _forward(weights: list[np.ndarray], x: np.ndarray, act: Callable[[np.ndarray], np.ndarray]
-             ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+def _forward(
+    weights: list[np.ndarray], x: np.ndarray, act: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
     """Output and the (pre-activation, activation) of every hidden layer, kept for the backward pass."""
     h, cache = x, []
     for i in range(0, len(weights), 2):
@@ -70,8 +71,9 @@ def _forward(weights: list[np.ndarray], x: np.ndarray, act: Callable[[np.ndarray
     return h, cache
 
 
-def loss_and_gradients(weights: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, config: TrainConfig
-               ) -> tuple[np.ndarray, list[np.ndarray]]:
+def loss_and_gradients(
+    weights: list[np.ndarray], xb: np.ndarray, yb: np.ndarray, config: TrainConfig
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Mean loss over the batch and its gradient with respect to every weight (hand-written backprop)."""
     act, dact = ACTIVATIONS[config.activation]
     per_sample, dper_sample = LOSSES[config.loss]
@@ -94,8 +96,9 @@ def loss_and_gradients(weights: list[np.ndarray], xb: np.ndarray, yb: np.ndarray
 class NumpyLoop:
     """Weights, optimizer slots and step count of one NumPy training run; `run` trains more epochs."""
 
-    def __init__(self, config: TrainConfig, initial: list[np.ndarray], x: np.ndarray, y: np.ndarray,
-                 dtype: type = np.float32) -> None:
+    def __init__(
+        self, config: TrainConfig, initial: list[np.ndarray], x: np.ndarray, y: np.ndarray, dtype: type = np.float32
+    ) -> None:
         self.config, self.dtype = config, dtype
         self.rule, self.math = update_rule(config.optimizer), _numpy_math(dtype)
         self.weights = [w.astype(dtype) for w in initial]
@@ -112,13 +115,14 @@ class NumpyLoop:
             for epoch, order in enumerate(orders):
                 total, count, finite = dtype(0), dtype(0), True
                 for begin in range(0, len(order), bs):
-                    index = order[begin:begin + bs]
+                    index = order[begin : begin + bs]
                     loss, grads = loss_and_gradients(self.weights, self.x[index], self.y[index], self.config)
                     self.iterations += 1
                     t = dtype(self.iterations)
                     for i, (g, w) in enumerate(zip(grads, self.weights, strict=True)):
-                        self.weights[i], self.slots[i] = self.rule.step(self.math, g.astype(dtype), w, self.slots[i],
-                                                                        t, lr)
+                        self.weights[i], self.slots[i] = self.rule.step(
+                            self.math, g.astype(dtype), w, self.slots[i], t, lr
+                        )
                     total, count = dtype(total + dtype(loss) * dtype(len(index))), dtype(count + len(index))
                     finite = bool(np.isfinite(loss))
                     if not finite:
@@ -136,8 +140,14 @@ class NumpyLoop:
             return _forward(self.weights, x.astype(self.dtype), ACTIVATIONS[self.config.activation][0])[0]
 
 
-def train_numpy(config: TrainConfig, *, progress: Any = None, initial_weights: Mapping[str, np.ndarray] | None = None,
-                unseeded_noise: float = 0.0, dtype: type = np.float32) -> RunResult:
+def train_numpy(
+    config: TrainConfig,
+    *,
+    progress: Any = None,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+    dtype: type = np.float32,
+) -> RunResult:
     """Train with NumPy in `dtype` (float32 or float64) from Keras's seeded start, in ``fit``'s sample order."""
     name = "numpy" if dtype is np.float32 else "numpy-float64"
     check_supported_numpy(config, unseeded_noise=unseeded_noise, name=name)
@@ -149,8 +159,12 @@ def train_numpy(config: TrainConfig, *, progress: Any = None, initial_weights: M
     t2 = time.perf_counter()
     predictions = (loop.predict(start.data.x_train), loop.predict(start.data.x_test))
     start.model.set_weights([w.astype(np.float32) for w in loop.weights])
-    timings = {"setup_s": t1 - start.started, "fit_s": t2 - t1, "first_epoch_s": (t2 - t1) / max(len(history), 1),
-               "epoch_ms_median": 1000 * (t2 - t1) / max(len(history), 1)}
+    timings = {
+        "setup_s": t1 - start.started,
+        "fit_s": t2 - t1,
+        "first_epoch_s": (t2 - t1) / max(len(history), 1),
+        "epoch_ms_median": 1000 * (t2 - t1) / max(len(history), 1),
+    }
     result = finish(config, name, start, history, timings, predictions=predictions)
     result.options["precision"] = np.dtype(dtype).name
     return result

@@ -46,12 +46,23 @@ def _numpy_float64(config: TrainConfig, progress: Progress | None, **options: An
 #: Every engine by name.  ``keras`` is the reference; ``fused`` equals it bit for bit where it accepts a config;
 #: ``fused-xla``, ``numpy`` and ``numpy-float64`` agree within rounding (see the README for measured figures).
 ENGINES: dict[str, Callable[..., RunResult]] = {
-    "keras": _keras, "fused": _fused, "fused-xla": _fused_xla, "numpy": _numpy, "numpy-float64": _numpy_float64}
+    "keras": _keras,
+    "fused": _fused,
+    "fused-xla": _fused_xla,
+    "numpy": _numpy,
+    "numpy-float64": _numpy_float64,
+}
 
 
-def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | None = None,
-          initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0,
-          fallback: str | None = None) -> RunResult:
+def train(
+    config: TrainConfig,
+    *,
+    engine: str = "keras",
+    progress: Progress | None = None,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+    fallback: str | None = None,
+) -> RunResult:
     """Train `config` from scratch with the named engine and return everything the run produced.
 
     `initial_weights` (named like ``RunResult.initial_weights``) replaces the seeded start;
@@ -70,8 +81,11 @@ def train(config: TrainConfig, *, engine: str = "keras", progress: Progress | No
         refuse_custom(config, fallback)
         engine = fallback
     refuse_custom(config, engine)
-    if isinstance(unseeded_noise, bool) or not isinstance(unseeded_noise, (int, float)) or not (
-            0 <= unseeded_noise < float("inf")):
+    if (
+        isinstance(unseeded_noise, bool)
+        or not isinstance(unseeded_noise, (int, float))
+        or not (0 <= unseeded_noise < float("inf"))
+    ):
         raise ValueError(f"unseeded_noise: invalid value {unseeded_noise!r}; allowed: a finite number >= 0")
     result = ENGINES[engine](config, progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))
     if engine != asked:

@@ -54,7 +54,11 @@ def update_rule(spec: OptimizerSpec) -> UpdateRule:
     """The update rule of `spec`, with its parameters bound (Keras defaults where `spec` does not set one)."""
     p = {**OPTIMIZERS[spec.name], **dict(spec.params)}
     builders: dict[str, Callable[[dict[str, Any]], UpdateRule]] = {
-        "adam": _adam, "sgd": _sgd, "rmsprop": _rmsprop, "adagrad": _adagrad}
+        "adam": _adam,
+        "sgd": _sgd,
+        "rmsprop": _rmsprop,
+        "adagrad": _adagrad,
+    }
     return builders[spec.name](p)
 
 
@@ -114,8 +118,11 @@ def _rmsprop(p: dict[str, Any]) -> UpdateRule:
             out.append(average)
         return w, tuple(out)
 
-    slots = (("velocity", 0.0),) + ((("momentum", 0.0),) if momentum > 0 else ()) + (
-        (("average_gradient", 0.0),) if centered else ())
+    slots = (
+        (("velocity", 0.0),)
+        + ((("momentum", 0.0),) if momentum > 0 else ())
+        + ((("average_gradient", 0.0),) if centered else ())
+    )
     return UpdateRule("rmsprop", slots, step, flat_safe=False)  # (lr * g) / sqrt(denominator)
 
 
@@ -127,4 +134,3 @@ def _adagrad(p: dict[str, Any]) -> UpdateRule:
         return w - (lr * g) / mt.sqrt(accumulator + eps), (accumulator,)
 
     return UpdateRule("adagrad", (("accumulator", initial),), step, flat_safe=False)  # (lr * g) / sqrt(...)
-

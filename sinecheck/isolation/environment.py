@@ -12,8 +12,14 @@ from sinecheck.errors import ConfigError
 #: Environment variables an Environment may set; all of them are removed from the inherited environment
 #: first, so "not set" really means TensorFlow's default whatever the caller's shell had.
 CONTROLLED_VARS: tuple[str, ...] = (
-    "TF_ENABLE_ONEDNN_OPTS", "KERAS_BACKEND", "PYTHONHASHSEED", "TF_DETERMINISTIC_OPS", "CUDA_VISIBLE_DEVICES",
-    "TF_USE_LEGACY_KERAS", "OMP_NUM_THREADS", "TF_XLA_FLAGS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "KERAS_BACKEND",
+    "PYTHONHASHSEED",
+    "TF_DETERMINISTIC_OPS",
+    "CUDA_VISIBLE_DEVICES",
+    "TF_USE_LEGACY_KERAS",
+    "OMP_NUM_THREADS",
+    "TF_XLA_FLAGS",
 )
 
 
@@ -54,9 +60,14 @@ class Environment:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "env": dict(self.env), "intra_op_threads": self.intra_op_threads,
-                "inter_op_threads": self.inter_op_threads, "op_determinism": self.op_determinism,
-                "python": self.python}
+        return {
+            "name": self.name,
+            "env": dict(self.env),
+            "intra_op_threads": self.intra_op_threads,
+            "inter_op_threads": self.inter_op_threads,
+            "op_determinism": self.op_determinism,
+            "python": self.python,
+        }
 
     def describe(self) -> str:
         parts = [f"{k}={v}" for k, v in self.env] + ([f"python {self.python}"] if self.python else [])

@@ -56,8 +56,14 @@ Outcome = RunResult | RunError
 class Worker:
     """One long-lived Python subprocess with a fixed `Environment`, serving train requests in order."""
 
-    def __init__(self, environment: Environment, *, workdir: str | os.PathLike[str] | None = None,
-                 python: str = sys.executable, startup_timeout: float = STARTUP_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        python: str = sys.executable,
+        startup_timeout: float = STARTUP_TIMEOUT_S,
+    ) -> None:
         self.environment = environment
         self.python = python
         self.startup_timeout = startup_timeout
@@ -80,8 +86,15 @@ class Worker:
         self._lines = queue.Queue()
         stderr = open(self._stderr_path, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
         args = [self.python, "-m", "sinecheck.isolation.worker", json.dumps(self.environment.to_dict())]
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                                      text=True, env=self.environment.variables(), bufsize=1)
+        self._proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=self.environment.variables(),
+            bufsize=1,
+        )
         stderr.close()
         # The reader gets this process's own queue: a reader of an earlier process that only now sees
         # end-of-file must not report it to the new process's caller.
@@ -183,13 +196,23 @@ class Worker:
     def _error(self, config: TrainConfig, kind: str, message: str) -> RunError:
         return RunError(config, self.environment.name, kind, message, self.stderr_tail())
 
-    def train(self, config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None,
-              unseeded_noise: float = 0.0, timeout: float = DEFAULT_TIMEOUT_S) -> Outcome:
+    def train(
+        self,
+        config: TrainConfig,
+        *,
+        initial_weights: Mapping[str, np.ndarray] | None = None,
+        unseeded_noise: float = 0.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> Outcome:
         """Train `config` in the worker; a failure of any kind comes back as a `RunError`."""
         self._counter += 1
         stem = self.workdir / f"run-{id(self):x}-{self._counter}"
-        payload: dict[str, Any] = {"kind": "train", "config": config.to_dict(), "out": str(stem),
-                                   "unseeded_noise": unseeded_noise}
+        payload: dict[str, Any] = {
+            "kind": "train",
+            "config": config.to_dict(),
+            "out": str(stem),
+            "unseeded_noise": unseeded_noise,
+        }
         if initial_weights is not None:
             init_path = stem.with_name(stem.name + "-init.npz")
             np.savez(init_path, **{k.replace("/", "__"): np.asarray(v) for k, v in initial_weights.items()})
@@ -231,8 +254,7 @@ class WorkerPool:
         with self._lock:
             key = (environment, instance)
             if key not in self._workers:
-                self._workers[key] = Worker(environment, workdir=self.workdir,
-                                            python=environment.python or self.python)
+                self._workers[key] = Worker(environment, workdir=self.workdir, python=environment.python or self.python)
             return self._workers[key]
 
     def close(self) -> None:
@@ -252,8 +274,9 @@ class WorkerPool:
         self.close()
 
 
-def run_isolated(configs: list[TrainConfig], environment: Environment | None = None, *,
-                 timeout: float = DEFAULT_TIMEOUT_S) -> list[Outcome]:
+def run_isolated(
+    configs: list[TrainConfig], environment: Environment | None = None, *, timeout: float = DEFAULT_TIMEOUT_S
+) -> list[Outcome]:
     """Train each config in one fresh worker process of `environment` (default: TensorFlow's defaults)."""
     with Worker(environment or Environment()) as worker:
         return [worker.train(cfg, timeout=timeout) for cfg in configs]

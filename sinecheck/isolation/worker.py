@@ -62,8 +62,11 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
         if key not in _RUNNERS:
             _RUNNERS[key] = epoch_runner("keras", config, epochs_per_call=key[1])
         runner = _RUNNERS[key]
-        return {"ok": True, "first_call_s": runner.first_call_s,
-                "epoch_ms": time_runner(runner, rounds=int(request["rounds"]))}
+        return {
+            "ok": True,
+            "first_call_s": runner.first_call_s,
+            "epoch_ms": time_runner(runner, rounds=int(request["rounds"])),
+        }
     return {"ok": False, "error": f"unknown request kind {request['kind']!r}"}
 
 

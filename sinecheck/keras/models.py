@@ -52,15 +52,23 @@ def build_model(config: TrainConfig, *, noise: tuple[float, int] | None = None) 
     keras = keras_module()
     layers: list[Any] = [keras.Input(shape=(1,))]
     for units in config.hidden_units:
-        layers.append(keras.layers.Dense(
-            units, activation=config.activation,
-            kernel_initializer=build_initializer(config.kernel_initializer),
-            bias_initializer=build_initializer(config.bias_initializer)))
+        layers.append(
+            keras.layers.Dense(
+                units,
+                activation=config.activation,
+                kernel_initializer=build_initializer(config.kernel_initializer),
+                bias_initializer=build_initializer(config.bias_initializer),
+            )
+        )
     if noise is not None:
         layers.append(keras.layers.GaussianNoise(noise[0], seed=noise[1]))
-    layers.append(keras.layers.Dense(
-        1, kernel_initializer=build_initializer(config.kernel_initializer),
-        bias_initializer=build_initializer(config.bias_initializer)))
+    layers.append(
+        keras.layers.Dense(
+            1,
+            kernel_initializer=build_initializer(config.kernel_initializer),
+            bias_initializer=build_initializer(config.bias_initializer),
+        )
+    )
     return keras.Sequential(layers)
 
 

@@ -47,4 +47,4 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
     seen = np.concatenate(batches).astype(np.int64)
     if seen.size != n * epochs:
         raise RuntimeError(f"recorded {seen.size} samples, expected {n * epochs}: cannot split into epochs")
-    return [seen[i * n:(i + 1) * n] for i in range(epochs)]
+    return [seen[i * n : (i + 1) * n] for i in range(epochs)]

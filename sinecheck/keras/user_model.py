@@ -30,8 +30,7 @@ def build_spec_model(config: TrainConfig, x: Any, *, noise: tuple[float, int] | 
     wrapped = keras.Model(inputs, outputs)
     wrapped.sinecheck_inner = model  # type: ignore[attr-defined]
     if is_compiled(model):
-        wrapped.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()),
-                        loss=model.loss)
+        wrapped.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()), loss=model.loss)
     return wrapped
 
 
@@ -46,8 +45,9 @@ def build_from_spec(spec: str) -> Any:
 
     keras = keras_module()
     if not isinstance(model, keras.Model):
-        raise spec_error("model", spec, f"the factory returned a {type(model).__name__}, not a Keras model "
-                                   f"({keras.__name__}.Model)")
+        raise spec_error(
+            "model", spec, f"the factory returned a {type(model).__name__}, not a Keras model ({keras.__name__}.Model)"
+        )
     return model
 
 
@@ -61,5 +61,8 @@ def check_fits(model: Any, x: np.ndarray, *, spec: str) -> None:
     expected = tuple(shape[1:])
     got = tuple(x.shape[1:])
     if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got, strict=True)):
-        raise spec_error("model", spec, f"the model's input shape {tuple(shape)} does not fit the data: x has shape "
-                                   f"{x.shape} (samples first)")
+        raise spec_error(
+            "model",
+            spec,
+            f"the model's input shape {tuple(shape)} does not fit the data: x has shape {x.shape} (samples first)",
+        )

@@ -56,37 +56,85 @@ def _positive_int(text: str) -> int:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sinecheck", "sinecheck: reproducibility of Keras sine-model training")
-    group.addoption("--sinecheck-seed", type=_seed, default=None, metavar="N",
-                    help="base training seed for the suite's runs (default: ini sinecheck_seed or 0)")
-    group.addoption("--sinecheck-epochs", type=_positive_int, default=None, metavar="N",
-                    help="epochs of the short runs the suite trains (default: ini sinecheck_epochs or 3)")
-    group.addoption("--sinecheck-max-ulp", type=_non_negative_int, default=None, metavar="K",
-                    help="ULP distance still counted as ULP-level rather than CLOSE (default 16)")
-    group.addoption("--sinecheck-preset", action="append", type=_preset, default=None, metavar="NAME",
-                    help="add this preset's configs as rows of the reproducibility matrix (repeatable; "
-                         "default: only the small Dense(32) row)")
-    group.addoption("--sinecheck-factor", action="append", type=_factor, default=None, metavar="NAME",
-                    help="run only these matrix factors (repeatable; default all; `sinecheck matrix "
-                         "--list-factors` lists them)")
-    group.addoption("--sinecheck-baseline", choices=("check", "record", "update", "off"), default=None,
-                    help="golden baselines: check this environment against them (default), record one for a new "
-                         "environment, update (overwrite) this environment's, or off")
-    group.addoption("--sinecheck-baseline-dir", default=None, metavar="PATH",
-                    help="where baselines live (default: ini sinecheck_baseline_dir or tests/baselines)")
-    group.addoption("--sinecheck-strict", choices=("bitwise", "ulp", "material"), default=None,
-                    help="what fails against an older TF/Keras baseline: any bit (bitwise), worse than ULP (ulp), "
-                         "or only a material change of the error (material, default); the same environment "
-                         "must always match bit for bit")
-    group.addoption("--sinecheck-model", action="append", default=None, metavar="SPEC",
-                    help="also run the matrix and a baseline check on your model: package.module:factory or "
-                         "path/to/file.py:factory returning a Keras model (repeatable)")
-    group.addoption("--sinecheck-data", action="append", default=None, metavar="SPEC",
-                    help="data for --sinecheck-model: a function returning (x, y) [, x_held_out, y_held_out]; one "
-                         "for every model, or one per model (default: the sine data)")
-    parser.addini("sinecheck_models", "model specs to run the suite on (like --sinecheck-model)", type="args",
-                  default=[])
-    parser.addini("sinecheck_data", "data specs for sinecheck_models (like --sinecheck-data)", type="args",
-                  default=[])
+    group.addoption(
+        "--sinecheck-seed",
+        type=_seed,
+        default=None,
+        metavar="N",
+        help="base training seed for the suite's runs (default: ini sinecheck_seed or 0)",
+    )
+    group.addoption(
+        "--sinecheck-epochs",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="epochs of the short runs the suite trains (default: ini sinecheck_epochs or 3)",
+    )
+    group.addoption(
+        "--sinecheck-max-ulp",
+        type=_non_negative_int,
+        default=None,
+        metavar="K",
+        help="ULP distance still counted as ULP-level rather than CLOSE (default 16)",
+    )
+    group.addoption(
+        "--sinecheck-preset",
+        action="append",
+        type=_preset,
+        default=None,
+        metavar="NAME",
+        help="add this preset's configs as rows of the reproducibility matrix (repeatable; "
+        "default: only the small Dense(32) row)",
+    )
+    group.addoption(
+        "--sinecheck-factor",
+        action="append",
+        type=_factor,
+        default=None,
+        metavar="NAME",
+        help="run only these matrix factors (repeatable; default all; `sinecheck matrix --list-factors` lists them)",
+    )
+    group.addoption(
+        "--sinecheck-baseline",
+        choices=("check", "record", "update", "off"),
+        default=None,
+        help="golden baselines: check this environment against them (default), record one for a new "
+        "environment, update (overwrite) this environment's, or off",
+    )
+    group.addoption(
+        "--sinecheck-baseline-dir",
+        default=None,
+        metavar="PATH",
+        help="where baselines live (default: ini sinecheck_baseline_dir or tests/baselines)",
+    )
+    group.addoption(
+        "--sinecheck-strict",
+        choices=("bitwise", "ulp", "material"),
+        default=None,
+        help="what fails against an older TF/Keras baseline: any bit (bitwise), worse than ULP (ulp), "
+        "or only a material change of the error (material, default); the same environment "
+        "must always match bit for bit",
+    )
+    group.addoption(
+        "--sinecheck-model",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="also run the matrix and a baseline check on your model: package.module:factory or "
+        "path/to/file.py:factory returning a Keras model (repeatable)",
+    )
+    group.addoption(
+        "--sinecheck-data",
+        action="append",
+        default=None,
+        metavar="SPEC",
+        help="data for --sinecheck-model: a function returning (x, y) [, x_held_out, y_held_out]; one "
+        "for every model, or one per model (default: the sine data)",
+    )
+    parser.addini(
+        "sinecheck_models", "model specs to run the suite on (like --sinecheck-model)", type="args", default=[]
+    )
+    parser.addini("sinecheck_data", "data specs for sinecheck_models (like --sinecheck-data)", type="args", default=[])
     parser.addini("sinecheck_baseline", "baseline mode: check, record, update or off", default="check")
     parser.addini("sinecheck_baseline_dir", "directory of the golden baselines", default="tests/baselines")
     parser.addini("sinecheck_strict", "baseline strictness: bitwise, ulp or material", default="material")
@@ -137,8 +185,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_RUNS_KEY] = []
     config.stash[_CELLS_KEY] = []
     config.addinivalue_line(
-        "markers", "sinecheck_factor(name, config=None): run this reproducibility factor (see `sinecheck matrix "
-        "--list-factors`) on `config` (default: the small Dense(32) config) for the `sinecheck_cell` fixture")
+        "markers",
+        "sinecheck_factor(name, config=None): run this reproducibility factor (see `sinecheck matrix "
+        "--list-factors`) on `config` (default: the small Dense(32) config) for the `sinecheck_cell` fixture",
+    )
     # Validate ini values up front: a bad value is a usage error, not a failure deep inside a fixture.
     _setting(config, "seed", _seed)
     _setting(config, "epochs", _positive_int)
@@ -168,8 +218,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize tests that take ``sinecheck_model`` with each model spec (a skip when none is given)."""
     if "sinecheck_model" in metafunc.fixturenames:
         specs = metafunc.config.stash[_MODELS_KEY]
-        params = [pytest.param(s, id=s.label) for s in specs] or [pytest.param(
-            None, id="no-model", marks=pytest.mark.skip(reason="no model spec given (--sinecheck-model=SPEC)"))]
+        params = [pytest.param(s, id=s.label) for s in specs] or [
+            pytest.param(
+                None, id="no-model", marks=pytest.mark.skip(reason="no model spec given (--sinecheck-model=SPEC)")
+            )
+        ]
         metafunc.parametrize("sinecheck_model", params, scope="session")
 
 
@@ -177,8 +230,10 @@ def _baseline_settings(config: pytest.Config) -> tuple[str, Path, str]:
     """(mode, directory, strictness) from the options, else the ini keys; bad ini values are usage errors."""
     mode = config.getoption("sinecheck_baseline") or str(config.getini("sinecheck_baseline"))
     strict = config.getoption("sinecheck_strict") or str(config.getini("sinecheck_strict"))
-    for name, value, allowed in (("sinecheck_baseline", mode, ("check", "record", "update", "off")),
-                                 ("sinecheck_strict", strict, ("bitwise", "ulp", "material"))):
+    for name, value, allowed in (
+        ("sinecheck_baseline", mode, ("check", "record", "update", "off")),
+        ("sinecheck_strict", strict, ("bitwise", "ulp", "material")),
+    ):
         if value not in allowed:
             raise pytest.UsageError(f"ini {name}: invalid value {value!r}; allowed: {', '.join(allowed)}")
     directory = Path(config.getoption("sinecheck_baseline_dir") or str(config.getini("sinecheck_baseline_dir")))
@@ -190,8 +245,10 @@ def _baseline_settings(config: pytest.Config) -> tuple[str, Path, str]:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     seed = _setting(config, "seed", _seed)
     epochs = _setting(config, "epochs", _positive_int)
-    return [f"sinecheck: {format_fingerprint(fingerprint())}",
-            f"sinecheck: base seed {seed}, short runs {epochs} epochs (--sinecheck-seed / --sinecheck-epochs)"]
+    return [
+        f"sinecheck: {format_fingerprint(fingerprint())}",
+        f"sinecheck: base seed {seed}, short runs {epochs} epochs (--sinecheck-seed / --sinecheck-epochs)",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -270,8 +327,9 @@ def _shared_dir(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck_epochs: int,
-                     sinecheck_tolerance: Tolerance) -> Any:
+def sinecheck_matrix(
+    pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck_epochs: int, sinecheck_tolerance: Tolerance
+) -> Any:
     """The reproducibility matrix of this session (rows from ``--sinecheck-preset`` plus the small row,
     factors from ``--sinecheck-factor``), computed once and shared by pytest-xdist workers."""
     from filelock import FileLock
@@ -279,11 +337,17 @@ def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck
     from sinecheck.checks.factors import select_factors
     from sinecheck.checks.matrix import Matrix, matrix_rows, run_matrix
 
-    rows = matrix_rows(_names(pytestconfig, "sinecheck_preset", "sinecheck_presets", _preset),
-                       epochs=sinecheck_epochs, models=pytestconfig.stash[_MODELS_KEY])
+    rows = matrix_rows(
+        _names(pytestconfig, "sinecheck_preset", "sinecheck_presets", _preset),
+        epochs=sinecheck_epochs,
+        models=pytestconfig.stash[_MODELS_KEY],
+    )
     factors = select_factors(_names(pytestconfig, "sinecheck_factor", "sinecheck_factors", _factor))
-    key = hashlib.sha256(json.dumps([[label, cfg.config_id] for label, cfg in rows] + [f.name for f in factors]
-                                    + [repr(sinecheck_tolerance)]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        json.dumps(
+            [[label, cfg.config_id] for label, cfg in rows] + [f.name for f in factors] + [repr(sinecheck_tolerance)]
+        ).encode()
+    ).hexdigest()[:12]
     path = _shared_dir(pytestconfig) / _MATRIX_FILE.format(key=key)
     with FileLock(str(path) + ".lock"):
         if path.is_file():
@@ -296,8 +360,9 @@ def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_pool: Any, sinecheck
 
 
 @pytest.fixture
-def sinecheck_cell(request: pytest.FixtureRequest, sinecheck_pool: Any, sinecheck_epochs: int,
-                   sinecheck_tolerance: Tolerance) -> Any:
+def sinecheck_cell(
+    request: pytest.FixtureRequest, sinecheck_pool: Any, sinecheck_epochs: int, sinecheck_tolerance: Tolerance
+) -> Any:
     """The `matrix.Cell` for the test's ``@pytest.mark.sinecheck_factor(name, config=...)``: both sides run in
     worker processes; ``.check()`` fails the test when the factor's expectation is broken."""
     from sinecheck.checks.factors import factor_by_name
@@ -309,8 +374,9 @@ def sinecheck_cell(request: pytest.FixtureRequest, sinecheck_pool: Any, sinechec
     factor = factor_by_name(marker.args[0])
     config = marker.kwargs.get("config") or SMALL.replace(epochs=sinecheck_epochs)
     label = marker.kwargs.get("label", config.config_id)
-    matrix = run_matrix([(label, config)], [factor], pool=sinecheck_pool, tolerance=sinecheck_tolerance,
-                        probe_shuffle=False)
+    matrix = run_matrix(
+        [(label, config)], [factor], pool=sinecheck_pool, tolerance=sinecheck_tolerance, probe_shuffle=False
+    )
     (cell,) = matrix.cells
     if cell.skipped:
         pytest.skip(f"{factor.name}: {cell.skipped}")
@@ -334,8 +400,11 @@ class BaselineSession:
             atomic_write(_shared_dir(self.config) / _BASELINE_FILE.format(worker=worker), json.dumps(self.lines))
 
     def _command(self, mode: str, model: Any = None) -> str:
-        spec = "" if model is None else f" --sinecheck-model={model.model}" + (
-            f" --sinecheck-data={model.data}" if model.data else "")
+        spec = (
+            ""
+            if model is None
+            else f" --sinecheck-model={model.model}" + (f" --sinecheck-data={model.data}" if model.data else "")
+        )
         return f"pytest --sinecheck-baseline={mode} --sinecheck-baseline-dir={self.directory}{spec}"
 
     def verify(self, model: Any = None) -> None:
@@ -355,8 +424,10 @@ class BaselineSession:
             except bl.BaselineError as exc:
                 pytest.fail(str(exc), pytrace=False)
             if not references:
-                pytest.skip(f"no baseline{what} for this environment ({key.describe()}) or an older version in "
-                            f"{directory}; record one with: {self._command('record', model)}")
+                pytest.skip(
+                    f"no baseline{what} for this environment ({key.describe()}) or an older version in "
+                    f"{directory}; record one with: {self._command('record', model)}"
+                )
         results = bl.run_baseline_set(bl.baseline_configs(model=model))
         current = bl.make_baseline(results, key)
         if self.mode in ("record", "update"):
@@ -375,10 +446,18 @@ class BaselineSession:
         if failed:
             text = [f"this environment: {key.describe()}; strictness {self.strict}{what}"]
             for result, bad in failed:
-                text += ["", result.summary(), result.table(),
-                         f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} beyond what "
-                         + ("a reproducible environment allows (bitwise)" if result.relation == "same environment"
-                            else f"--sinecheck-strict={self.strict} allows") + f": {', '.join(d.name for d in bad)}"]
+                text += [
+                    "",
+                    result.summary(),
+                    result.table(),
+                    f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} beyond what "
+                    + (
+                        "a reproducible environment allows (bitwise)"
+                        if result.relation == "same environment"
+                        else f"--sinecheck-strict={self.strict} allows"
+                    )
+                    + f": {', '.join(d.name for d in bad)}",
+                ]
             text += ["", f"if the change is intended: {self._command('update', model)}"]
             pytest.fail("\n".join(text), pytrace=False)
 
@@ -413,8 +492,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         total = sum(r.timings["total_s"] for r in runs)
         diverged = sum(r.diverged for r in runs)
         epochs = sum(r.epochs_run for r in runs)
-        terminalreporter.write_line(
-            f"trained {len(runs)} runs ({epochs} epochs) in {total:.1f} s; {diverged} diverged")
+        terminalreporter.write_line(f"trained {len(runs)} runs ({epochs} epochs) in {total:.1f} s; {diverged} diverged")
     if cells:
         terminalreporter.write_line("reproducibility (factor × row → verdict; '!' marks a broken expectation):")
         for line in _cell_table(cells):

@@ -58,22 +58,37 @@ class StudyPlan:
     claims: bool = True
 
 
-def default_plan(*, preset: str = "keras-default", seeds: int = 10, epochs: int | None = None,
-                 initializers: Sequence[str] = DEFAULT_INITIALIZERS, batch_sizes: Sequence[str] = DEFAULT_BATCH_SIZES,
-                 axes: Sequence[Axis] = (), sweeps: bool = True, engine: str = "fused") -> StudyPlan:
+def default_plan(
+    *,
+    preset: str = "keras-default",
+    seeds: int = 10,
+    epochs: int | None = None,
+    initializers: Sequence[str] = DEFAULT_INITIALIZERS,
+    batch_sizes: Sequence[str] = DEFAULT_BATCH_SIZES,
+    axes: Sequence[Axis] = (),
+    sweeps: bool = True,
+    engine: str = "fused",
+) -> StudyPlan:
     """The issue's study: initializer × batch size (or the given `axes`) on `preset`, plus stddev, learning-rate
     and optimizer sweeps on tf-explicit, keras-default vs tf-explicit explained, and the claims."""
     if axes:
-        grid = StudySpec(" × ".join(a.name for a in axes), base_config(preset, epochs), tuple(axes),
-                         tuple(range(seeds)), engine)
+        grid = StudySpec(
+            " × ".join(a.name for a in axes), base_config(preset, epochs), tuple(axes), tuple(range(seeds)), engine
+        )
     else:
-        grid = grid_study(preset=preset, seeds=seeds, epochs=epochs, initializers=initializers,
-                          batch_sizes=batch_sizes, engine=engine)
+        grid = grid_study(
+            preset=preset, seeds=seeds, epochs=epochs, initializers=initializers, batch_sizes=batch_sizes, engine=engine
+        )
     plan = StudyPlan(grid)
     if sweeps:
-        plan.sweeps = [sweep_study(Axis(name, values), seeds=seeds, epochs=epochs, engine=engine) for name, values in
-                       (("stddev", DEFAULT_STDDEVS), ("learning_rate", DEFAULT_LEARNING_RATES),
-                        ("optimizer", DEFAULT_OPTIMIZERS))]
+        plan.sweeps = [
+            sweep_study(Axis(name, values), seeds=seeds, epochs=epochs, engine=engine)
+            for name, values in (
+                ("stddev", DEFAULT_STDDEVS),
+                ("learning_rate", DEFAULT_LEARNING_RATES),
+                ("optimizer", DEFAULT_OPTIMIZERS),
+            )
+        ]
     return plan
 
 
@@ -90,8 +105,14 @@ class Analysis:
     runs: int
 
 
-def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, scheduler: str | None = None,
-                 progress: Progress | None = None) -> Analysis:
+def run_analysis(
+    plan: StudyPlan,
+    out_dir: str | Path,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
     """Run (or resume) every part of `plan`, storing runs under `out_dir`."""
     out = Path(out_dir)
     started = time.perf_counter()
@@ -109,8 +130,9 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
         runs = plan.grid.runs
         sweeps = []
         for spec in plan.sweeps:
-            sweeps.append(run_study(spec, out / "runs" / spec.axes[0].name, executor=executor,
-                                    progress=stage(spec.name)))
+            sweeps.append(
+                run_study(spec, out / "runs" / spec.axes[0].name, executor=executor, progress=stage(spec.name))
+            )
             runs += spec.runs
     explanation = None
     if plan.explain_pair:
@@ -118,9 +140,17 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
         epochs = plan.grid.base.epochs
         a, b = (base_config(n, epochs) for n in plan.explain_pair)
         t0 = time.perf_counter()
-        explanation = explain(a, b, seeds=plan.grid.seeds, engine=plan.grid.engine, a_name=a_name, b_name=b_name,
-                              progress=None if progress is None else (
-                                  lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)))
+        explanation = explain(
+            a,
+            b,
+            seeds=plan.grid.seeds,
+            engine=plan.grid.engine,
+            a_name=a_name,
+            b_name=b_name,
+            progress=None
+            if progress is None
+            else (lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)),
+        )
         runs += 2 ** len(explanation.factors) * len(explanation.seeds)
     claims: list[Claim] = []
     if plan.claims:
@@ -128,8 +158,14 @@ def run_analysis(plan: StudyPlan, out_dir: str | Path, *, workers: int = 1, sche
     return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
 
 
-def judge_claims(plan: StudyPlan, grid: StudyResult, sweeps: Sequence[StudyResult], explanation: Explanation | None,
-                 *, progress: Progress | None = None) -> list[Claim]:
+def judge_claims(
+    plan: StudyPlan,
+    grid: StudyResult,
+    sweeps: Sequence[StudyResult],
+    explanation: Explanation | None,
+    *,
+    progress: Progress | None = None,
+) -> list[Claim]:
     """Every claim that the available results (plus a few dedicated runs) can judge."""
     engine, base = plan.grid.engine, plan.grid.base
     names = [a.name for a in plan.grid.axes]
@@ -168,8 +204,15 @@ def _ci(s: Any) -> str:
 def study_table(result: StudyResult) -> str:
     """Markdown table: one row per cell with MSE mean [95 % CI], std, median, max |err|, diverged, dead ReLUs."""
     spec = result.spec
-    head = [a.name for a in spec.axes] + ["held-out MSE mean [95 % CI]", "std", "median", "max abs err",
-                                           "final loss", "diverged", "dead ReLU init → end"]
+    head = [a.name for a in spec.axes] + [
+        "held-out MSE mean [95 % CI]",
+        "std",
+        "median",
+        "max abs err",
+        "final loss",
+        "diverged",
+        "dead ReLU init → end",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell in spec.cells():
         s = summarize(result.values("mse_test", cell))
@@ -177,10 +220,22 @@ def study_table(result: StudyResult) -> str:
         loss = summarize(result.values("final_loss", cell))
         d0, d1 = result.values("dead_relu_init", cell), result.values("dead_relu_final", cell)
         dead = f"{np.nanmean(d0):.0%} → {np.nanmean(d1):.0%}" if np.isfinite(d0).any() else "—"
-        lines.append("| " + " | ".join([format_value(v) for v in cell.values] + [
-            _ci(s), f"{s.std:.4f}" if s.n else "—", f"{s.median:.4f}" if s.n else "—",
-            f"{err.mean:.3f}" if err.n else "—", f"{loss.mean:.4f}" if loss.n else "—",
-            f"{s.diverged}/{s.n + s.diverged}", dead]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [format_value(v) for v in cell.values]
+                + [
+                    _ci(s),
+                    f"{s.std:.4f}" if s.n else "—",
+                    f"{s.median:.4f}" if s.n else "—",
+                    f"{err.mean:.3f}" if err.n else "—",
+                    f"{loss.mean:.4f}" if loss.n else "—",
+                    f"{s.diverged}/{s.n + s.diverged}",
+                    dead,
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -201,31 +256,58 @@ def render_analysis(analysis: Analysis, *, figures: dict[str, str], heading: str
     a = analysis
     g = a.grid.spec
     h2 = heading + "#"
-    lines = [f"{heading} Error study", "",
-             f"{a.runs} trainings ({g.base.epochs} epochs each, engine `{g.engine}`: "
-             + ("bitwise equal to Keras fit" if g.engine == "fused" else "see the engines' agreement")
-             + f") in {a.elapsed_s:.0f} s"
-             + (f" ({a.grid.resumed} grid runs reused from an earlier, interrupted or finished study)"
-                if a.grid.resumed else "") + ". "
-             f"Base: {g.base.describe()}; seeds {list(g.seeds)} in every cell (paired). Intervals are 95 % "
-             "bootstrap intervals of the mean over seeds (scipy.stats.bootstrap, percentile). 'Dead ReLU' = hidden "
-             "units never active on the training inputs: with x ≥ 0 and zero biases, every unit with a negative "
-             "input weight starts dead.", "",
-             f"{h2} {g.name}", "", study_table(a.grid), "",
-             "What explains the variation of the held-out MSE (balanced ANOVA; F tests against the seed variation):",
-             "", decomposition_table(a.grid), ""]
+    lines = [
+        f"{heading} Error study",
+        "",
+        f"{a.runs} trainings ({g.base.epochs} epochs each, engine `{g.engine}`: "
+        + ("bitwise equal to Keras fit" if g.engine == "fused" else "see the engines' agreement")
+        + f") in {a.elapsed_s:.0f} s"
+        + (
+            f" ({a.grid.resumed} grid runs reused from an earlier, interrupted or finished study)"
+            if a.grid.resumed
+            else ""
+        )
+        + ". "
+        f"Base: {g.base.describe()}; seeds {list(g.seeds)} in every cell (paired). Intervals are 95 % "
+        "bootstrap intervals of the mean over seeds (scipy.stats.bootstrap, percentile). 'Dead ReLU' = hidden "
+        "units never active on the training inputs: with x ≥ 0 and zero biases, every unit with a negative "
+        "input weight starts dead.",
+        "",
+        f"{h2} {g.name}",
+        "",
+        study_table(a.grid),
+        "",
+        "What explains the variation of the held-out MSE (balanced ANOVA; F tests against the seed variation):",
+        "",
+        decomposition_table(a.grid),
+        "",
+    ]
     for key in ("study_heatmap", "study_curves", "study_spread"):
         if key in figures:
             lines += [f"![{key}]({figures[key]})", ""]
     for sweep in a.sweeps:
-        lines += [f"{h2} {sweep.spec.name}", "", f"On {sweep.spec.base.describe()}.", "", study_table(sweep), "",
-                  decomposition_table(sweep), ""]
+        lines += [
+            f"{h2} {sweep.spec.name}",
+            "",
+            f"On {sweep.spec.base.describe()}.",
+            "",
+            study_table(sweep),
+            "",
+            decomposition_table(sweep),
+            "",
+        ]
         key = f"sweep_{sweep.spec.axes[0].name}"
         if key in figures:
             lines += [f"![{key}]({figures[key]})", ""]
     if a.explanation is not None:
-        lines += [f"{h2} Why keras-default and tf-explicit predict different waves", "", "```",
-                  render_explanation(a.explanation), "```", ""]
+        lines += [
+            f"{h2} Why keras-default and tf-explicit predict different waves",
+            "",
+            "```",
+            render_explanation(a.explanation),
+            "```",
+            "",
+        ]
         if "explain" in figures:
             lines += [f"![explain]({figures['explain']})", ""]
     if a.claims:
@@ -260,17 +342,30 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
     def result_dict(r: StudyResult) -> dict[str, Any]:
         cells = []
         for cell in r.spec.cells():
-            cells.append({"values": list(cell.values), "config_id": cell.config.replace(seed=0).config_id,
-                          **{m: summarize(r.values(m, cell)).to_dict() for m in ("mse_test", "max_err_test",
-                                                                                  "final_loss")}})
+            cells.append(
+                {
+                    "values": list(cell.values),
+                    "config_id": cell.config.replace(seed=0).config_id,
+                    **{m: summarize(r.values(m, cell)).to_dict() for m in ("mse_test", "max_err_test", "final_loss")},
+                }
+            )
         terms = variance_decomposition(r.array("mse_test"), [a.name for a in r.spec.axes])
-        return {"spec": r.spec.to_dict(), "spec_id": r.spec.spec_id, "cells": cells,
-                "variance_decomposition": {k: t.to_dict() for k, t in terms.items()} if terms else None}
+        return {
+            "spec": r.spec.to_dict(),
+            "spec_id": r.spec.spec_id,
+            "cells": cells,
+            "variance_decomposition": {k: t.to_dict() for k, t in terms.items()} if terms else None,
+        }
 
-    return {"grid": result_dict(analysis.grid), "sweeps": [result_dict(s) for s in analysis.sweeps],
-            "explanation": analysis.explanation.to_dict() if analysis.explanation else None,
-            "claims": [c.to_dict() for c in analysis.claims], "elapsed_s": analysis.elapsed_s, "runs": analysis.runs,
-            "fingerprint": analysis.grid.fingerprint}
+    return {
+        "grid": result_dict(analysis.grid),
+        "sweeps": [result_dict(s) for s in analysis.sweeps],
+        "explanation": analysis.explanation.to_dict() if analysis.explanation else None,
+        "claims": [c.to_dict() for c in analysis.claims],
+        "elapsed_s": analysis.elapsed_s,
+        "runs": analysis.runs,
+        "fingerprint": analysis.grid.fingerprint,
+    }
 
 
 def write_study_outputs(analysis: Analysis, out_dir: str | Path, *, json_path: str | None = None) -> Path:

@@ -38,8 +38,15 @@ class Claim:
     summary: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "claim": self.claim, "source": self.source, "test": self.test,
-                "verdict": self.verdict, "summary": self.summary, "numbers": _jsonable(self.numbers)}
+        return {
+            "id": self.id,
+            "claim": self.claim,
+            "source": self.source,
+            "test": self.test,
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "numbers": _jsonable(self.numbers),
+        }
 
 
 def _jsonable(value: Any) -> Any:
@@ -105,17 +112,24 @@ def claim_seeding_consistency(config: TrainConfig, *, runs: int = 4, engine: str
     else:
         verdict = INCONCLUSIVE
     return Claim(
-        "seeding-consistency", "Setting seeds (and settings) explicitly gives consistent results across runs.",
+        "seeding-consistency",
+        "Setting seeds (and settings) explicitly gives consistent results across runs.",
         "reference experiments",
         f"train {config.describe()} {runs}× with seed {config.seed} and {runs}× unseeded (engine {engine}); count "
         "distinct final-weight digests; supported if the seeded runs are bitwise identical and the unseeded differ",
-        verdict, {"runs": runs, "seeded_distinct_digests": len(seeded_digests),
-                  "unseeded_distinct_digests": len(unseeded_digests), "mse_seeded": mse_seeded,
-                  "mse_unseeded": mse_unseeded,
-                  "mse_std_unseeded": float(np.std(mse_unseeded, ddof=1)) if runs > 1 else None},
+        verdict,
+        {
+            "runs": runs,
+            "seeded_distinct_digests": len(seeded_digests),
+            "unseeded_distinct_digests": len(unseeded_digests),
+            "mse_seeded": mse_seeded,
+            "mse_unseeded": mse_unseeded,
+            "mse_std_unseeded": float(np.std(mse_unseeded, ddof=1)) if runs > 1 else None,
+        },
         f"seeded: {len(seeded_digests)} distinct result(s) in {runs} runs (held-out MSE std "
         f"{np.std(mse_seeded):.2g}); unseeded: {len(unseeded_digests)} distinct, MSE "
-        f"{min(mse_unseeded):.4f}–{max(mse_unseeded):.4f}")
+        f"{min(mse_unseeded):.4f}–{max(mse_unseeded):.4f}",
+    )
 
 
 def claim_initializer_and_batch_matter(grid: StudyResult, *, control: str = "zeros") -> Claim:
@@ -126,13 +140,16 @@ def claim_initializer_and_batch_matter(grid: StudyResult, *, control: str = "zer
     ps = [t.p if t else None for t in (init, batch)]
     verdict = SUPPORTED if all(verdict_from_test(p) == SUPPORTED for p in ps) else INCONCLUSIVE
     return Claim(
-        "initializer-and-batch-size", "The kernel initializer and the batch size change the predictions.",
+        "initializer-and-batch-size",
+        "The kernel initializer and the batch size change the predictions.",
         "reference experiments",
         f"two-way ANOVA of held-out MSE over initializer × batch size with {len(grid.spec.seeds)} seeds per cell "
         f"({control} control left out); supported if both main effects have p < {ALPHA}",
-        verdict, {name: t.to_dict() for name, t in terms.items()},
+        verdict,
+        {name: t.to_dict() for name, t in terms.items()},
         "; ".join(f"{n}: {t.share:.0%} of variance, p = {t.p:.2g}" for n, t in terms.items() if t.p is not None)
-        or "not computable (a run diverged or nothing varied)")
+        or "not computable (a run diverged or nothing varied)",
+    )
 
 
 def claim_lr_with_small_stddev_fits_better(explanation: Explanation) -> Claim:
@@ -141,21 +158,27 @@ def claim_lr_with_small_stddev_fits_better(explanation: Explanation) -> Claim:
     verdict = verdict_from_interval(gap.ci_low, gap.ci_high, better_if_negative=True)
     parts = {a.factor: {"mean": a.mean, "ci": [a.ci_low, a.ci_high]} for a in explanation.mse_attribution}
     return Claim(
-        "larger-lr-small-stddev", f"{explanation.b_name} (larger learning rate, small-stddev initializer) fits the "
-        f"sine better in {explanation.b.epochs} epochs than {explanation.a_name}.", "reference experiments",
+        "larger-lr-small-stddev",
+        f"{explanation.b_name} (larger learning rate, small-stddev initializer) fits the "
+        f"sine better in {explanation.b.epochs} epochs than {explanation.a_name}.",
+        "reference experiments",
         f"paired difference of held-out MSE, {explanation.b_name} − {explanation.a_name}, over "
         f"{len(explanation.seeds)} seeds; 95 % bootstrap interval; supported if it lies below 0",
-        verdict, {"gap_mean": gap.mean, "gap_ci": [gap.ci_low, gap.ci_high], "attribution": parts},
+        verdict,
+        {"gap_mean": gap.mean, "gap_ci": [gap.ci_low, gap.ci_high], "attribution": parts},
         f"MSE gap {gap.mean:+.4f} (95 % CI {gap.ci_low:+.4f} … {gap.ci_high:+.4f}); "
-        + ", ".join(f"{a.factor} {a.mean:+.4f}" for a in explanation.mse_attribution))
+        + ", ".join(f"{a.factor} {a.mean:+.4f}" for a in explanation.mse_attribution),
+    )
 
 
 def claim_stddev_drastic(sweep: StudyResult, *, drastic_share: float = 0.5) -> Claim:
     """Changing the TruncatedNormal stddev drastically alters the outcome."""
     terms = variance_decomposition(sweep.array("mse_test"), [a.name for a in sweep.spec.axes]) or {}
     term = terms.get("stddev")
-    means = {v: float(np.nanmean(sweep.values("mse_test", c))) for v, c in
-             zip(sweep.spec.axes[0].values, sweep.spec.cells(), strict=True)}
+    means = {
+        v: float(np.nanmean(sweep.values("mse_test", c)))
+        for v, c in zip(sweep.spec.axes[0].values, sweep.spec.cells(), strict=True)
+    }
     if term is None or term.p is None:
         verdict = INCONCLUSIVE
     elif term.p < ALPHA and term.share >= drastic_share:
@@ -165,14 +188,21 @@ def claim_stddev_drastic(sweep: StudyResult, *, drastic_share: float = 0.5) -> C
     else:
         verdict = INCONCLUSIVE
     return Claim(
-        "stddev-drastic", "Changing the TruncatedNormal stddev drastically alters the outcome.",
+        "stddev-drastic",
+        "Changing the TruncatedNormal stddev drastically alters the outcome.",
         "reference experiments",
         f"one-way ANOVA of held-out MSE over stddev {', '.join(sweep.spec.axes[0].values)} with "
         f"{len(sweep.spec.seeds)} seeds each; 'drastic' = p < {ALPHA} and the stddev explains ≥ "
         f"{drastic_share:.0%} of the variance (otherwise: it matters, not drastically → not supported)",
-        verdict, {"anova": term.to_dict() if term else None, "mean_mse_by_stddev": means},
-        (f"stddev explains {term.share:.0%} of the MSE variance (p = {term.p:.2g}); mean MSE "
-         f"{min(means.values()):.4f}–{max(means.values()):.4f}") if term and term.p is not None else "not computable")
+        verdict,
+        {"anova": term.to_dict() if term else None, "mean_mse_by_stddev": means},
+        (
+            f"stddev explains {term.share:.0%} of the MSE variance (p = {term.p:.2g}); mean MSE "
+            f"{min(means.values()):.4f}–{max(means.values()):.4f}"
+        )
+        if term and term.p is not None
+        else "not computable",
+    )
 
 
 def claim_smaller_batches_fit_better(grid: StudyResult, *, control: str = "zeros") -> Claim:
@@ -190,13 +220,16 @@ def claim_smaller_batches_fit_better(grid: StudyResult, *, control: str = "zeros
     per_batch = {str(s): float(np.nanmean(np.take(data, i, axis=axis))) for i, s in enumerate(sizes)}
     verdict = (SUPPORTED if rho > 0 else NOT_SUPPORTED) if p < ALPHA else INCONCLUSIVE
     return Claim(
-        "smaller-batches-fit-better", f"Smaller batches fit the sine better in a fixed number of epochs "
-        f"({grid.spec.base.epochs}).", "reference experiments",
+        "smaller-batches-fit-better",
+        f"Smaller batches fit the sine better in a fixed number of epochs ({grid.spec.base.epochs}).",
+        "reference experiments",
         f"Spearman rank correlation of batch size with held-out MSE over all {int(ok.sum())} runs of the grid "
         f"({control} control left out); supported if ρ > 0 at p < {ALPHA}",
-        verdict, {"spearman_rho": float(rho), "p": float(p), "mean_mse_by_batch_size": per_batch},
+        verdict,
+        {"spearman_rho": float(rho), "p": float(p), "mean_mse_by_batch_size": per_batch},
         f"ρ = {rho:+.2f} (p = {p:.2g}); mean MSE by batch size: "
-        + ", ".join(f"{k}: {v:.4f}" for k, v in per_batch.items()))
+        + ", ".join(f"{k}: {v:.4f}" for k, v in per_batch.items()),
+    )
 
 
 def gradient_error_by_batch(config: TrainConfig, batch_sizes: Sequence[int], seeds: Sequence[int]) -> dict[int, float]:
@@ -210,23 +243,28 @@ def gradient_error_by_batch(config: TrainConfig, batch_sizes: Sequence[int], see
     data = make_data(config)
     x, y = data.x_train.astype(np.float64), data.y_train.astype(np.float64)
     for seed in seeds:
-        weights = [w.astype(np.float64) for w in fresh_start(config.replace(seed=seed),
-                                                             clear_session=False).initial.values()]
+        weights = [
+            w.astype(np.float64) for w in fresh_start(config.replace(seed=seed), clear_session=False).initial.values()
+        ]
         _, full = loss_and_gradients(weights, x, y, config)
         g_full = np.concatenate([g.ravel() for g in full])
         order = np.random.default_rng(seed).permutation(len(x))
         for b in batch_sizes:
             for begin in range(0, len(x) - b + 1, b):
-                idx = order[begin:begin + b]
+                idx = order[begin : begin + b]
                 _, grads = loss_and_gradients(weights, x[idx], y[idx], config)
                 g = np.concatenate([q.ravel() for q in grads])
                 out[b].append(float(np.linalg.norm(g - g_full) / np.linalg.norm(g_full)))
     return {b: float(np.mean(v)) for b, v in out.items() if v}
 
 
-def claim_larger_batches_accurate_gradient(grid: StudyResult, config: TrainConfig, *,
-                                           batch_sizes: Sequence[int] = (8, 32, 64, 128, 256),
-                                           seeds: Sequence[int] = range(5)) -> Claim:
+def claim_larger_batches_accurate_gradient(
+    grid: StudyResult,
+    config: TrainConfig,
+    *,
+    batch_sizes: Sequence[int] = (8, 32, 64, 128, 256),
+    seeds: Sequence[int] = range(5),
+) -> Claim:
     """Larger batches estimate the gradient more accurately, and so converge differently."""
     errors = gradient_error_by_batch(config, batch_sizes, seeds)
     values = [errors[b] for b in batch_sizes if b in errors]
@@ -236,19 +274,31 @@ def claim_larger_batches_accurate_gradient(grid: StudyResult, config: TrainConfi
     converge = term is not None and term.p is not None and term.p < ALPHA
     verdict = SUPPORTED if decreasing and converge else (NOT_SUPPORTED if not decreasing else INCONCLUSIVE)
     return Claim(
-        "larger-batches-gradient", "Larger batches give a more accurate gradient estimate, and so a different "
-        "convergence.", "reference experiments",
+        "larger-batches-gradient",
+        "Larger batches give a more accurate gradient estimate, and so a different convergence.",
+        "reference experiments",
         "relative error of minibatch gradients against the full-batch gradient at the seeded initial weights "
         f"(batch sizes {list(batch_sizes)}, seeds {list(seeds)}); and the batch-size main effect on the final "
         f"training loss in the grid (ANOVA); supported if the error falls strictly with batch size and p < {ALPHA}",
-        verdict, {"relative_gradient_error": errors, "final_loss_anova": term.to_dict() if term else None},
-        "gradient error " + ", ".join(f"b={b}: {e:.3f}" for b, e in errors.items())
-        + (f"; batch size explains {term.share:.0%} of final-loss variance (p = {term.p:.2g})"
-           if term and term.p is not None else ""))
+        verdict,
+        {"relative_gradient_error": errors, "final_loss_anova": term.to_dict() if term else None},
+        "gradient error "
+        + ", ".join(f"b={b}: {e:.3f}" for b, e in errors.items())
+        + (
+            f"; batch size explains {term.share:.0%} of final-loss variance (p = {term.p:.2g})"
+            if term and term.p is not None
+            else ""
+        ),
+    )
 
 
-def claim_reused_permutation(config: TrainConfig, *, seeds: Sequence[int] = range(10), engine: str = "fused",
-                             progress: Callable[[int, int, str], None] | None = None) -> Claim:
+def claim_reused_permutation(
+    config: TrainConfig,
+    *,
+    seeds: Sequence[int] = range(10),
+    engine: str = "fused",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Claim:
     """Ours: seeded ``fit`` (Keras 3.15 / TF 2.21) reuses one permutation every epoch — does that cost fit?"""
     from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
     from sinecheck.engines.registry import train
@@ -269,16 +319,25 @@ def claim_reused_permutation(config: TrainConfig, *, seeds: Sequence[int] = rang
     low, high = bootstrap_ci(diff)
     verdict = verdict_from_interval(low, high, better_if_negative=False)
     return Claim(
-        "reused-permutation", f"Seeded fit reuses one permutation every epoch (measured here: "
+        "reused-permutation",
+        f"Seeded fit reuses one permutation every epoch (measured here: "
         f"{max(distinct)} distinct order(s) in {config.epochs} epochs); that costs fit quality compared with a fresh "
-        "permutation per epoch.", "sinecheck",
+        "permutation per epoch.",
+        "sinecheck",
         f"per seed ({len(seeds)}), the same initial weights trained with fit's orders and with a fresh permutation "
         "per epoch (fused engine, given orders); paired difference of held-out MSE (reused − fresh), 95 % "
         "bootstrap interval; supported if above 0",
-        verdict, {"distinct_orders_per_run": distinct, "mse_reused": reused, "mse_fresh": fresh,
-                  "diff_mean": float(diff.mean()), "diff_ci": [low, high]},
+        verdict,
+        {
+            "distinct_orders_per_run": distinct,
+            "mse_reused": reused,
+            "mse_fresh": fresh,
+            "diff_mean": float(diff.mean()),
+            "diff_ci": [low, high],
+        },
         f"MSE reused − fresh {diff.mean():+.4f} (95 % CI {low:+.4f} … {high:+.4f}); fit drew "
-        f"{max(distinct)} distinct order(s) per run")
+        f"{max(distinct)} distinct order(s) per run",
+    )
 
 
 def render_claims(claims: Sequence[Claim], *, markdown: bool = False) -> str:

@@ -40,19 +40,36 @@ def differing_factors(a: TrainConfig, b: TrainConfig) -> list[Factor]:
     out: list[Factor] = []
     oa, ob = a.optimizer, b.optimizer
     if oa.learning_rate != ob.learning_rate:
-        out.append(Factor("learning_rate", f"{oa.learning_rate:g}", f"{ob.learning_rate:g}",
-                          lambda c: c.replace(optimizer=OptimizerSpec(c.optimizer.name, ob.learning_rate,
-                                                                      c.optimizer.params))))
+        out.append(
+            Factor(
+                "learning_rate",
+                f"{oa.learning_rate:g}",
+                f"{ob.learning_rate:g}",
+                lambda c: c.replace(optimizer=OptimizerSpec(c.optimizer.name, ob.learning_rate, c.optimizer.params)),
+            )
+        )
     if (oa.name, oa.params) != (ob.name, ob.params):
-        out.append(Factor("optimizer", oa.name, ob.name,
-                          lambda c: c.replace(optimizer=OptimizerSpec(ob.name, c.optimizer.learning_rate, ob.params))))
+        out.append(
+            Factor(
+                "optimizer",
+                oa.name,
+                ob.name,
+                lambda c: c.replace(optimizer=OptimizerSpec(ob.name, c.optimizer.learning_rate, ob.params)),
+            )
+        )
     da, db = a.to_dict(), b.to_dict()
     for name in da:
         if name in ("optimizer", "seed", "schema") or da[name] == db[name]:
             continue
         value = getattr(b, name)
-        out.append(Factor(name, _show(getattr(a, name)), _show(value),
-                          lambda c, name=name, value=value: c.replace(**{name: value})))
+        out.append(
+            Factor(
+                name,
+                _show(getattr(a, name)),
+                _show(value),
+                lambda c, name=name, value=value: c.replace(**{name: value}),
+            )
+        )
     return out
 
 
@@ -73,8 +90,13 @@ class Attribution:
     def to_dict(self) -> dict[str, Any]:
         from sinecheck.core.compare import json_float
 
-        return {"factor": self.factor, "mean": json_float(self.mean), "ci_low": json_float(self.ci_low),
-                "ci_high": json_float(self.ci_high), "per_seed": [json_float(v) for v in self.per_seed]}
+        return {
+            "factor": self.factor,
+            "mean": json_float(self.mean),
+            "ci_low": json_float(self.ci_low),
+            "ci_high": json_float(self.ci_high),
+            "per_seed": [json_float(v) for v in self.per_seed],
+        }
 
 
 @dataclass
@@ -102,9 +124,11 @@ class Explanation:
         """The one-line answer: "learning_rate explains X ± Y of the MSE gap, ..., seed noise ±V"."""
         parts = [f"{a.factor} {a.mean:+.4f} ± {_half(a):.4f}" for a in self.mse_attribution]
         noise = max(self.noise_mse.values())
-        return (f"held-out MSE {self.a_name} → {self.b_name}: gap {self.gap.mean:+.4f} ± {_half(self.gap):.4f} "
-                f"= {' + '.join(parts)} (95 % CI half-widths over {len(self.seeds)} seeds); "
-                f"seed noise: the MSE of one config varies by ±{noise:.4f} (std over seeds)")
+        return (
+            f"held-out MSE {self.a_name} → {self.b_name}: gap {self.gap.mean:+.4f} ± {_half(self.gap):.4f} "
+            f"= {' + '.join(parts)} (95 % CI half-widths over {len(self.seeds)} seeds); "
+            f"seed noise: the MSE of one config varies by ±{noise:.4f} (std over seeds)"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         from sinecheck.core.compare import json_float
@@ -112,14 +136,20 @@ class Explanation:
         return {
             "a": {"name": self.a_name, "config": self.a.to_dict()},
             "b": {"name": self.b_name, "config": self.b.to_dict()},
-            "factors": [{"name": f.name, "a": f.a, "b": f.b} for f in self.factors], "seeds": self.seeds,
-            "engine": self.engine, "mse_gap": self.gap.to_dict(), "curve_gap": self.curve_gap.to_dict(),
+            "factors": [{"name": f.name, "a": f.a, "b": f.b} for f in self.factors],
+            "seeds": self.seeds,
+            "engine": self.engine,
+            "mse_gap": self.gap.to_dict(),
+            "curve_gap": self.curve_gap.to_dict(),
             "mse_attribution": [a.to_dict() for a in self.mse_attribution],
             "curve_attribution": [a.to_dict() for a in self.curve_attribution],
-            "noise": {"mse_std": {k: json_float(v) for k, v in self.noise_mse.items()},
-                      "curve_rms_between_seeds": {k: json_float(v) for k, v in self.noise_curve.items()}},
+            "noise": {
+                "mse_std": {k: json_float(v) for k, v in self.noise_mse.items()},
+                "curve_rms_between_seeds": {k: json_float(v) for k, v in self.noise_curve.items()},
+            },
             "mse_per_subset": {k: [json_float(float(x)) for x in v] for k, v in self.mse.items()},
-            "sentence": self.sentence(), "elapsed_s": self.elapsed_s,
+            "sentence": self.sentence(),
+            "elapsed_s": self.elapsed_s,
         }
 
 
@@ -136,17 +166,27 @@ def _rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)))
 
 
-def explain(a: TrainConfig, b: TrainConfig, *, seeds: Sequence[int] = range(10), engine: str = "fused",
-            a_name: str = "A", b_name: str = "B", max_factors: int = 6,
-            progress: Callable[[int, int, str], None] | None = None) -> Explanation:
+def explain(
+    a: TrainConfig,
+    b: TrainConfig,
+    *,
+    seeds: Sequence[int] = range(10),
+    engine: str = "fused",
+    a_name: str = "A",
+    b_name: str = "B",
+    max_factors: int = 6,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Explanation:
     """Train every subset of swaps from `a` towards `b` on every seed and attribute the gap (see module doc)."""
     factors = differing_factors(a, b)
     if not factors:
         raise ConfigError(f"explain: {a_name} and {b_name} differ in no factor but the seed; nothing to explain")
     if len(factors) > max_factors:
         names = ", ".join(f.name for f in factors)
-        raise ConfigError(f"explain: {len(factors)} differing factors ({names}); allowed: at most {max_factors} "
-                          f"(2^k subsets × seeds runs)")
+        raise ConfigError(
+            f"explain: {len(factors)} differing factors ({names}); allowed: at most {max_factors} "
+            f"(2^k subsets × seeds runs)"
+        )
     seeds = list(seeds)
     if len(seeds) < 2:
         raise ConfigError(f"seeds: invalid value {len(seeds)}; allowed: at least 2 (the noise floor needs two)")
@@ -189,17 +229,32 @@ def explain(a: TrainConfig, b: TrainConfig, *, seeds: Sequence[int] = range(10),
         return float(np.mean([_rms(rows[j], rows[j + 1]) for j in range(len(rows) - 1)]))
 
     return Explanation(
-        a_name, b_name, a, b, factors, seeds, {label[s]: v for s, v in mse.items()}, mse_attr, curve_attr,
-        _summary("gap", mse[full] - mse[empty]), _summary("curve distance", distance[full]),
+        a_name,
+        b_name,
+        a,
+        b,
+        factors,
+        seeds,
+        {label[s]: v for s, v in mse.items()},
+        mse_attr,
+        curve_attr,
+        _summary("gap", mse[full] - mse[empty]),
+        _summary("curve distance", distance[full]),
         {a_name: float(np.nanstd(mse[empty], ddof=1)), b_name: float(np.nanstd(mse[full], ddof=1))},
         {a_name: between_seeds(curves[empty]), b_name: between_seeds(curves[full])},
-        {label[s]: c for s, c in curves.items()}, time.perf_counter() - started, engine)
+        {label[s]: c for s, c in curves.items()},
+        time.perf_counter() - started,
+        engine,
+    )
 
 
 def render_explanation(e: Explanation) -> str:
     """The explanation as a terminal/Markdown-friendly table plus the one-line answer."""
-    lines = [f"{e.a_name} vs {e.b_name}: {len(e.factors)} differing factor(s), {len(e.seeds)} seeds, "
-             f"{2 ** len(e.factors) * len(e.seeds)} runs with engine {e.engine} in {e.elapsed_s:.0f} s", ""]
+    lines = [
+        f"{e.a_name} vs {e.b_name}: {len(e.factors)} differing factor(s), {len(e.seeds)} seeds, "
+        f"{2 ** len(e.factors) * len(e.seeds)} runs with engine {e.engine} in {e.elapsed_s:.0f} s",
+        "",
+    ]
     wa = max([len("A"), *(len(f.a) for f in e.factors)])
     wb = max([len("B"), *(len(f.b) for f in e.factors)])
     wf = max([len("total (B − A)"), *(len(f.name) for f in e.factors)])
@@ -209,8 +264,12 @@ def render_explanation(e: Explanation) -> str:
     lines.append(f"{'total (B − A)':<{wf}}  {'':<{wa}}  {'':<{wb}}  {_pm(e.gap):>18}  {_pm(e.curve_gap):>20}")
     noise_m = ", ".join(f"{k} ±{v:.4f}" for k, v in e.noise_mse.items())
     noise_c = ", ".join(f"{k} {v:.4f}" for k, v in e.noise_curve.items())
-    lines += ["", f"seed noise floor: MSE std over seeds {noise_m}; curve RMS between two seeds {noise_c}",
-              "", e.sentence()]
+    lines += [
+        "",
+        f"seed noise floor: MSE std over seeds {noise_m}; curve RMS between two seeds {noise_c}",
+        "",
+        e.sentence(),
+    ]
     return "\n".join(lines)
 
 

@@ -54,8 +54,9 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
     n = len(cells)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.1 * rows), sharex=True, sharey=True, squeeze=False,
-                             layout="constrained")
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.4 * cols, 3.1 * rows), sharex=True, sharey=True, squeeze=False, layout="constrained"
+    )
     data = make_data(spec.base)
     x = data.x_test[:, 0]
     for ax, cell in zip(axes.flat, cells, strict=False):
@@ -66,8 +67,14 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
         if ok.any():
             good = curves[ok]
             median_run = good[np.argsort(mse[ok])[len(good) // 2]]
-            ax.fill_between(x, np.quantile(good, 0.1, axis=0), np.quantile(good, 0.9, axis=0), alpha=0.3,
-                            color="tab:blue", label="10–90 % over seeds")
+            ax.fill_between(
+                x,
+                np.quantile(good, 0.1, axis=0),
+                np.quantile(good, 0.9, axis=0),
+                alpha=0.3,
+                color="tab:blue",
+                label="10–90 % over seeds",
+            )
             ax.plot(x, median_run, color="tab:blue", lw=1.4, label=f"median run (MSE {np.median(mse[ok]):.3f})")
         ax.set_title(f"{first.name} = {format_value(cell.values[0])}", fontsize=9)
         ax.set_ylim(-1.6, 1.6)
@@ -93,8 +100,15 @@ def plot_study_heatmap(result: StudyResult) -> bytes:
     ax.set_ylabel(spec.axes[0].name)
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
-            ax.text(j, i, f"{mean[i, j]:.3f}", ha="center", va="center", fontsize=7,
-                    color="white" if mean[i, j] > np.nanmean(mean) else "black")
+            ax.text(
+                j,
+                i,
+                f"{mean[i, j]:.3f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if mean[i, j] > np.nanmean(mean) else "black",
+            )
     fig.colorbar(im, ax=ax, label="mean held-out MSE")
     ax.set_title(f"Mean held-out MSE over {len(spec.seeds)} seeds ({spec.base.epochs} epochs)", fontsize=10)
     return figure_bytes(fig)
@@ -115,8 +129,9 @@ def plot_study_spread(result: StudyResult) -> bytes:
         ax.scatter(i + jitter, values, s=9, color=color, alpha=0.75)
         s = summarize(values)
         ax.errorbar(i, s.mean, yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], color="black", capsize=2, lw=1)
-    ax.set_xticks(range(len(cells)), [" / ".join(format_value(v) for v in c.values) for c in cells], rotation=75,
-                  fontsize=6)
+    ax.set_xticks(
+        range(len(cells)), [" / ".join(format_value(v) for v in c.values) for c in cells], rotation=75, fontsize=6
+    )
     if len(spec.axes) > 1:
         for j, v in enumerate(second):
             ax.scatter([], [], color=colors[j % len(colors)], label=f"{spec.axes[1].name} {v}")
@@ -138,8 +153,9 @@ def plot_sweep(result: StudyResult) -> bytes:
         ax.scatter(np.full(len(values), i), values, s=8, color="tab:gray", alpha=0.6)
         s = summarize(values)
         if s.n:
-            ax.errorbar(i, s.mean, yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], fmt="o", color="tab:blue",
-                        capsize=3)
+            ax.errorbar(
+                i, s.mean, yerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], fmt="o", color="tab:blue", capsize=3
+            )
         if s.diverged:
             ax.annotate(f"{s.diverged} diverged", (i, s.mean if s.n else 0.5), fontsize=6, color="tab:red")
     ax.set_xticks(range(len(cells)), [format_value(c.values[0]) for c in cells], fontsize=8)
@@ -156,22 +172,23 @@ def plot_explain(explanation: Explanation) -> bytes:
     e = explanation
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for ax, attribution, total, noise, title in (
-            (axes[0], e.mse_attribution, e.gap, max(e.noise_mse.values()), "held-out MSE (B − A)"),
-            (axes[1], e.curve_attribution, e.curve_gap, max(e.noise_curve.values()), "curve RMS distance from A")):
+        (axes[0], e.mse_attribution, e.gap, max(e.noise_mse.values()), "held-out MSE (B − A)"),
+        (axes[1], e.curve_attribution, e.curve_gap, max(e.noise_curve.values()), "curve RMS distance from A"),
+    ):
         items = [*attribution, total]
         labels = [a.factor for a in attribution] + ["total"]
         means = [a.mean for a in items]
         err = [[a.mean - a.ci_low for a in items], [a.ci_high - a.mean for a in items]]
-        ax.barh(range(len(items)), means, xerr=err, color=["tab:blue"] * len(attribution) + ["tab:gray"],
-                capsize=3)
+        ax.barh(range(len(items)), means, xerr=err, color=["tab:blue"] * len(attribution) + ["tab:gray"], capsize=3)
         ax.axvspan(-noise, noise, color="tab:orange", alpha=0.15, label=f"seed noise ±{noise:.3f}")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(items)), labels, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, axis="x")
-    fig.suptitle(f"Why {e.a_name} and {e.b_name} differ: Shapley values over {len(e.seeds)} seeds (95 % CI)",
-                 fontsize=10)
+    fig.suptitle(
+        f"Why {e.a_name} and {e.b_name} differ: Shapley values over {len(e.seeds)} seeds (95 % CI)", fontsize=10
+    )
     return figure_bytes(fig)
 
 
@@ -208,8 +225,14 @@ def plot_waves(experiments: Sequence[ExperimentRuns]) -> bytes:
             color = colors[i % len(colors)]
             for j, r in enumerate(e.runs):
                 label = f"{e.label} (seed {r.config.seed}, MSE {r.metrics['mse_test']:.3f})" if j == 0 else None
-                ax.plot(data.x_test[:, 0], r.pred_test[:, 0], color=color, lw=1.6 if j == 0 else 0.8,
-                        alpha=1.0 if j == 0 else 0.35, label=label)
+                ax.plot(
+                    data.x_test[:, 0],
+                    r.pred_test[:, 0],
+                    color=color,
+                    lw=1.6 if j == 0 else 0.8,
+                    alpha=1.0 if j == 0 else 0.35,
+                    label=label,
+                )
         ax.set_title(f"{name}: {group[0].config.kernel_initializer}, {group[0].config.optimizer}", fontsize=9)
         ax.set_xlabel("x")
         ax.grid(alpha=0.3)

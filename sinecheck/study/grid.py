@@ -28,8 +28,15 @@ STUDY_SCHEMA = 1
 
 #: The initializers of the default study grid; ``zeros`` is the pathological control (no symmetry breaking).
 DEFAULT_INITIALIZERS: tuple[str, ...] = (
-    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "random_normal(stddev=0.05)",
-    "truncated_normal(stddev=0.02)", "random_uniform", "zeros",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_normal",
+    "random_normal(stddev=0.05)",
+    "truncated_normal(stddev=0.02)",
+    "random_uniform",
+    "zeros",
 )
 #: Batch sizes of the default grid; "full" is the whole training set in one batch.
 DEFAULT_BATCH_SIZES: tuple[str, ...] = ("8", "32", "64", "128", "full")
@@ -94,8 +101,13 @@ def _float(name: str, text: str) -> float:
 
 #: Axes with their own spelling; any other TrainConfig field is an axis too (its value parsed from JSON).
 NAMED_AXES: dict[str, Callable[[TrainConfig, str], TrainConfig]] = {
-    "initializer": _set_initializer, "bias_initializer": _set_bias_initializer, "batch_size": _set_batch_size,
-    "learning_rate": _set_learning_rate, "optimizer": _set_optimizer, "stddev": _set_stddev, "units": _set_units,
+    "initializer": _set_initializer,
+    "bias_initializer": _set_bias_initializer,
+    "batch_size": _set_batch_size,
+    "learning_rate": _set_learning_rate,
+    "optimizer": _set_optimizer,
+    "stddev": _set_stddev,
+    "units": _set_units,
 }
 
 
@@ -212,35 +224,55 @@ class StudySpec:
         return math.prod(len(a.values) for a in self.axes) * len(self.seeds)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": STUDY_SCHEMA, "name": self.name, "base": self.base.to_dict(),
-                "axes": [{"name": a.name, "values": list(a.values)} for a in self.axes],
-                "seeds": list(self.seeds), "engine": self.engine}
+        return {
+            "schema": STUDY_SCHEMA,
+            "name": self.name,
+            "base": self.base.to_dict(),
+            "axes": [{"name": a.name, "values": list(a.values)} for a in self.axes],
+            "seeds": list(self.seeds),
+            "engine": self.engine,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudySpec:
         if data.get("schema") != STUDY_SCHEMA:
             raise ConfigError(f"study schema: invalid value {data.get('schema')!r}; allowed: {STUDY_SCHEMA}")
-        return cls(data["name"], TrainConfig.from_dict(data["base"]),
-                   tuple(Axis(a["name"], tuple(a["values"])) for a in data["axes"]), tuple(data["seeds"]),
-                   data.get("engine", "fused"))
+        return cls(
+            data["name"],
+            TrainConfig.from_dict(data["base"]),
+            tuple(Axis(a["name"], tuple(a["values"])) for a in data["axes"]),
+            tuple(data["seeds"]),
+            data.get("engine", "fused"),
+        )
 
     @property
     def spec_id(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def grid_study(*, preset: str = "keras-default", seeds: int = 10, epochs: int | None = None,
-               initializers: Sequence[str] = DEFAULT_INITIALIZERS, batch_sizes: Sequence[str] = DEFAULT_BATCH_SIZES,
-               engine: str = "fused") -> StudySpec:
+def grid_study(
+    *,
+    preset: str = "keras-default",
+    seeds: int = 10,
+    epochs: int | None = None,
+    initializers: Sequence[str] = DEFAULT_INITIALIZERS,
+    batch_sizes: Sequence[str] = DEFAULT_BATCH_SIZES,
+    engine: str = "fused",
+) -> StudySpec:
     """The main grid: kernel initializer × batch size × seeds on a preset's first config."""
     base = base_config(preset, epochs)
-    return StudySpec("initializer × batch size", base,
-                     (Axis("initializer", tuple(initializers)), Axis("batch_size", tuple(batch_sizes))),
-                     tuple(range(seeds)), engine)
+    return StudySpec(
+        "initializer × batch size",
+        base,
+        (Axis("initializer", tuple(initializers)), Axis("batch_size", tuple(batch_sizes))),
+        tuple(range(seeds)),
+        engine,
+    )
 
 
-def sweep_study(axis: Axis, *, preset: str = "tf-explicit", seeds: int = 10, epochs: int | None = None,
-                engine: str = "fused") -> StudySpec:
+def sweep_study(
+    axis: Axis, *, preset: str = "tf-explicit", seeds: int = 10, epochs: int | None = None, engine: str = "fused"
+) -> StudySpec:
     """A one-axis sweep (stddev, learning rate, optimizer, ...) on a preset's first config."""
     return StudySpec(f"{axis.name} sweep", base_config(preset, epochs), (axis,), tuple(range(seeds)), engine)
 

@@ -16,7 +16,6 @@ from sinecheck.core.result import RunResult
 RunProgress = Callable[[int, int, str], None]
 
 
-
 @dataclass
 class ExperimentRuns:
     """All seeds of one config of one preset."""
@@ -30,9 +29,14 @@ class ExperimentRuns:
         return np.array([np.nan if r.metrics[metric] is None else r.metrics[metric] for r in self.runs])
 
 
-def run_reference(*, presets: Sequence[str] = tuple(PRESETS), seeds: Sequence[int] = (0, 1, 2),
-                  epochs: int | None = None, progress: RunProgress | None = None,
-                  train: Callable[[TrainConfig], RunResult] | None = None) -> list[ExperimentRuns]:
+def run_reference(
+    *,
+    presets: Sequence[str] = tuple(PRESETS),
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int | None = None,
+    progress: RunProgress | None = None,
+    train: Callable[[TrainConfig], RunResult] | None = None,
+) -> list[ExperimentRuns]:
     """Train every config of the named presets once per seed, each from a fresh, freshly seeded model."""
     if train is None:
         from sinecheck.engines.registry import train as train_fn
@@ -69,13 +73,17 @@ def check_fresh_starts(runs: Sequence[RunResult]) -> list[str]:
     for r in runs:
         source = finals.get(r.digests["initial_weights"])
         if source is not None and source is not r:
-            problems.append(f"batch {r.config.batch_size} started from the final weights of batch "
-                            f"{source.config.batch_size} (it continued training that model)")
+            problems.append(
+                f"batch {r.config.batch_size} started from the final weights of batch "
+                f"{source.config.batch_size} (it continued training that model)"
+            )
     starts: dict[tuple[Any, ...], str] = {}
     for r in runs:
         key = (r.config.seed, r.config.hidden_units, r.config.kernel_initializer, r.config.bias_initializer)
         starts.setdefault(key, r.digests["initial_weights"])
         if r.config.seed is not None and r.digests["initial_weights"] != starts[key]:
-            problems.append(f"batch {r.config.batch_size} started from other initial weights than its "
-                            f"same-seed siblings ({r.digests['initial_weights'][:12]} vs {starts[key][:12]})")
+            problems.append(
+                f"batch {r.config.batch_size} started from other initial weights than its "
+                f"same-seed siblings ({r.digests['initial_weights'][:12]} vs {starts[key][:12]})"
+            )
     return problems

@@ -32,26 +32,34 @@ def summary_rows(experiments: Sequence[ExperimentRuns]) -> list[dict[str, Any]]:
     rows = []
     for exp in experiments:
         cfg = exp.config
-        rows.append({
-            "preset": exp.preset, "label": exp.label, "config_id": cfg.config_id,
-            "hidden_units": list(cfg.hidden_units), "initializer": str(cfg.kernel_initializer),
-            "optimizer": str(cfg.optimizer), "batch_size": cfg.batch_size, "epochs": cfg.epochs,
-            "seeds": [r.config.seed for r in exp.runs],
-            "mse_train": [json_float(r.metrics["mse_train"]) for r in exp.runs],
-            "mse_test": [json_float(r.metrics["mse_test"]) for r in exp.runs],
-            "max_err_test": [json_float(r.metrics["max_err_test"]) for r in exp.runs],
-            "final_loss": [json_float(r.metrics["final_loss"]) for r in exp.runs],
-            "diverged": [r.diverged for r in exp.runs],
-            "initial_digest": [r.digests["initial_weights"] for r in exp.runs],
-            "final_digest": [r.digests["final_weights"] for r in exp.runs],
-            "fit_s": [r.timings["fit_s"] for r in exp.runs],
-            "epoch_ms_median": [r.timings["epoch_ms_median"] for r in exp.runs],
-        })
+        rows.append(
+            {
+                "preset": exp.preset,
+                "label": exp.label,
+                "config_id": cfg.config_id,
+                "hidden_units": list(cfg.hidden_units),
+                "initializer": str(cfg.kernel_initializer),
+                "optimizer": str(cfg.optimizer),
+                "batch_size": cfg.batch_size,
+                "epochs": cfg.epochs,
+                "seeds": [r.config.seed for r in exp.runs],
+                "mse_train": [json_float(r.metrics["mse_train"]) for r in exp.runs],
+                "mse_test": [json_float(r.metrics["mse_test"]) for r in exp.runs],
+                "max_err_test": [json_float(r.metrics["max_err_test"]) for r in exp.runs],
+                "final_loss": [json_float(r.metrics["final_loss"]) for r in exp.runs],
+                "diverged": [r.diverged for r in exp.runs],
+                "initial_digest": [r.digests["initial_weights"] for r in exp.runs],
+                "final_digest": [r.digests["final_weights"] for r in exp.runs],
+                "fit_s": [r.timings["fit_s"] for r in exp.runs],
+                "epoch_ms_median": [r.timings["epoch_ms_median"] for r in exp.runs],
+            }
+        )
     return rows
 
 
-def render_markdown(experiments: Sequence[ExperimentRuns], env: dict[str, Any], *, elapsed_s: float,
-                    figures: Sequence[str]) -> str:
+def render_markdown(
+    experiments: Sequence[ExperimentRuns], env: dict[str, Any], *, elapsed_s: float, figures: Sequence[str]
+) -> str:
     """The report text: environment, one table row per config, the figures, and how to read them."""
     seeds = sorted({r.config.seed for e in experiments for r in e.runs})
     base = constant_baseline_mse(experiments[0].config) if experiments else float("nan")
@@ -78,34 +86,50 @@ def render_markdown(experiments: Sequence[ExperimentRuns], env: dict[str, Any], 
             f"| {_fmt_stats(e.values('max_err_test'))} | {_fmt_stats(e.values('final_loss'))} "
             f"| {np.mean([r.timings['fit_s'] for r in e.runs]):.2f} "
             f"| {np.median([r.timings['epoch_ms_median'] for r in e.runs]):.1f} "
-            f"| `{first.digests['initial_weights'][:16]}` | `{first.digests['final_weights'][:16]}` |")
+            f"| `{first.digests['initial_weights'][:16]}` | `{first.digests['final_weights'][:16]}` |"
+        )
     sweep = [e.runs[0] for e in experiments if e.preset == "batch-sweep"]
     if len(sweep) > 1:
         problems = check_fresh_starts(sweep)
-        lines += ["", "Batch sweep: " + (
-            "every batch size started from the same freshly initialised weights (identical initial digests), "
-            "as it must: no batch size continued training another's model." if not problems
-            else "**not fresh models**: " + "; ".join(problems))]
+        lines += [
+            "",
+            "Batch sweep: "
+            + (
+                "every batch size started from the same freshly initialised weights (identical initial digests), "
+                "as it must: no batch size continued training another's model."
+                if not problems
+                else "**not fresh models**: " + "; ".join(problems)
+            ),
+        ]
     diverged = [(e.label, r.config.seed) for e in experiments for r in e.runs if r.diverged]
     if diverged:
         lines += ["", f"Diverged runs (NaN/inf loss): {diverged}."]
     lines += ["", "## Predicted waves", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in figures]
-    lines += ["", "Config ids name each run exactly: `sinecheck run PRESET --json out.json` gives the full "
-              "config, digests and metrics of a single run.", ""]
+    lines += [
+        "",
+        "Config ids name each run exactly: `sinecheck run PRESET --json out.json` gives the full "
+        "config, digests and metrics of a single run.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-def write_report(experiments: Sequence[ExperimentRuns], out_dir: str | Path, *, elapsed_s: float,
-                 analysis: Any = None) -> Path:
+def write_report(
+    experiments: Sequence[ExperimentRuns], out_dir: str | Path, *, elapsed_s: float, analysis: Any = None
+) -> Path:
     """Write report.md, report.json, waves.png and loss.png — and the study's figures and section when an
     `analysis` (sinecheck.study.analysis.Analysis) is given — into `out_dir` (each atomically); return report.md."""
     out = Path(out_dir)
     env = experiments[0].runs[0].fingerprint if experiments else fingerprint()
     atomic_write(out / "waves.png", plot_waves(experiments))
     atomic_write(out / "loss.png", plot_losses(experiments))
-    payload: dict[str, Any] = {"environment": env, "elapsed_s": elapsed_s, "rows": summary_rows(experiments),
-                               "configs": {e.config.config_id: e.config.to_dict() for e in experiments}}
+    payload: dict[str, Any] = {
+        "environment": env,
+        "elapsed_s": elapsed_s,
+        "rows": summary_rows(experiments),
+        "configs": {e.config.config_id: e.config.to_dict() for e in experiments},
+    }
     text = render_markdown(experiments, env, elapsed_s=elapsed_s, figures=["waves.png", "loss.png"])
     if analysis is not None:
         from sinecheck.study.analysis import analysis_json, render_analysis, write_analysis

@@ -40,13 +40,18 @@ def run_one(config: TrainConfig, engine: str) -> tuple[dict[str, Any], np.ndarra
     x = make_data(config).x_train
     relu = config.activation == "relu"
     record = {
-        "config_id": config.config_id, "seed": config.seed, "engine": result.engine,
-        "metrics": {k: result.metrics.get(k) for k in METRICS}, "diverged": result.diverged,
+        "config_id": config.config_id,
+        "seed": config.seed,
+        "engine": result.engine,
+        "metrics": {k: result.metrics.get(k) for k in METRICS},
+        "diverged": result.diverged,
         "diverged_epoch": result.diverged_epoch,
         "dead_relu_init": dead_relu_fraction(list(result.initial_weights.values()), x) if relu else None,
-        "dead_relu_final": (dead_relu_fraction(list(result.final_weights.values()), x)
-                            if relu and not result.diverged else None),
-        "fit_s": result.timings.get("fit_s"), "total_s": result.timings.get("total_s"),
+        "dead_relu_final": (
+            dead_relu_fraction(list(result.final_weights.values()), x) if relu and not result.diverged else None
+        ),
+        "fit_s": result.timings.get("fit_s"),
+        "total_s": result.timings.get("total_s"),
     }
     return record, result.pred_test.reshape(-1)
 
@@ -83,9 +88,15 @@ class StudyResult:
         return np.stack([self.values(metric, c) for c in self.spec.cells()]).reshape(shape)
 
 
-def run_study(spec: StudySpec, out_dir: str | os.PathLike[str], *, workers: int = 1, scheduler: str | None = None,
-              executor: Executor | None = None,
-              progress: Callable[[int, int, float, float | None], None] | None = None) -> StudyResult:
+def run_study(
+    spec: StudySpec,
+    out_dir: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    executor: Executor | None = None,
+    progress: Callable[[int, int, float, float | None], None] | None = None,
+) -> StudyResult:
     """Run every (cell, seed) of `spec` not already stored in `out_dir`, then load them all.
 
     ``workers=1`` runs in this process; more uses a process pool (spawned, so TensorFlow state never crosses);
@@ -121,8 +132,9 @@ def run_study(spec: StudySpec, out_dir: str | os.PathLike[str], *, workers: int 
                 report(done)
     elif pending:
         with ExecutorScope(executor, workers, scheduler) as pool:
-            futures: dict[Future[Any], Cell] = {pool.submit(run_cell, configs, spec.engine): cell
-                                                for cell, configs in tasks}
+            futures: dict[Future[Any], Cell] = {
+                pool.submit(run_cell, configs, spec.engine): cell for cell, configs in tasks
+            }
             for future in as_completed(futures):
                 for record, curve in future.result():
                     store.save(futures[future], record, curve)
@@ -178,11 +190,14 @@ class StudyStore:
             try:
                 stored = json.loads(spec_path.read_text())
             except (OSError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"{spec_path}: unreadable study file ({exc}); delete the directory to start over"
-                                  ) from None
+                raise ConfigError(
+                    f"{spec_path}: unreadable study file ({exc}); delete the directory to start over"
+                ) from None
             if stored != spec.to_dict():
-                raise ConfigError(f"{spec_path}: holds another study (id {StudySpec.from_dict(stored).spec_id}, "
-                                  f"this one is {spec.spec_id}); allowed: the same study, or a new --out directory")
+                raise ConfigError(
+                    f"{spec_path}: holds another study (id {StudySpec.from_dict(stored).spec_id}, "
+                    f"this one is {spec.spec_id}); allowed: the same study, or a new --out directory"
+                )
         else:
             atomic_write(spec_path, json.dumps(spec.to_dict(), indent=2) + "\n")
 
@@ -208,8 +223,9 @@ class StudyStore:
                     records[(cell.index, seed)] = json.loads(json_path.read_text())
                     curves[(cell.index, seed)] = np.load(npy_path, allow_pickle=False)
                 except (OSError, ValueError) as exc:
-                    raise ConfigError(f"{json_path}: missing or unreadable run ({exc}); rerun the study to fill it"
-                                      ) from None
+                    raise ConfigError(
+                        f"{json_path}: missing or unreadable run ({exc}); rerun the study to fill it"
+                    ) from None
         from sinecheck.core.environment import fingerprint
 
         return StudyResult(self.spec, records, curves, fingerprint=fingerprint())

@@ -30,8 +30,14 @@ class Summary:
         return {k: json_float(v) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
-def bootstrap_ci(values: np.ndarray, statistic: Callable[..., Any] = np.mean, *, confidence: float = 0.95,
-                 resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: np.ndarray,
+    statistic: Callable[..., Any] = np.mean,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval (scipy.stats.bootstrap), reproducible through `seed`.
 
     A sample whose values are all equal has a zero-width interval (scipy reports NaN for it)."""
@@ -46,8 +52,15 @@ def bootstrap_ci(values: np.ndarray, statistic: Callable[..., Any] = np.mean, *,
         return v, v
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = stats.bootstrap((values,), statistic, confidence_level=confidence, n_resamples=resamples,
-                              method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
+        res = stats.bootstrap(
+            (values,),
+            statistic,
+            confidence_level=confidence,
+            n_resamples=resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+            vectorized=True,
+        )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -58,8 +71,15 @@ def summarize(values: np.ndarray) -> Summary:
     if ok.size == 0:
         return Summary(0, int(values.size), math.nan, math.nan, math.nan, math.nan, math.nan)
     low, high = bootstrap_ci(ok)
-    return Summary(int(ok.size), int(values.size - ok.size), float(ok.mean()),
-                   float(ok.std(ddof=1)) if ok.size > 1 else 0.0, float(np.median(ok)), low, high)
+    return Summary(
+        int(ok.size),
+        int(values.size - ok.size),
+        float(ok.mean()),
+        float(ok.std(ddof=1)) if ok.size > 1 else 0.0,
+        float(np.median(ok)),
+        low,
+        high,
+    )
 
 
 @dataclass(frozen=True)
@@ -110,8 +130,13 @@ def variance_decomposition(data: np.ndarray, names: Sequence[str]) -> dict[str, 
         sums.append((name, float((np.broadcast_to(effect((i,)), levels) ** 2).sum() * reps), levels[i] - 1))
     for i, j in itertools.combinations(range(k), 2):
         inter = effect((i, j)) - effect((i,)) - effect((j,))
-        sums.append((f"{names[i]} × {names[j]}", float((np.broadcast_to(inter, levels) ** 2).sum() * reps),
-                     (levels[i] - 1) * (levels[j] - 1)))
+        sums.append(
+            (
+                f"{names[i]} × {names[j]}",
+                float((np.broadcast_to(inter, levels) ** 2).sum() * reps),
+                (levels[i] - 1) * (levels[j] - 1),
+            )
+        )
     within = float(((data - cell_means[..., None]) ** 2).sum())
     df_within = int(np.prod(levels)) * (reps - 1)
     if k > 2:

@@ -36,8 +36,14 @@ BASE = CASES["keras-default"]
 def _bench_epochs(benchmark, engine: str, config: TrainConfig, group: str, *, rounds: int) -> None:
     runner = epoch_runner(engine, config, epochs_per_call=EPOCHS)
     benchmark.group = group
-    benchmark.extra_info.update({"engine": engine, "epochs_per_round": EPOCHS, "config_id": config.config_id,
-                                 "first_call_s": runner.first_call_s})
+    benchmark.extra_info.update(
+        {
+            "engine": engine,
+            "epochs_per_round": EPOCHS,
+            "config_id": config.config_id,
+            "first_call_s": runner.first_call_s,
+        }
+    )
     benchmark.pedantic(runner.call, rounds=rounds, iterations=1, warmup_rounds=0)
     if benchmark.stats is not None:  # timing enabled: record the per-epoch figure beside the per-round one
         benchmark.extra_info["ms_per_epoch_median"] = 1000 * benchmark.stats.stats.median / EPOCHS
@@ -87,8 +93,9 @@ def test_scaling_points(benchmark, engine: str, n_points: int) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_scaling_width(benchmark, engine: str, units: int) -> None:
     """Hidden width: the arithmetic grows, the per-step overhead does not."""
-    _bench_epochs(benchmark, engine, BASE.replace(hidden_units=(units,)), f"scale-width/{units}",
-                  rounds=_rounds(engine))
+    _bench_epochs(
+        benchmark, engine, BASE.replace(hidden_units=(units,)), f"scale-width/{units}", rounds=_rounds(engine)
+    )
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
