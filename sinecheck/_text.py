@@ -1,0 +1,3 @@
+"""Text formatting shared by every interface: numbers and plain / Markdown tables."""
+
+from __future__ import annotations

@@ -1,0 +1,63 @@
+"""Golden outputs of the command line: ``--json`` files keep their content (presets) or their shape (every key and
+value type, for outputs with measured numbers), so a refactoring cannot silently change what users parse.
+
+Regenerate deliberately, after a reviewed format change:
+``SINECHECK_REGEN_GOLDEN=1 pytest tests/test_cli_outputs.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sinecheck.cli import main
+
+GOLDEN = Path(__file__).parent / "golden" / "cli"
+
+
+def shape(value: Any) -> Any:
+    """Keys and value types, recursively; a list is described by its first element."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def check_golden(name: str, obtained: Any) -> None:
+    path = GOLDEN / name
+    if os.environ.get("SINECHECK_REGEN_GOLDEN"):
+        path.write_text(json.dumps(obtained, indent=1, sort_keys=True) + "\n")
+    expected = json.loads(path.read_text())
+    assert obtained == expected, f"{name} changed: obtained\n{json.dumps(obtained, indent=1)}\nexpected\n{path}"
+
+
+def test_presets_json_is_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets", "--json"]) == 0
+    check_golden("presets.json", json.loads(capsys.readouterr().out))
+
+
+def test_run_json_keeps_its_shape(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    assert main(["run", "keras-default", "--epochs", "2", "--json", str(out)]) == 0
+    check_golden("run.shape.json", shape(json.loads(out.read_text())))
+
+
+def test_explain_json_keeps_its_shape(tmp_path: Path) -> None:
+    out = tmp_path / "explain.json"
+    args = ["explain", "keras-default", "tf-explicit", "--seeds", "2", "--epochs", "2", "--out", str(tmp_path)]
+    assert main([*args, "--json", str(out)]) == 0
+    check_golden("explain.shape.json", shape(json.loads(out.read_text())))
+
+
+def test_the_check_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Negative control: one changed value type is caught and named."""
+    monkeypatch.delenv("SINECHECK_REGEN_GOLDEN", raising=False)
+    changed = json.loads((GOLDEN / "run.shape.json").read_text())
+    changed[0]["engine"] = "int"
+    with pytest.raises(AssertionError, match="run.shape.json changed"):
+        check_golden("run.shape.json", changed)
