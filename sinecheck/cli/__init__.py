@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from sinecheck.checks.baseline import STRICT_LEVELS
 from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, changed_fields
 from sinecheck.core.presets import PRESETS, get_preset
 from sinecheck.errors import ConfigError
@@ -273,7 +274,7 @@ def _build_parser() -> argparse.ArgumentParser:
             q.add_argument(
                 "--strict",
                 default="material",
-                choices=("bitwise", "ulp", "material"),
+                choices=STRICT_LEVELS,
                 help="what fails (exit 1): any bit, worse than ULP, or a material change (default)",
             )
         if action == "record":
