@@ -23,11 +23,12 @@ from pathlib import Path
 
 import nox
 
+from sinecheck.checks.baseline import Grade, Strictness
+
 nox.options.sessions = ["upgrade"]
 ROOT = Path(__file__).resolve().parent
 ENVS = ROOT / ".nox" / "sinecheck-envs"
 #: What sinecheck needs besides TensorFlow and Keras (installed alongside, so pip keeps TF's numpy pin).
-GRADES = ["identical", "ulp", "close", "divergent", "material", "missing"]  # sinecheck.checks.baseline.GRADES
 RUNTIME = ["matplotlib", "scipy", "pytest", "hypothesis", "pytest-benchmark", "filelock"]
 
 
@@ -118,7 +119,7 @@ def upgrade(session: nox.Session) -> None:
         external=True,
         success_codes=[0, 1],
     )
-    limit = {"bitwise": "identical", "ulp": "ulp", "material": "divergent"}[strict]
+    limit = Strictness.parse(strict).limit
     failed = []
     for old, new in itertools.pairwise(slugs):
         session.log(f"drift {old} → {new}")
@@ -141,7 +142,7 @@ def upgrade(session: nox.Session) -> None:
             success_codes=[0, 1],
         )
         grades = [d["grade"] for d in json.loads(report.read_text())["drifts"]]
-        if any(GRADES.index(g) > GRADES.index(limit) for g in grades):
+        if any(Grade(g) > limit for g in grades):
             failed.append(f"{old} → {new}")
     if failed:
         session.error(f"drift beyond --strict {strict} in: {'; '.join(failed)} (tables above)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sinecheck.checks.diverge import Trace, first_divergence
+from sinecheck.checks.diverge import DifferentModels, Identical, Parted, Stage, Trace, first_divergence
 from sinecheck.core.config import TrainConfig
 
 CFG = TrainConfig(hidden_units=(2,), n_points=8, batch_size=4, epochs=2)
@@ -31,7 +31,10 @@ def _trace(**changes: object) -> Trace:
 
 def test_identical_traces() -> None:
     d = first_divergence(_trace(), _trace())
-    assert d.stage == "identical" and d.step is None and "bit for bit" in d.describe()
+    assert isinstance(d, Identical) and d.stage is Stage.IDENTICAL and d.step is None
+    assert "bit for bit" in d.describe()
+    keys = ["step", "epoch", "batch", "stage", "tensor", "index", "value_a", "value_b", "growth", "summary"]
+    assert list(d.to_dict()) == keys and d.to_dict()["stage"] == "identical" and d.to_dict()["tensor"] is None
 
 
 def test_each_stage_is_named() -> None:
@@ -94,7 +97,8 @@ def test_replayed_stages_are_named() -> None:
     assert first_divergence(_replayed(), _replayed(batch_losses=nan, slots=slots)).stage.startswith("gradient or")
     other = _replayed(weight_layout=[("layer0/kernel", 4), ("layer1/kernel", 3)])
     d = first_divergence(_replayed(), other)
-    assert d.stage == "different models" and "not comparable" in d.describe()
+    assert isinstance(d, DifferentModels) and d.stage == "different models" and "not comparable" in d.describe()
+    assert d.to_dict()["tensor"] == d.detail and d.to_dict()["growth"] == [] and d.step is None
 
 
 def test_two_configs_part_where_they_differ(tmp_path) -> None:
@@ -107,11 +111,11 @@ def test_two_configs_part_where_they_differ(tmp_path) -> None:
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=1)
     with WorkerPool(workdir=tmp_path) as pool:  # the three pairs share two processes
-        d = diverge_pair(config, config.replace(optimizer=OptimizerSpec("adam", 0.002)), pool=pool)[2]
+        d = diverge_pair(config, config.replace(optimizer=OptimizerSpec("adam", 0.002)), pool=pool).divergence
         assert (d.stage, d.step) == ("weight update", 0)
-        d = diverge_pair(config, config.replace(kernel_initializer="he_normal"), pool=pool)[2]
-        assert d.stage == "initial weights" and d.tensor == "layer0/kernel"
-        d = diverge_pair(config, config.replace(hidden_units=(4,)), pool=pool)[2]
+        d = diverge_pair(config, config.replace(kernel_initializer="he_normal"), pool=pool).divergence
+        assert isinstance(d, Parted) and d.stage == "initial weights" and d.tensor == "layer0/kernel"
+        d = diverge_pair(config, config.replace(hidden_units=(4,)), pool=pool).divergence
         assert d.stage == "different models"
 
 
@@ -124,8 +128,8 @@ def test_real_traces_in_worker_processes(tmp_path) -> None:
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=2)
     with WorkerPool(workdir=tmp_path) as pool:
-        *_, same = trace_factor(config, factor_by_name("fresh-process"), pool=pool)
-        a, b, shuffled = trace_factor(config, factor_by_name("shuffle-off"), pool=pool)
+        same = trace_factor(config, factor_by_name("fresh-process"), pool=pool).divergence
+        a, b, shuffled, _ = trace_factor(config, factor_by_name("shuffle-off"), pool=pool)
     assert same.stage == "identical"
     assert (shuffled.stage, shuffled.step) == ("shuffle order", 0)
     assert len(a.steps) == len(b.steps) == 8 and a.weights.shape == (8, 8 * 3 + 1)

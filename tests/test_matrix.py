@@ -6,22 +6,15 @@ import json
 
 import pytest
 
-from sinecheck.checks.factors import (
-    FACTORS,
-    IDENTICAL_EXPECTED,
-    MEASURED,
-    NOT_IDENTICAL_EXPECTED,
-    factor_by_name,
-    select_factors,
-)
-from sinecheck.checks.matrix import Cell, Matrix, matrix_rows
+from sinecheck.checks.factors import FACTORS, Expectation, factor_by_name, select_factors
+from sinecheck.checks.matrix import Cell, Evidence, Matrix, matrix_rows
 from sinecheck.core.compare import Verdict
 from sinecheck.errors import ConfigError
 
 pytest.importorskip("tensorflow")
 
-EXPECTING = [f.name for f in FACTORS if f.expect != MEASURED]
-MEASURED_FACTORS = [f.name for f in FACTORS if f.expect == MEASURED]
+EXPECTING = [f.name for f in FACTORS if f.expect is not Expectation.MEASURED]
+MEASURED_FACTORS = [f.name for f in FACTORS if f.expect is Expectation.MEASURED]
 
 
 @pytest.mark.parametrize("factor", EXPECTING)
@@ -43,11 +36,12 @@ def test_measured_factor_has_a_verdict_or_a_reason(sinecheck_matrix: Matrix, fac
             continue
         assert cell.error is None, cell.error
         ev = cell.evidence
+        assert ev is not None
         # the verdict agrees with its own evidence
-        assert (cell.verdict is Verdict.IDENTICAL) == (ev["digest_a"] == ev["digest_b"] and ev["max_abs"] == 0)
+        assert (cell.verdict is Verdict.IDENTICAL) == (ev.digest_a == ev.digest_b and ev.max_abs == 0)
         if cell.verdict is Verdict.ULP:
-            assert ev["max_ulp"] <= 16
-        print(f"{factor} / {label}: {cell.short()}  ({ev['summary']})")
+            assert ev.max_ulp <= 16
+        print(f"{factor} / {label}: {cell.short()}  ({ev.summary})")
 
 
 def test_same_seed_cells_really_compared_two_runs(sinecheck_matrix: Matrix) -> None:
@@ -56,8 +50,9 @@ def test_same_seed_cells_really_compared_two_runs(sinecheck_matrix: Matrix) -> N
     label = sinecheck_matrix.rows[0][0]
     same = sinecheck_matrix.cell("same-process", label).evidence
     unseeded = sinecheck_matrix.cell("no-seed", label).evidence
-    assert same["digest_a"] == same["digest_b"]
-    assert unseeded["digest_a"] != unseeded["digest_b"]
+    assert same is not None and unseeded is not None
+    assert same.digest_a == same.digest_b
+    assert unseeded.digest_a != unseeded.digest_b
 
 
 def test_epoch_reshuffle_finding(sinecheck_matrix: Matrix) -> None:
@@ -75,6 +70,7 @@ def test_epoch_reshuffle_finding(sinecheck_matrix: Matrix) -> None:
 def test_matrix_round_trips_through_json(sinecheck_matrix: Matrix) -> None:
     data = json.loads(json.dumps(sinecheck_matrix.to_dict()))
     back = Matrix.from_dict(data)
+    assert json.loads(json.dumps(back.to_dict())) == data
     assert back.table() == sinecheck_matrix.table()
     assert [c.verdict for c in back.cells] == [c.verdict for c in sinecheck_matrix.cells]
     cell = data["cells"][0]
@@ -102,16 +98,22 @@ def test_user_style_marker(sinecheck_cell: Cell) -> None:
     assert sinecheck_cell.verdict is Verdict.IDENTICAL
 
 
+def _evidence(*, max_ulp: int = 0, max_abs: float = 0.0) -> Evidence:
+    return Evidence("final/layer0/kernel", max_abs, 0.0, max_ulp, 1, 4, None, None, "a", "b", None, None, None, "", "")
+
+
 def test_broken_expectation_fails_with_the_numbers() -> None:
     factor = factor_by_name("same-process")
-    cell = Cell(factor, "row", Verdict.ULP, {"max_ulp": 3, "max_abs": 1e-9}, report="the comparison table")
+    cell = Cell(factor, "row", Verdict.ULP, _evidence(max_ulp=3, max_abs=1e-9), report="the comparison table")
     assert cell.meets_expectation is False
     with pytest.raises(AssertionError, match="expected identical, got ulp(.|\n)*the comparison table"):
         cell.check()
-    control = Cell(factor_by_name("no-seed"), "row", Verdict.IDENTICAL, {"max_ulp": 0, "max_abs": 0.0})
+    control = Cell(factor_by_name("no-seed"), "row", Verdict.IDENTICAL, _evidence())
     with pytest.raises(AssertionError, match="expected not identical, got identical"):
         control.check()
-    assert Cell(factor_by_name("xla"), "row", Verdict.DIVERGENT, {"max_abs": 1.0}).check().meets_expectation is None
+    assert (
+        Cell(factor_by_name("xla"), "row", Verdict.DIVERGENT, _evidence(max_abs=1.0)).check().meets_expectation is None
+    )
     assert Cell(factor, "row", error="worker crashed").short() == "error"
     with pytest.raises(AssertionError, match="no verdict: worker crashed"):
         Cell(factor, "row", error="worker crashed").check()
@@ -124,7 +126,7 @@ def test_factor_selection_and_rows() -> None:
     labels = [label for label, _ in matrix_rows(epochs=2)]
     assert labels == ["keras-default", "tf-explicit", "batch-sweep/32", "batch-sweep/64", "batch-sweep/128", "small"]
     assert all(cfg.epochs == 2 for _, cfg in matrix_rows(epochs=2))
-    assert {f.expect for f in FACTORS} == {IDENTICAL_EXPECTED, NOT_IDENTICAL_EXPECTED, MEASURED}
+    assert {f.expect for f in FACTORS} == set(Expectation)
 
 
 def test_cli_matrix_writes_json_and_markdown(tmp_path, capsys) -> None:
@@ -199,7 +201,7 @@ def test_a_broken_promise_says_where_the_runs_parted() -> None:
         "shuffle on vs off, wrongly promised identical",
         Side(),
         Side(changes=(("shuffle", False),)),
-        IDENTICAL_EXPECTED,
+        Expectation.IDENTICAL,
     )
     matrix = run_matrix([("small", SMALL.replace(epochs=1))], [promise], probe_shuffle=False)
     (cell,) = matrix.cells
@@ -214,6 +216,6 @@ def test_a_broken_promise_says_where_the_runs_parted() -> None:
     assert "max |Δw| grows to" in message
     named = Cell(factor_by_name("fresh-process"), "small", cell.verdict, cell.evidence, cell.report)
     back = Cell.from_dict(json.loads(json.dumps(named.to_dict())))  # survives the xdist hand-over
-    assert back.evidence["first_divergence"] == cell.evidence["first_divergence"]
+    assert back.first_divergence == cell.first_divergence is not None
     with pytest.raises(AssertionError, match="stage: shuffle order"):
         back.check()

@@ -184,33 +184,35 @@ def test_explain_shapley_values_add_up_to_the_gap() -> None:
 
 
 def test_claim_verdicts_follow_their_numbers() -> None:
-    from sinecheck.study.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, verdict_from_interval, verdict_from_test
+    from sinecheck.study.claims import ClaimVerdict as V
+    from sinecheck.study.claims import verdict_from_interval, verdict_from_test
 
-    assert verdict_from_interval(-0.3, -0.1, better_if_negative=True) == SUPPORTED
-    assert verdict_from_interval(0.1, 0.3, better_if_negative=True) == NOT_SUPPORTED
-    assert verdict_from_interval(-0.1, 0.3, better_if_negative=True) == INCONCLUSIVE
-    assert verdict_from_interval(float("nan"), 0.3, better_if_negative=False) == INCONCLUSIVE
-    assert verdict_from_test(0.01) == SUPPORTED and verdict_from_test(0.2) == INCONCLUSIVE
+    assert verdict_from_interval(-0.3, -0.1, better_if_negative=True) is V.SUPPORTED
+    assert verdict_from_interval(0.1, 0.3, better_if_negative=True) is V.NOT_SUPPORTED
+    assert verdict_from_interval(-0.1, 0.3, better_if_negative=True) is V.INCONCLUSIVE
+    assert verdict_from_interval(float("nan"), 0.3, better_if_negative=False) is V.INCONCLUSIVE
+    assert verdict_from_test(0.01) is V.SUPPORTED and verdict_from_test(0.2) is V.INCONCLUSIVE
 
 
 def test_claims_measured_on_a_small_study(small_study) -> None:
     """Every claim is judged from what was measured; the verdict must agree with its own numbers."""
     from sinecheck.study import claims as c
+    from sinecheck.study.claims import ClaimVerdict as V
     from sinecheck.study.explain import explain
 
     spec, _, grid = small_study
     base = spec.base
     seeding = c.claim_seeding_consistency(base, runs=2)
     assert seeding.numbers["seeded_distinct_digests"] == 1  # a seeded run is reproducible: the project's premise
-    assert seeding.verdict == (c.SUPPORTED if seeding.numbers["unseeded_distinct_digests"] > 1 else c.INCONCLUSIVE)
+    assert seeding.verdict == (V.SUPPORTED if seeding.numbers["unseeded_distinct_digests"] > 1 else V.INCONCLUSIVE)
     matter = c.claim_initializer_and_batch_matter(grid)
-    assert matter.verdict in (c.SUPPORTED, c.INCONCLUSIVE)
+    assert matter.verdict in (V.SUPPORTED, V.INCONCLUSIVE)
     e = explain(base, get_preset("tf-explicit").configs[0].replace(epochs=base.epochs), seeds=range(2))
     lr = c.claim_lr_with_small_stddev_fits_better(e)
     assert lr.verdict == c.verdict_from_interval(*lr.numbers["gap_ci"], better_if_negative=True)
     batches = c.claim_smaller_batches_fit_better(grid)
     rho, p = batches.numbers["spearman_rho"], batches.numbers["p"]
-    assert batches.verdict == (c.INCONCLUSIVE if p >= c.ALPHA else c.SUPPORTED if rho > 0 else c.NOT_SUPPORTED)
+    assert batches.verdict == (V.INCONCLUSIVE if p >= c.ALPHA else V.SUPPORTED if rho > 0 else V.NOT_SUPPORTED)
     gradient = c.claim_larger_batches_accurate_gradient(grid, base, batch_sizes=(8, 64, 512), seeds=range(2))
     errors = list(gradient.numbers["relative_gradient_error"].values())
     assert errors == sorted(errors, reverse=True)  # sampling fewer points estimates the gradient worse

@@ -15,6 +15,7 @@ material changes.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import os
@@ -24,20 +25,21 @@ import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.environment import fingerprint
 from sinecheck.core.presets import PRESETS
 from sinecheck.core.result import RunResult
-from sinecheck.core.specs import ModelSpec
+from sinecheck.core.specs import ModelSpec, spec_identity
+from sinecheck.engines.registry import train
 from sinecheck.errors import BaselineError, ConfigError
 
 BASELINE_SCHEMA = 1
-STRICT_LEVELS: tuple[str, ...] = ("bitwise", "ulp", "material")
 DEFAULT_DIR = "tests/baselines"
 #: Seeds and epoch budgets of the baseline set: a short run shows bit-level drift early; the full one, what a
 #: user's 100-epoch result does.
@@ -48,7 +50,78 @@ MODEL_FULL_EPOCHS = 20
 #: A material change moves the held-out MSE by more than this many seed standard deviations of that config.
 NOISE_SIGMAS = 2.0
 NOISE_FLOOR = 1e-4
-GRADES: tuple[str, ...] = ("identical", "ulp", "close", "divergent", "material", "missing")
+
+
+class Grade(str, enum.Enum):
+    """How an entry compares with its baseline, best first; grades compare by this order (``Grade.ULP <
+    Grade.CLOSE``, also against their text)."""
+
+    IDENTICAL = "identical"
+    ULP = "ulp"
+    CLOSE = "close"
+    DIVERGENT = "divergent"  # weights beyond tolerance, held-out error within the seed-noise band
+    MATERIAL = "material"  # held-out MSE moved beyond the seed-noise band (or divergence differs)
+    MISSING = "missing"  # not in the baseline
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        return list(Grade).index(self)
+
+    def __lt__(self, other: object) -> bool:
+        return self.rank < Grade(other).rank
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= Grade(other).rank
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > Grade(other).rank
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= Grade(other).rank
+
+
+class Strictness(str, enum.Enum):
+    """What fails against a baseline of an older TensorFlow/Keras version (the same environment must always
+    match bit for bit)."""
+
+    BITWISE = "bitwise"  # anything not identical
+    ULP = "ulp"  # anything worse than ULP
+    MATERIAL = "material"  # only material changes
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def limit(self) -> Grade:
+        """The worst grade this level accepts."""
+        limits = {Strictness.BITWISE: Grade.IDENTICAL, Strictness.ULP: Grade.ULP, Strictness.MATERIAL: Grade.DIVERGENT}
+        return limits[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Strictness:
+        """`value` as a level; anything else is a ConfigError naming the allowed ones."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"strict: invalid value {value!r}; allowed: {', '.join(STRICT_LEVELS)}") from None
+
+
+#: The strictness levels as option values (for argparse / pytest choices).
+STRICT_LEVELS: tuple[str, ...] = tuple(level.value for level in Strictness)
+
+
+class Relation(str, enum.Enum):
+    """How a reference baseline's environment relates to the one checked against it."""
+
+    SAME_ENVIRONMENT = "same environment"  # anything but bitwise identical is a regression
+    OLDER_VERSION = "older version"  # the most recent older TensorFlow/Keras on the same machine class
+    OTHER_MACHINE_CLASS = "other machine class"  # reported, never failed: oneDNN picks kernels by ISA
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def regenerate_hint(directory: str | os.PathLike[str]) -> str:
@@ -74,8 +147,6 @@ class EnvKey:
 
     @classmethod
     def current(cls) -> EnvKey:
-        from sinecheck.core.environment import fingerprint
-
         return cls.from_fingerprint(fingerprint(probe_tensorflow=True))
 
     @classmethod
@@ -218,15 +289,22 @@ def subject_dir(directory: str | os.PathLike[str], model: ModelSpec | None = Non
     return Path(directory) if model is None else Path(directory) / model.slug
 
 
-def baseline_paths(directory: str | os.PathLike[str], key: EnvKey) -> tuple[Path, Path]:
+class BaselinePaths(NamedTuple):
+    """The two files of one baseline."""
+
+    json: Path  # digests, metrics, configs
+    npz: Path  # the arrays
+
+
+def baseline_paths(directory: str | os.PathLike[str], key: EnvKey) -> BaselinePaths:
     root = Path(directory)
-    return root / f"{key.slug}.json", root / f"{key.slug}.npz"  # (the slug has dots: no with_suffix)
+    return BaselinePaths(root / f"{key.slug}.json", root / f"{key.slug}.npz")  # (the slug has dots: no with_suffix)
 
 
 def write_baseline(baseline: Baseline, directory: str | os.PathLike[str]) -> Path:
     """Write the ``.npz`` then the JSON (each atomically: temp file + os.replace); return the JSON path."""
     json_path, npz_path = baseline_paths(directory, baseline.key)
-    arrays = {
+    arrays: dict[str, Any] = {
         f"{name}::{tensor}": np.asarray(value)
         for name, e in baseline.entries.items()
         for tensor, value in e.arrays.items()
@@ -302,8 +380,6 @@ def run_baseline_set(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, RunResult]:
     """Train every baseline config (Keras ``fit`` by default: the thing users upgrade)."""
-    from sinecheck.engines.registry import train
-
     out = {}
     for i, (name, cfg) in enumerate(configs, 1):
         if progress is not None:
@@ -313,8 +389,6 @@ def run_baseline_set(
 
 
 def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -> Baseline:
-    from sinecheck.core.environment import fingerprint
-
     return Baseline(
         key or EnvKey.current(),
         {n: Entry.from_result(r) for n, r in results.items()},
@@ -323,9 +397,14 @@ def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -
     )
 
 
-def record(
-    baseline: Baseline, directory: str | os.PathLike[str], *, update: bool = False
-) -> tuple[Path, Baseline | None]:
+class Recorded(NamedTuple):
+    """Where `record` stored a baseline, and the one it replaced (with ``update``)."""
+
+    path: Path
+    replaced: Baseline | None
+
+
+def record(baseline: Baseline, directory: str | os.PathLike[str], *, update: bool = False) -> Recorded:
     """Store `baseline` under its key.  Without `update` an existing baseline of that key is never touched
     (BaselineError); with it, the old one is replaced and returned, so the caller can say what it replaced.
     Safe for concurrent callers (a file lock per key)."""
@@ -346,7 +425,7 @@ def record(
                 replaced = load_baseline(json_path, with_arrays=False)
             except BaselineError:
                 replaced = None  # a corrupt file is what `update` is for
-        return write_baseline(baseline, directory), replaced
+        return Recorded(write_baseline(baseline, directory), replaced)
 
 
 # -- checking ------------------------------------------------------------------------------------------------
@@ -357,7 +436,7 @@ class Drift:
     """One entry graded against a baseline."""
 
     name: str
-    grade: str
+    grade: Grade
     max_abs_w: float | None
     max_ulp_w: int | None
     delta_mse: float | None
@@ -367,7 +446,7 @@ class Drift:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "grade": self.grade,
+            "grade": self.grade.value,
             "max_abs_w": json_float(self.max_abs_w),
             "max_ulp_w": self.max_ulp_w,
             "delta_mse": json_float(self.delta_mse),
@@ -381,21 +460,18 @@ class CheckResult:
     """This environment against one baseline."""
 
     against: Baseline
-    relation: str  # "same environment" | "older version" | "other machine class"
+    relation: Relation
     drifts: list[Drift]
 
     @property
-    def worst(self) -> str:
-        return max((d.grade for d in self.drifts), key=GRADES.index, default="identical")
+    def worst(self) -> Grade:
+        return max((d.grade for d in self.drifts), default=Grade.IDENTICAL)
 
-    def failed(self, strict: str) -> list[Drift]:
+    def failed(self, strict: Strictness | str) -> list[Drift]:
         """The drifts this strictness level does not accept (the same environment must be bitwise equal)."""
-        limit = (
-            "identical"
-            if self.relation == "same environment"
-            else {"bitwise": "identical", "ulp": "ulp", "material": "divergent"}[strict]
-        )
-        return [d for d in self.drifts if GRADES.index(d.grade) > GRADES.index(limit)]
+        same = self.relation is Relation.SAME_ENVIRONMENT
+        limit = Grade.IDENTICAL if same else Strictness.parse(strict).limit
+        return [d for d in self.drifts if d.grade > limit]
 
     def table(self) -> str:
         """The drift table: config, verdict, max |Δw|, max ULP, ΔMSE against its noise band."""
@@ -414,14 +490,14 @@ class CheckResult:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines += [f"  {d.name}: {d.detail}" for d in self.drifts if d.grade != "identical" and d.detail]
+        lines += [f"  {d.name}: {d.detail}" for d in self.drifts if d.grade is not Grade.IDENTICAL and d.detail]
         return "\n".join(lines)
 
     def summary(self) -> str:
-        counts = {g: sum(d.grade == g for d in self.drifts) for g in GRADES}
+        counts = {g: sum(d.grade is g for d in self.drifts) for g in Grade}
         parts = ", ".join(f"{n} {g}" for g, n in counts.items() if n)
         note = ""
-        if self.relation == "other machine class":
+        if self.relation is Relation.OTHER_MACHINE_CLASS:
             note = (
                 " — a baseline from another CPU/ISA class or oneDNN setting may legitimately differ "
                 "(oneDNN picks kernels by instruction set); not a regression"
@@ -432,8 +508,8 @@ class CheckResult:
         return {
             "against": self.against.key.to_dict(),
             "file": str(self.against.path),
-            "relation": self.relation,
-            "worst": self.worst,
+            "relation": self.relation.value,
+            "worst": self.worst.value,
             "drifts": [d.to_dict() for d in self.drifts],
         }
 
@@ -457,35 +533,44 @@ def noise_bands(baseline: Baseline) -> dict[str, float]:
     }
 
 
+_GRADE_OF_VERDICT = {
+    Verdict.IDENTICAL: Grade.IDENTICAL,
+    Verdict.ULP: Grade.ULP,
+    Verdict.CLOSE: Grade.CLOSE,
+    Verdict.DIVERGENT: Grade.DIVERGENT,
+}
+
+
 def grade(name: str, current: Entry, stored: Entry | None, band: float | None, tolerance: Tolerance) -> Drift:
     """Grade one entry: the verdict of its arrays, promoted to MATERIAL when the held-out MSE moved beyond
     the seed-noise band (or divergence differs)."""
     if stored is None:
-        return Drift(name, "missing", None, None, None, band, "not in the baseline")
+        return Drift(name, Grade.MISSING, None, None, None, band, "not in the baseline")
     if _portable(current.config) != _portable(stored.config):
-        return Drift(name, "material", None, None, None, band, "the baseline recorded another config")
+        return Drift(name, Grade.MATERIAL, None, None, None, band, "the baseline recorded another config")
     a, b = stored.arrays, current.arrays
     if not a:  # metadata-only load: digests decide
         same = stored.digests == current.digests
-        return Drift(name, "identical" if same else "divergent", None, None, None, band, "digests only")
+        return Drift(name, Grade.IDENTICAL if same else Grade.DIVERGENT, None, None, None, band, "digests only")
     cmp = compare(a, b, tolerance=tolerance)
     weights = [t for t in cmp.tensors if t.name.startswith("final/")]
     max_w = max((t.max_abs for t in weights), default=None)
     max_ulp = max((t.max_ulp for t in weights), default=None)
     mse_a, mse_b = stored.metrics.get("mse_test"), current.metrics.get("mse_test")
     delta = None if mse_a is None or mse_b is None else mse_b - mse_a
-    level = {Verdict.IDENTICAL: "identical", Verdict.ULP: "ulp", Verdict.CLOSE: "close"}.get(cmp.verdict, "divergent")
+    level = _GRADE_OF_VERDICT[cmp.verdict]
     if stored.diverged != current.diverged:
-        return Drift(name, "material", max_w, max_ulp, delta, band, f"diverged {stored.diverged} → {current.diverged}")
+        detail = f"diverged {stored.diverged} → {current.diverged}"
+        return Drift(name, Grade.MATERIAL, max_w, max_ulp, delta, band, detail)
     beyond_noise = delta is not None and band is not None and (not math.isfinite(delta) or abs(delta) > band)
-    if level == "divergent" and beyond_noise:
-        level = "material"
+    if level is Grade.DIVERGENT and beyond_noise:
+        level = Grade.MATERIAL
     changed = [k for k in set(stored.digests) | set(current.digests) if stored.digests.get(k) != current.digests.get(k)]
     changed += [f"metric {k}" for k in stored.metrics if not _same_number(stored.metrics[k], current.metrics.get(k))]
-    if level == "identical" and changed:  # the arrays agree but the recorded numbers do not: an edited file
+    if level is Grade.IDENTICAL and changed:  # the arrays agree but the recorded numbers do not: an edited file
         return Drift(
             name,
-            "material" if beyond_noise else "divergent",
+            Grade.MATERIAL if beyond_noise else Grade.DIVERGENT,
             max_w,
             max_ulp,
             delta,
@@ -500,14 +585,12 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
         max_ulp,
         delta,
         band,
-        "" if level == "identical" else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ",
+        "" if level is Grade.IDENTICAL else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ",
     )
 
 
 def _portable(config: TrainConfig) -> dict[str, Any]:
     """The config as a baseline compares it: a model/data spec by its identity, not the path it was given by."""
-    from sinecheck.core.specs import spec_identity
-
     out = config.to_dict()
     for name in ("model", "data"):
         if name in out:
@@ -522,7 +605,7 @@ def _same_number(a: float | None, b: float | None) -> bool:
 
 
 def check_against(
-    current: Mapping[str, Entry], baseline: Baseline, relation: str, *, tolerance: Tolerance | None = None
+    current: Mapping[str, Entry], baseline: Baseline, relation: Relation, *, tolerance: Tolerance | None = None
 ) -> CheckResult:
     bands = noise_bands(baseline)
     tol = tolerance or Tolerance()
@@ -533,21 +616,28 @@ def check_against(
     return CheckResult(baseline, relation, drifts)
 
 
-def select_references(key: EnvKey, directory: str | os.PathLike[str]) -> list[tuple[Path, str]]:
+class Reference(NamedTuple):
+    """A baseline to check against, and how its environment relates to the one checked."""
+
+    path: Path
+    relation: Relation
+
+
+def select_references(key: EnvKey, directory: str | os.PathLike[str]) -> list[Reference]:
     """The baselines to check `key` against: the same key, the most recent older TF/Keras version on the same
     machine class, and — reported as such — same versions on another machine class."""
     baselines = find_baselines(directory)
-    out: list[tuple[Path, str]] = []
+    out: list[Reference] = []
     same = [b for b in baselines if b.key == key]
     if same and same[0].path:
-        out.append((same[0].path, "same environment"))
+        out.append(Reference(same[0].path, Relation.SAME_ENVIRONMENT))
     older = [b for b in baselines if b.key != key and key.same_machine_class(b.key) and b.key.versions < key.versions]
     if older:
         newest = max(older, key=lambda b: b.key.versions)
         if newest.path:
-            out.append((newest.path, "older version"))
+            out.append(Reference(newest.path, Relation.OLDER_VERSION))
     other = [b for b in baselines if b.key.versions == key.versions and not key.same_machine_class(b.key)]
-    out += [(b.path, "other machine class") for b in other if b.path]
+    out += [Reference(b.path, Relation.OTHER_MACHINE_CLASS) for b in other if b.path]
     return out
 
 
@@ -563,11 +653,21 @@ def check(
 
 def diff(old: Baseline, new: Baseline, *, tolerance: Tolerance | None = None) -> CheckResult:
     """Two stored baselines against each other (e.g. after a nox upgrade run), graded like `check`."""
-    relation = "older version" if old.key.same_machine_class(new.key) else "other machine class"
+    relation = Relation.OLDER_VERSION if old.key.same_machine_class(new.key) else Relation.OTHER_MACHINE_CLASS
     return check_against(new.entries, old, relation, tolerance=tolerance)
 
 
-def failures(results: Iterable[CheckResult], strict: str) -> list[tuple[CheckResult, list[Drift]]]:
-    if strict not in STRICT_LEVELS:
-        raise ConfigError(f"strict: invalid value {strict!r}; allowed: {', '.join(STRICT_LEVELS)}")
-    return [(r, bad) for r in results if (bad := r.failed(strict)) and r.relation != "other machine class"]
+class Failure(NamedTuple):
+    """A check against one baseline, and the drifts its strictness level does not accept."""
+
+    result: CheckResult
+    drifts: list[Drift]
+
+
+def failures(results: Iterable[CheckResult], strict: Strictness | str) -> list[Failure]:
+    """The failed checks (a baseline of another machine class is reported, never failed); a bad `strict` is a
+    ConfigError."""
+    level = Strictness.parse(strict)
+    return [
+        Failure(r, bad) for r in results if (bad := r.failed(level)) and r.relation is not Relation.OTHER_MACHINE_CLASS
+    ]

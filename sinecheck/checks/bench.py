@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinecheck.core.config import TrainConfig
-from sinecheck.errors import ConfigError
+from sinecheck.engines.common import fresh_start
+from sinecheck.engines.fused import FusedProgram, GraphKey, check_supported, epoch_orders_from_keras
+from sinecheck.engines.numpy_engine import NumpyLoop, check_supported_numpy
+from sinecheck.errors import ConfigError, EngineUnsupported, WorkerDied
+from sinecheck.isolation.environment import Environment
+from sinecheck.isolation.pool import Worker
 
 #: Engines `bench` times, in display order; ``keras`` is the reference every ratio is taken against.
 BENCH_ENGINES: tuple[str, ...] = ("keras", "fused", "fused-xla", "numpy")
@@ -29,7 +34,7 @@ class EpochRunner:
 
     engine: str
     epochs: int
-    call: Callable[[], Any]
+    call: Callable[[], object]
     first_call_s: float
 
 
@@ -45,8 +50,6 @@ def epoch_runner(engine: str, config: TrainConfig, *, epochs_per_call: int = 5) 
 
 
 def _keras_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
-    from sinecheck.engines.common import fresh_start
-
     start = fresh_start(cfg)
     x, y = start.data.x_train, start.data.y_train
 
@@ -59,15 +62,14 @@ def _keras_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
 
 
 def _fused_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
-    from sinecheck.engines.common import fresh_start
-    from sinecheck.engines.fused import FusedProgram, GraphKey, check_supported, epoch_orders_from_keras
-
     jit = engine == "fused-xla"
     check_supported(cfg, jit_compile=jit)
     start = fresh_start(cfg, clear_session=False)
     t = time.perf_counter()
     program = FusedProgram(GraphKey.of(cfg, jit_compile=jit))  # a new one: its tracing is what we measure
-    program.load(start, cfg.optimizer.learning_rate)
+    learning_rate = cfg.optimizer.learning_rate
+    assert learning_rate is not None  # (OptimizerSpec fills in the optimizer's default)
+    program.load(start, learning_rate)
     orders = epoch_orders_from_keras(cfg, start.data.y_train)
 
     def call() -> None:
@@ -78,10 +80,6 @@ def _fused_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
 
 
 def _numpy_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
-    from sinecheck.engines.common import fresh_start
-    from sinecheck.engines.fused import epoch_orders_from_keras
-    from sinecheck.engines.numpy_engine import NumpyLoop, check_supported_numpy
-
     check_supported_numpy(cfg)
     start = fresh_start(cfg, clear_session=False)
     loop = NumpyLoop(cfg, list(start.initial.values()), start.data.x_train, start.data.y_train)
@@ -143,8 +141,6 @@ def time_runner(runner: EpochRunner, *, rounds: int) -> list[float]:
 
 def time_engine(engine: str, config: TrainConfig, *, epochs_per_call: int, rounds: int) -> EngineTiming:
     """Time one engine on `config`; an engine that refuses the config is reported, not raised."""
-    from sinecheck.engines.fused import EngineUnsupported
-
     timing = EngineTiming(engine)
     try:
         runner = epoch_runner(engine, config, epochs_per_call=epochs_per_call)
@@ -167,9 +163,10 @@ class BenchRow:
     def ratio(self, engine: str) -> float | None:
         """How many times faster per epoch than Keras ``fit`` (ratio of medians), if both were measured."""
         by = {t.engine: t.median_ms for t in self.timings}
-        if by.get("keras") is None or by.get(engine) is None:
+        keras, other = by.get("keras"), by.get(engine)
+        if keras is None or other is None:
             return None
-        return by["keras"] / by[engine]
+        return keras / other
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -207,12 +204,8 @@ def time_backend_fit(
     """Keras ``fit`` per epoch on a Keras 3 backend (tensorflow, jax, torch), timed inside a fresh worker
     process with ``KERAS_BACKEND`` set — the backend is process-wide.  A backend that is not installed or
     fails is reported in `EngineTiming.error`."""
-    from sinecheck.errors import WorkerDied
-    from sinecheck.isolation.environment import Environment
-    from sinecheck.isolation.pool import Worker
-
     timing = EngineTiming(f"keras/{backend}")
-    worker = Worker(Environment(name=backend, env={"KERAS_BACKEND": backend}))
+    worker = Worker(Environment(name=backend, env=(("KERAS_BACKEND", backend),)))
     try:
         reply = worker.call(
             "bench_fit",
@@ -258,8 +251,8 @@ def render_bench(rows: Sequence[BenchRow], *, backends: Sequence[EngineTiming] =
             if t.error or t.median_ms is None:
                 lines.append(f"{'':<24} {t.engine:<16} unavailable: {t.error}")
                 continue
-            ratio = f"{base / t.median_ms:>7.1f}×" if base else ""
+            speed = f"{base / t.median_ms:>7.1f}×" if base else ""
             lines.append(
-                f"{'':<24} {t.engine:<16} {t.median_ms:>9.3f} {t.min_ms:>9.3f} {t.first_call_s:>10.2f}s {ratio}"
+                f"{'':<24} {t.engine:<16} {t.median_ms:>9.3f} {t.min_ms:>9.3f} {t.first_call_s:>10.2f}s {speed}"
             )
     return "\n".join(lines)

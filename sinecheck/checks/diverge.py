@@ -22,19 +22,35 @@ on/off, thread counts, Keras 2 vs 3, another venv's TensorFlow/Keras, ...) are m
 
 from __future__ import annotations
 
+import abc
+import enum
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from sinecheck._io import atomic_write
+from sinecheck.checks.factors import Factor, Side, factor_by_name
+from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig, changed_fields
+from sinecheck.core.data import sample_count
+from sinecheck.core.environment import keras_backend
+from sinecheck.engines.common import Start, fresh_start
+from sinecheck.isolation.environment import Environment
+from sinecheck.isolation.pool import WorkerPool
+from sinecheck.keras.probes import epoch_orders
+from sinecheck.keras.runtime import keras_module, to_numpy
 
 ORDER_EPOCHS = 3  # epochs whose sample order is probed (eagerly: slow for long runs)
+
+#: A Keras object (model, optimizer, variable, loss): Keras is imported lazily and not typed here.
+KerasObject = Any
+#: (name, size) of each tensor, in the order a trace flattens them.
+Layout = list[tuple[str, int]]
 
 
 @dataclass
@@ -48,17 +64,17 @@ class Trace:
     losses: np.ndarray  # (steps,) the loss fit logged after each batch (its running mean)
     weights: np.ndarray  # (steps, n_weights) every weight, flattened in weight_names order
     slots: np.ndarray  # (steps, n_slot_values) every float optimizer slot, flattened
-    weight_layout: list[tuple[str, int]]  # (name, size) in flattening order
-    slot_layout: list[tuple[str, int]]
+    weight_layout: Layout
+    slot_layout: Layout
     # Replayed before each step (TensorFlow backends, probed epochs; NaN rows elsewhere): the model's output on
     # the step's batch (NaN-padded to the batch size), the loss of that output, and the gradient.
     outputs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     batch_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
     gradients: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    gradient_layout: list[tuple[str, int]] = field(default_factory=list)
+    gradient_layout: Layout = field(default_factory=list)
 
     def save(self, path: str | Path) -> Path:
-        arrays = {
+        arrays: dict[str, Any] = {
             "orders": self.orders,
             "steps": self.steps,
             "losses": self.losses,
@@ -100,14 +116,14 @@ class Trace:
             )
 
 
-def _optimizer_slots(optimizer: Any) -> list[tuple[str, Any]]:
+def _optimizer_slots(optimizer: KerasObject) -> list[tuple[str, KerasObject]]:
     """The optimizer's float slot variables (moments, accumulators), not its step counter or learning rate."""
     variables = optimizer.variables() if callable(getattr(optimizer, "variables", None)) else optimizer.variables
     out = []
     for i, v in enumerate(variables):
         shape = tuple(v.shape)
         if "float" in str(v.dtype) and shape not in ((),):
-            out.append((getattr(v, "path", None) or getattr(v, "name", f"slot{i}"), v))
+            out.append((str(getattr(v, "path", None) or getattr(v, "name", f"slot{i}")), v))
     return out
 
 
@@ -116,11 +132,6 @@ def trace_fit(
 ) -> Trace:
     """Train `config` with Keras ``fit`` (the keras engine's seeded start, with the same `initial_weights` and
     `unseeded_noise` options) and record every step."""
-    from sinecheck.core.data import sample_count
-    from sinecheck.engines.common import fresh_start
-    from sinecheck.keras.probes import epoch_orders
-    from sinecheck.keras.runtime import keras_module, to_numpy
-
     keras = keras_module()
     probed = min(ORDER_EPOCHS, config.epochs)
     orders = (
@@ -140,22 +151,23 @@ def trace_fit(
         "batch_losses": [],
         "gradients": [],
     }
-    layout: dict[str, list[tuple[str, int]]] = {"slots": []}
+    layout: dict[str, Layout] = {"slots": []}
     replay = _StepReplay(model, start, orders, config)
+    callback: KerasObject = keras.callbacks.Callback
 
-    class Recorder(keras.callbacks.Callback):
+    class Recorder(callback):  # type: ignore[misc]  # (Keras is untyped)
         epoch = 0
 
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
             self.epoch = epoch
 
-        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        def on_train_batch_begin(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
             output, loss, gradient = replay(self.epoch, batch)
             rows["outputs"].append(output)
             rows["batch_losses"].append(loss)
             rows["gradients"].append(gradient)
 
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
             rows["steps"].append((self.epoch, batch))
             rows["losses"].append(float((logs or {}).get("loss", np.nan)))
             trained = self.model  # (Keras's property: on JAX it syncs the state into the model first)
@@ -200,10 +212,7 @@ class _StepReplay:
     numbers and updates no statistics: the traced run stays the run it would have been.  TensorFlow backends
     only (``tf.GradientTape``), and only in epochs whose sample order was probed; NaN otherwise."""
 
-    def __init__(self, model: Any, start: Any, orders: np.ndarray, config: TrainConfig) -> None:
-        from sinecheck.core.environment import keras_backend
-        from sinecheck.keras.runtime import keras_module
-
+    def __init__(self, model: KerasObject, start: Start, orders: np.ndarray, config: TrainConfig) -> None:
         self.model, self.orders, self.bs = model, orders, config.batch_size
         self.x, self.y = start.data.x_train, start.data.y_train
         self.enabled = keras_backend() == "tensorflow"
@@ -238,60 +247,151 @@ class _StepReplay:
         return output, float(loss), np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-@dataclass
-class Divergence:
-    """The first place two traces part, and how far apart they drift afterwards."""
+class Stage(str, enum.Enum):
+    """Where two traces part (see the module doc for how each stage is told apart)."""
 
-    step: int | None  # index into the steps; None: identical throughout (or parted before step 0)
-    epoch: int | None
-    batch: int | None
-    stage: str  # "identical" | "initial weights" | "shuffle order" | "forward pass / loss" | "gradient" | ...
-    tensor: str | None
-    index: int | None
-    value_a: float | None
-    value_b: float | None
-    growth: np.ndarray  # max |Δw| after each step
+    IDENTICAL = "identical"
+    DIFFERENT_MODELS = "different models"
+    INITIAL_WEIGHTS = "initial weights"
+    SHUFFLE_ORDER = "shuffle order"
+    FORWARD_OUTPUT = "forward output"
+    LOSS = "loss"
+    GRADIENT = "gradient"
+    FORWARD_PASS_OR_LOSS = "forward pass / loss"
+    SLOT_UPDATE = "optimizer slot update (the replayed output, loss and gradient agree)"
+    GRADIENT_OR_SLOT = "gradient or optimizer slot (seen in the slot)"
+    WEIGHT_UPDATE = "weight update"
+    GRADIENT_OR_WEIGHT_UPDATE = "gradient or weight update (no comparable optimizer slots)"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Divergence(abc.ABC):
+    """How two traces compare: `Identical`, `DifferentModels`, or `Parted` at a first difference.
+
+    `growth` is how far apart the weights drift: max |Δw| after each step."""
+
+    stage: Stage
+    growth: np.ndarray
+
+    @property
+    def step(self) -> int | None:
+        """The index (into the steps) of the first step that differs; None when no step does."""
+        return None
+
+    @abc.abstractmethod
+    def describe(self) -> str: ...
+
+    def _fields(self) -> dict[str, Any]:
+        """The JSON fields a variant sets besides the stage (the others are None)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        fields: dict[str, Any] = dict.fromkeys(
+            ("step", "epoch", "batch", "stage", "tensor", "index", "value_a", "value_b")
+        )
+        fields.update(self._fields())
+        fields["stage"] = self.stage.value
+        return {**fields, "growth": [json_float(float(g)) for g in self.growth], "summary": self.describe()}
+
+
+@dataclass(frozen=True, eq=False)
+class Identical(Divergence):
+    """Every step's loss, weights and optimizer slots agree bit for bit."""
+
+    growth: np.ndarray
+    stage: Stage = field(default=Stage.IDENTICAL, init=False)
 
     def describe(self) -> str:
-        if self.stage == "different models":
-            return f"the two runs train different models, not comparable step by step ({self.tensor})"
-        if self.stage == "identical":
-            return (
-                f"identical: every step's loss, weights and optimizer slots agree bit for bit "
-                f"({len(self.growth)} steps)"
-            )
+        return f"identical: every step's loss, weights and optimizer slots agree bit for bit ({len(self.growth)} steps)"
+
+
+@dataclass(frozen=True, eq=False)
+class DifferentModels(Divergence):
+    """The traces are of models with other weight shapes: not comparable step by step."""
+
+    detail: str  # the first weight shapes of both sides
+    growth: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stage: Stage = field(default=Stage.DIFFERENT_MODELS, init=False)
+
+    def describe(self) -> str:
+        return f"the two runs train different models, not comparable step by step ({self.detail})"
+
+    def _fields(self) -> dict[str, Any]:
+        return {"tensor": self.detail}
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    """A step of a trace: its index, and the (0-based) epoch and batch it trained."""
+
+    step: int
+    epoch: int
+    batch: int
+
+
+@dataclass(frozen=True, eq=False)
+class Parted(Divergence):
+    """The first difference: at which step (None: before the first one), in which stage, and the element of
+    which tensor differs most there, with both sides' values."""
+
+    stage: Stage
+    at: TrainingStep | None
+    tensor: str
+    index: int
+    value_a: float
+    value_b: float
+    growth: np.ndarray
+
+    @property
+    def step(self) -> int | None:
+        return None if self.at is None else self.at.step
+
+    @property
+    def epoch(self) -> int | None:
+        return None if self.at is None else self.at.epoch
+
+    @property
+    def batch(self) -> int | None:
+        return None if self.at is None else self.at.batch
+
+    def describe(self) -> str:
+        at = self.at
         where = (
             "before the first step"
-            if self.step is None
-            else (f"at epoch {self.epoch + 1}, batch {self.batch + 1} (step {self.step + 1})")
+            if at is None
+            else f"at epoch {at.epoch + 1}, batch {at.batch + 1} (step {at.step + 1})"
         )
         where_in = self.tensor if self.tensor == "logged loss" else f"{self.tensor}[{self.index}]"
-        values = (
-            ""
-            if self.value_a is None
-            else f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} (|Δ| {abs(self.value_a - self.value_b):.3g})"
-        )
+        delta = abs(self.value_a - self.value_b)
+        values = f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} (|Δ| {delta:.3g})"
         grown = f"; max |Δw| grows to {np.nanmax(self.growth):.3g} by the last step" if len(self.growth) else ""
         return f"first divergence {where}, stage: {self.stage}{values}{grown}"
 
-    def to_dict(self) -> dict[str, Any]:
-        from sinecheck.core.compare import json_float
-
+    def _fields(self) -> dict[str, Any]:
         return {
             "step": self.step,
             "epoch": self.epoch,
             "batch": self.batch,
-            "stage": self.stage,
             "tensor": self.tensor,
             "index": self.index,
             "value_a": json_float(self.value_a),
             "value_b": json_float(self.value_b),
-            "growth": [json_float(float(g)) for g in self.growth],
-            "summary": self.describe(),
         }
 
 
-def _locate(layout: list[tuple[str, int]], flat_index: int) -> tuple[str, int]:
+@dataclass(frozen=True)
+class Difference:
+    """The element where two flattened arrays differ most: its tensor, index in that tensor and both values."""
+
+    tensor: str
+    index: int
+    value_a: float
+    value_b: float
+
+
+def _locate(layout: Layout, flat_index: int) -> tuple[str, int]:
     offset = 0
     for name, size in layout:
         if flat_index < offset + size:
@@ -312,11 +412,11 @@ def _replayed(a: Trace, b: Trace, k: int) -> bool:
     return bool(np.isfinite(a.batch_losses[k]) and np.isfinite(b.batch_losses[k]))
 
 
-def _first_diff(a: np.ndarray, b: np.ndarray, layout: list[tuple[str, int]]) -> tuple[str, int, float, float]:
+def _first_diff(a: np.ndarray, b: np.ndarray, layout: Layout) -> Difference:
     diff = np.flatnonzero(a.view(np.uint32) != b.view(np.uint32))
     i = int(diff[np.argmax(np.abs(a[diff].astype(np.float64) - b[diff]))])
     name, local = _locate(layout, i)
-    return name, local, float(a[i]), float(b[i])
+    return Difference(name, local, float(a[i]), float(b[i]))
 
 
 def first_divergence(a: Trace, b: Trace) -> Divergence:
@@ -324,16 +424,14 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
     if [size for _, size in a.weight_layout] != [size for _, size in b.weight_layout]:
         shapes = ", ".join(f"{n} {s}" for n, s in a.weight_layout[:3])
         other = ", ".join(f"{n} {s}" for n, s in b.weight_layout[:3])
-        return Divergence(
-            None, None, None, "different models", f"A: {shapes} … vs B: {other} …", None, None, None, np.zeros(0)
-        )
+        return DifferentModels(f"A: {shapes} … vs B: {other} …")
     steps = min(len(a.steps), len(b.steps))
     growth = np.max(np.abs(a.weights[:steps].astype(np.float64) - b.weights[:steps]), axis=1) if steps else np.zeros(0)
     for name in a.initial:
         if name in b.initial and not np.array_equal(a.initial[name], b.initial[name]):
             flat_a, flat_b = a.initial[name].ravel(), b.initial[name].ravel()
             i = int(np.argmax(np.abs(flat_a.astype(np.float64) - flat_b)))
-            return Divergence(None, None, None, "initial weights", name, i, float(flat_a[i]), float(flat_b[i]), growth)
+            return Parted(Stage.INITIAL_WEIGHTS, None, name, i, float(flat_a[i]), float(flat_b[i]), growth)
     bs_a, bs_b = a.config.batch_size, b.config.batch_size
     slots_comparable = [size for _, size in a.slot_layout] == [size for _, size in b.slot_layout]
     for k in range(steps):
@@ -343,60 +441,54 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
         same_weights = np.array_equal(a.weights[k].view(np.uint32), b.weights[k].view(np.uint32))
         if same_loss and same_slots and same_weights:
             continue
+        at = TrainingStep(k, epoch, batch)
         if epoch < min(len(a.orders), len(b.orders)):
             batch_a = np.sort(a.orders[epoch][batch * bs_a : (batch + 1) * bs_a])
             batch_b = np.sort(b.orders[epoch][batch * bs_b : (batch + 1) * bs_b])
             if not np.array_equal(batch_a, batch_b):
                 j = int(np.flatnonzero(a.orders[epoch] != b.orders[epoch])[0])
-                return Divergence(
-                    k,
-                    epoch,
-                    batch,
-                    "shuffle order",
-                    f"epoch {epoch + 1} order",
-                    j,
-                    float(a.orders[epoch][j]),
-                    float(b.orders[epoch][j]),
-                    growth,
-                )
+                order_a, order_b = float(a.orders[epoch][j]), float(b.orders[epoch][j])
+                return Parted(Stage.SHUFFLE_ORDER, at, f"epoch {epoch + 1} order", j, order_a, order_b, growth)
         replayed = _replayed(a, b, k)
         if replayed:
             if not _bits_equal(a.outputs[k], b.outputs[k]):
-                _, i, va, vb = _first_diff(a.outputs[k], b.outputs[k], [("output", a.outputs.shape[1])])
-                return Divergence(k, epoch, batch, "forward output", "model output on the batch", i, va, vb, growth)
-            if not _bits_equal(a.batch_losses[k : k + 1], b.batch_losses[k : k + 1]):
-                return Divergence(
-                    k, epoch, batch, "loss", "batch loss", 0, float(a.batch_losses[k]), float(b.batch_losses[k]), growth
+                d = _first_diff(a.outputs[k], b.outputs[k], [("output", a.outputs.shape[1])])
+                return Parted(
+                    Stage.FORWARD_OUTPUT, at, "model output on the batch", d.index, d.value_a, d.value_b, growth
                 )
+            if not _bits_equal(a.batch_losses[k : k + 1], b.batch_losses[k : k + 1]):
+                loss_a, loss_b = float(a.batch_losses[k]), float(b.batch_losses[k])
+                return Parted(Stage.LOSS, at, "batch loss", 0, loss_a, loss_b, growth)
             if not _bits_equal(a.gradients[k], b.gradients[k]):
-                name, i, va, vb = _first_diff(a.gradients[k], b.gradients[k], a.gradient_layout)
-                return Divergence(k, epoch, batch, "gradient", f"∂loss/∂{name}", i, va, vb, growth)
+                d = _first_diff(a.gradients[k], b.gradients[k], a.gradient_layout)
+                return Parted(Stage.GRADIENT, at, f"∂loss/∂{d.tensor}", d.index, d.value_a, d.value_b, growth)
         if not same_loss:
-            return Divergence(
-                k, epoch, batch, "forward pass / loss", "logged loss", 0, float(a.losses[k]), float(b.losses[k]), growth
-            )
+            loss_a, loss_b = float(a.losses[k]), float(b.losses[k])
+            return Parted(Stage.FORWARD_PASS_OR_LOSS, at, "logged loss", 0, loss_a, loss_b, growth)
         if not same_slots:
-            name, i, va, vb = _first_diff(a.slots[k], b.slots[k], a.slot_layout)
-            stage = (
-                "optimizer slot update (the replayed output, loss and gradient agree)"
-                if replayed
-                else "gradient or optimizer slot (seen in the slot)"
-            )
-            return Divergence(k, epoch, batch, stage, name, i, va, vb, growth)
-        name, i, va, vb = _first_diff(a.weights[k], b.weights[k], a.weight_layout)
-        stage = (
-            "weight update"
-            if a.slot_layout and slots_comparable
-            else "gradient or weight update (no comparable optimizer slots)"
-        )
-        return Divergence(k, epoch, batch, stage, name, i, va, vb, growth)
-    return Divergence(None, None, None, "identical", None, None, None, None, growth)
+            stage = Stage.SLOT_UPDATE if replayed else Stage.GRADIENT_OR_SLOT
+            d = _first_diff(a.slots[k], b.slots[k], a.slot_layout)
+            return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth)
+        comparable = a.slot_layout and slots_comparable
+        stage = Stage.WEIGHT_UPDATE if comparable else Stage.GRADIENT_OR_WEIGHT_UPDATE
+        d = _first_diff(a.weights[k], b.weights[k], a.weight_layout)
+        return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth)
+    return Identical(growth)
 
 
-def trace_sides(config: TrainConfig, sides: Sequence[Any], *, pool: Any) -> list[Trace]:
+class TracedPair(NamedTuple):
+    """Two traces, where they part, and how long tracing them took (worker start-up included)."""
+
+    a: Trace
+    b: Trace
+    divergence: Divergence
+    elapsed_s: float
+
+
+def trace_sides(config: TrainConfig, sides: Sequence[Side], *, pool: WorkerPool) -> list[Trace]:
     """Trace each matrix `Side` of `config`, in order, in a worker process of its environment.  A side that starts
     from another side's initial weights gets them from that side's trace (traced first if it is not listed)."""
-    done: dict[Any, Trace] = {}
+    done: dict[Side, Trace] = {}
     out = []
     for side in sides:
         initial_path = None
@@ -412,7 +504,7 @@ def trace_sides(config: TrainConfig, sides: Sequence[Any], *, pool: Any) -> list
     return out
 
 
-def _trace_side(pool: Any, config: TrainConfig, side: Any, initial_path: Path | None = None) -> Trace:
+def _trace_side(pool: WorkerPool, config: TrainConfig, side: Side, initial_path: Path | None = None) -> Trace:
     worker = pool.get(side.environment, side.instance)
     payload: dict[str, Any] = {
         "config": side.config(config).to_dict(),
@@ -427,28 +519,25 @@ def _trace_side(pool: Any, config: TrainConfig, side: Any, initial_path: Path | 
     return trace
 
 
-def trace_factor(config: TrainConfig, factor: Any, *, pool: Any) -> tuple[Trace, Trace, Divergence]:
+def trace_factor(config: TrainConfig, factor: Factor, *, pool: WorkerPool) -> TracedPair:
     """Trace both sides of a matrix factor on `config` and find where they part."""
+    started = time.perf_counter()
     a, b = trace_sides(config, [factor.a, factor.b], pool=pool)
-    return a, b, first_divergence(a, b)
+    return TracedPair(a, b, first_divergence(a, b), time.perf_counter() - started)
 
 
 def diverge_pair(
     a: TrainConfig,
     b: TrainConfig,
     *,
-    env_a: Any = None,
-    env_b: Any = None,
+    env_a: Environment | None = None,
+    env_b: Environment | None = None,
     workdir: str | Path | None = None,
-    pool: Any = None,
-) -> tuple[Trace, Trace, Divergence, float]:
-    """Trace config `a` in environment `env_a` and `b` in `env_b` (`isolate.Environment`; default TensorFlow's
-    defaults), each in a worker process of its own, and find where they part.  A `pool` (`isolate.WorkerPool`)
-    lets several pairs share the two processes; without one, both are fresh and closed afterwards."""
-    from sinecheck.checks.factors import Side
-    from sinecheck.isolation.environment import Environment
-    from sinecheck.isolation.pool import WorkerPool
-
+    pool: WorkerPool | None = None,
+) -> TracedPair:
+    """Trace config `a` in environment `env_a` and `b` in `env_b` (default TensorFlow's defaults), each in a
+    worker process of its own, and find where they part.  A `pool` lets several pairs share the two processes;
+    without one, both are fresh and closed afterwards."""
     env_a, env_b = env_a or Environment("a"), env_b or Environment("b")
     changes = tuple((name, getattr(b, name)) for name in changed_fields(a, b))
     started = time.perf_counter()
@@ -459,18 +548,13 @@ def diverge_pair(
     finally:
         if own:
             pool.close()
-    return ta, tb, first_divergence(ta, tb), time.perf_counter() - started
+    return TracedPair(ta, tb, first_divergence(ta, tb), time.perf_counter() - started)
 
 
-def diverge_factor(
-    config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None
-) -> tuple[Trace, Trace, Divergence, float]:
+def diverge_factor(config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None) -> TracedPair:
     """Trace both sides of a matrix factor (each in a worker process of its environment) and compare them."""
-    from sinecheck.checks.factors import factor_by_name
-    from sinecheck.isolation.pool import WorkerPool
-
     factor = factor_by_name(factor_name)
     started = time.perf_counter()
     with WorkerPool(workdir=workdir) as pool:
-        a, b, divergence = trace_factor(config, factor, pool=pool)
-    return a, b, divergence, time.perf_counter() - started
+        traced = trace_factor(config, factor, pool=pool)
+    return traced._replace(elapsed_s=time.perf_counter() - started)

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import Environment
 
-IDENTICAL_EXPECTED = "identical"
 
+class Expectation(str, enum.Enum):
+    """What a factor promises on any machine: its two sides bitwise IDENTICAL, NOT_IDENTICAL (a negative
+    control), or nothing (MEASURED: the verdict is reported, not judged)."""
 
-NOT_IDENTICAL_EXPECTED = "not identical"
+    IDENTICAL = "identical"
+    NOT_IDENTICAL = "not identical"
+    MEASURED = "measured"
 
-
-MEASURED = "measured"
+    def __str__(self) -> str:
+        return self.value
 
 
 BASE = Environment("default")
+
+#: TrainConfig fields a side changes from the row's base config: (field name, new value) pairs.
+ConfigChanges = tuple[tuple[str, object], ...]
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,7 @@ class Side:
     """One side of a comparison: where and how a run of the row's base config is made."""
 
     environment: Environment = BASE
-    changes: tuple[tuple[str, Any], ...] = ()  # TrainConfig fields changed from the row's base config
+    changes: ConfigChanges = ()
     instance: int = 0  # 1 = a second, fresh process of the same environment
     repeat: int = 0  # 1 = the same run made again in the same process
     unseeded_noise: float = 0.0
@@ -46,7 +53,7 @@ class Factor:
     question: str
     a: Side
     b: Side
-    expect: str = MEASURED
+    expect: Expectation = Expectation.MEASURED
     requires: tuple[str, ...] = ()  # importable modules the factor needs
     epoch_sensitive: bool = True  # whether the verdict's grade can change with the number of epochs
 
@@ -70,7 +77,7 @@ FACTORS: tuple[Factor, ...] = (
         "same seed, same process, trained twice",
         Side(),
         Side(repeat=1),
-        IDENTICAL_EXPECTED,
+        Expectation.IDENTICAL,
         epoch_sensitive=False,
     ),
     Factor(
@@ -78,7 +85,7 @@ FACTORS: tuple[Factor, ...] = (
         "same seed, a second fresh process",
         Side(),
         Side(instance=1),
-        IDENTICAL_EXPECTED,
+        Expectation.IDENTICAL,
         epoch_sensitive=False,
     ),
     Factor(
@@ -86,7 +93,7 @@ FACTORS: tuple[Factor, ...] = (
         "no seed at all, trained twice (negative control)",
         Side(changes=(("seed", None),)),
         Side(changes=(("seed", None),), repeat=1),
-        NOT_IDENTICAL_EXPECTED,
+        Expectation.NOT_IDENTICAL,
         epoch_sensitive=False,
     ),
     Factor(
@@ -94,7 +101,7 @@ FACTORS: tuple[Factor, ...] = (
         "an unseeded GaussianNoise layer, trained twice (negative control)",
         Side(unseeded_noise=0.01),
         Side(unseeded_noise=0.01, repeat=1),
-        NOT_IDENTICAL_EXPECTED,
+        Expectation.NOT_IDENTICAL,
         epoch_sensitive=False,
     ),
     Factor(

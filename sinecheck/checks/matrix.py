@@ -9,17 +9,20 @@ environment, shared by every row and factor that needs that environment; base ru
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sinecheck.checks.factors import BASE, FACTORS, IDENTICAL_EXPECTED, MEASURED, Factor, Side, factor_by_name
-from sinecheck.core.compare import Tolerance, Verdict, compare
+from sinecheck.checks.diverge import Identical, trace_factor
+from sinecheck.checks.factors import BASE, FACTORS, Expectation, Factor, Side, factor_by_name
+from sinecheck.core.compare import Comparison, Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import OptimizerSpec, TrainConfig
 from sinecheck.core.presets import get_preset
-from sinecheck.core.result import RunResult
+from sinecheck.core.result import RunResult, from_json_float
 from sinecheck.core.specs import ModelSpec
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import Environment
@@ -31,11 +34,28 @@ DEFAULT_EPOCHS = 5
 #: Where a cell is not identical, the matrix can replay both sides step by step to say where they parted
 #: (`sinecheck.checks.diverge`); at most this many epochs are traced (a trace holds every weight after every step).
 LOCATE_EPOCHS = 10
-LOCATE_CHOICES: tuple[str, ...] = ("broken", "all", "none")
+
+
+class Locate(str, enum.Enum):
+    """Which cells `run_matrix` replays step by step to say where the two sides first parted."""
+
+    BROKEN = "broken"  # only cells that break their factor's expectation (so a failing check says where)
+    ALL = "all"  # every cell that is not identical
+    NONE = "none"  # no replay
+
+    def __str__(self) -> str:
+        return self.value
 
 
 #: A small Dense(32) config: the fastest row, used by the test suite.
 SMALL = TrainConfig(hidden_units=(32,), optimizer=OptimizerSpec("adam", 0.01), n_points=200)
+
+
+class Row(NamedTuple):
+    """One row of the matrix: its label and the base config every factor changes."""
+
+    label: str
+    config: TrainConfig
 
 
 def matrix_rows(
@@ -44,20 +64,20 @@ def matrix_rows(
     small: bool = True,
     epochs: int = DEFAULT_EPOCHS,
     models: Iterable[ModelSpec] = (),
-) -> list[tuple[str, TrainConfig]]:
-    """(label, base config) for every config of the presets, plus the small Dense(32) row, plus a row per user
-    model (its default config: Adam, MSE, batch 32, seed 0)."""
-    rows: list[tuple[str, TrainConfig]] = []
+) -> list[Row]:
+    """A row for every config of the presets, plus the small Dense(32) row, plus a row per user model (its
+    default config: Adam, MSE, batch 32, seed 0)."""
+    rows: list[Row] = []
     for name in presets:
         preset = get_preset(name)
         for cfg, label in zip(preset.configs, preset.labels, strict=True):
             rows.append(
-                (name if len(preset.configs) == 1 else f"{name}/{label.split()[-1]}", cfg.replace(epochs=epochs))
+                Row(name if len(preset.configs) == 1 else f"{name}/{label.split()[-1]}", cfg.replace(epochs=epochs))
             )
     if small:
-        rows.append(("small", SMALL.replace(epochs=epochs)))
+        rows.append(Row("small", SMALL.replace(epochs=epochs)))
     for model in models:
-        rows.append((model.label, model.config(epochs=epochs)))
+        rows.append(Row(model.label, model.config(epochs=epochs)))
     labels = [label for label, _ in rows]
     if len(set(labels)) != len(labels):
         duplicate = next(label for label in labels if labels.count(label) > 1)
@@ -68,6 +88,71 @@ def matrix_rows(
     return rows
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """The numbers behind a cell's verdict: the worst tensor, the final weights, the held-out MSE of both sides,
+    and (once located) where the two sides first parted.  Its fields are the cell's JSON keys."""
+
+    worst_tensor: str
+    max_abs: float
+    max_rel: float
+    max_ulp: int
+    mismatched: int
+    size: int
+    max_abs_final_weights: float | None
+    max_ulp_final_weights: int | None
+    digest_a: str
+    digest_b: str
+    mse_test_a: float | None
+    mse_test_b: float | None
+    delta_mse_test: float | None
+    summary: str
+    config: str
+    first_divergence: str | None = None  # the line `locate_divergences` adds
+
+    @classmethod
+    def of(cls, a: RunResult, b: RunResult, comparison: Comparison) -> Evidence:
+        worst = comparison.worst
+        final = [t for t in comparison.tensors if t.name.startswith("final/")]
+        ma, mb = a.metrics.get("mse_test"), b.metrics.get("mse_test")
+        return cls(
+            worst_tensor=worst.name,
+            max_abs=worst.max_abs,
+            max_rel=worst.max_rel,
+            max_ulp=worst.max_ulp,
+            mismatched=worst.mismatched,
+            size=worst.size,
+            max_abs_final_weights=max(t.max_abs for t in final) if final else None,
+            max_ulp_final_weights=max(t.max_ulp for t in final) if final else None,
+            digest_a=a.digests["final_weights"],
+            digest_b=b.digests["final_weights"],
+            mse_test_a=ma,
+            mse_test_b=mb,
+            delta_mse_test=None if ma is None or mb is None else mb - ma,
+            summary=comparison.summary(),
+            config=a.config.describe()
+            if a.config == b.config
+            else f"A: {a.config.describe()}; B: {b.config.describe()}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe (NaN/inf as strings); `first_divergence` only once located."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.first_divergence is None:
+            del out["first_divergence"]
+        return {k: json_float(v) if isinstance(v, float) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
+        """Inverse of `to_dict` (other keys of `data` are ignored)."""
+        text = ("worst_tensor", "digest_a", "digest_b", "summary", "config", "first_divergence")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = data.get(f.name)
+            values[f.name] = from_json_float(value) if isinstance(value, str) and f.name not in text else value
+        return cls(**values)
+
+
 @dataclass
 class Cell:
     """One factor on one row: the verdict and its evidence (or why there is none).  Plain data: it
@@ -76,7 +161,7 @@ class Cell:
     factor: Factor
     row: str
     verdict: Verdict | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: Evidence | None = None
     report: str = ""  # compare()'s full table, for failure messages
     skipped: str | None = None
     error: str | None = None
@@ -85,36 +170,19 @@ class Cell:
     def measured(cls, factor: Factor, row: str, a: RunResult, b: RunResult, tolerance: Tolerance | None = None) -> Cell:
         """Compare two runs and keep the numbers behind the verdict."""
         comparison = compare(a, b, tolerance=tolerance)
-        worst = comparison.worst
-        final = [t for t in comparison.tensors if t.name.startswith("final/")]
-        ma, mb = a.metrics.get("mse_test"), b.metrics.get("mse_test")
-        evidence = {
-            "worst_tensor": worst.name,
-            "max_abs": worst.max_abs,
-            "max_rel": worst.max_rel,
-            "max_ulp": worst.max_ulp,
-            "mismatched": worst.mismatched,
-            "size": worst.size,
-            "max_abs_final_weights": max(t.max_abs for t in final) if final else None,
-            "max_ulp_final_weights": max(t.max_ulp for t in final) if final else None,
-            "digest_a": a.digests["final_weights"],
-            "digest_b": b.digests["final_weights"],
-            "mse_test_a": ma,
-            "mse_test_b": mb,
-            "delta_mse_test": None if ma is None or mb is None else mb - ma,
-            "summary": comparison.summary(),
-            "config": a.config.describe()
-            if a.config == b.config
-            else f"A: {a.config.describe()}; B: {b.config.describe()}",
-        }
-        return cls(factor, row, comparison.verdict, evidence, comparison.report())
+        return cls(factor, row, comparison.verdict, Evidence.of(a, b, comparison), comparison.report())
+
+    @property
+    def first_divergence(self) -> str | None:
+        """Where the two sides first parted, once `locate_divergences` replayed the cell."""
+        return None if self.evidence is None else self.evidence.first_divergence
 
     @property
     def meets_expectation(self) -> bool | None:
         """True/False for factors with an expectation, None for measured ones (or when there is no verdict)."""
-        if self.verdict is None or self.factor.expect == MEASURED:
+        if self.verdict is None or self.factor.expect is Expectation.MEASURED:
             return None
-        if self.factor.expect == IDENTICAL_EXPECTED:
+        if self.factor.expect is Expectation.IDENTICAL:
             return self.verdict is Verdict.IDENTICAL
         return self.verdict is not Verdict.IDENTICAL
 
@@ -124,8 +192,8 @@ class Cell:
         if self.error:
             raise AssertionError(f"{self.factor.name} / {self.row}: no verdict: {self.error}")
         if self.meets_expectation is False:
-            located = self.evidence.get("first_divergence")
-            config = self.evidence.get("config")
+            located = self.first_divergence
+            config = None if self.evidence is None else self.evidence.config
             raise AssertionError(
                 f"{self.factor.name} / {self.row} ({self.factor.question}): expected "
                 f"{self.factor.expect}, got {self.verdict}\n"
@@ -139,47 +207,35 @@ class Cell:
         """Cell text for tables: the verdict with its size, e.g. ``ulp 12`` or ``divergent 2.1e-02``."""
         if self.skipped:
             return "skipped"
-        if self.error or self.verdict is None:
+        if self.error or self.verdict is None or self.evidence is None:
             return "error"
         if self.verdict is Verdict.IDENTICAL:
             return "identical"
         if self.verdict is Verdict.ULP:
-            return f"ulp {self.evidence['max_ulp']}"
-        return f"{self.verdict} {self.evidence['max_abs']:.1e}"
+            return f"ulp {self.evidence.max_ulp}"
+        return f"{self.verdict} {self.evidence.max_abs:.1e}"
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.core.compare import json_float
-
-        ev = {k: json_float(v) if isinstance(v, float) else v for k, v in self.evidence.items()}
         return {
             "factor": self.factor.name,
             "row": self.row,
-            "expect": self.factor.expect,
+            "expect": self.factor.expect.value,
             "verdict": None if self.verdict is None else str(self.verdict),
             "meets_expectation": self.meets_expectation,
             "skipped": self.skipped,
             "error": self.error,
             "report": self.report,
-            **ev,
+            **({} if self.evidence is None else self.evidence.to_dict()),
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Cell:
-        from sinecheck.core.result import from_json_float
-
-        known = {"factor", "row", "expect", "verdict", "meets_expectation", "skipped", "error", "report"}
-        text = ("worst_tensor", "summary", "digest_a", "digest_b", "first_divergence", "config")
-        evidence = {
-            k: from_json_float(v) if isinstance(v, str) and k not in text else v
-            for k, v in data.items()
-            if k not in known
-        }
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
         verdict = None if data["verdict"] is None else Verdict[data["verdict"].upper()]
         return cls(
             factor_by_name(data["factor"]),
             data["row"],
             verdict,
-            evidence,
+            Evidence.from_dict(data) if "worst_tensor" in data else None,
             data.get("report", ""),
             data.get("skipped"),
             data.get("error"),
@@ -199,7 +255,7 @@ class Finding:
 class Matrix:
     """All cells of a matrix run, the findings, and how long it took."""
 
-    rows: list[tuple[str, TrainConfig]]
+    rows: list[Row]
     factors: list[Factor]
     cells: list[Cell]
     findings: list[Finding] = field(default_factory=list)
@@ -250,7 +306,7 @@ class Matrix:
                 {
                     "name": f.name,
                     "question": f.question,
-                    "expect": f.expect,
+                    "expect": f.expect.value,
                     "epoch_sensitive": f.epoch_sensitive,
                     "requires": list(f.requires),
                 }
@@ -262,9 +318,9 @@ class Matrix:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Matrix:
+    def from_dict(cls, data: Mapping[str, Any]) -> Matrix:
         """Inverse of `to_dict` (the cells' comparison tables come back as text)."""
-        rows = [(label, TrainConfig.from_dict(cfg)) for label, cfg in data["rows"].items()]
+        rows = [Row(label, TrainConfig.from_dict(cfg)) for label, cfg in data["rows"].items()]
         factors = [factor_by_name(f["name"]) for f in data["factors"]]
         return cls(
             rows,
@@ -311,16 +367,18 @@ def run_matrix(
     tolerance: Tolerance | None = None,
     progress: Progress | None = None,
     probe_shuffle: bool = True,
-    locate: str = "broken",
+    locate: Locate | str = Locate.BROKEN,
 ) -> Matrix:
     """Train every side of every factor on every row in isolated workers and compare the pairs.
 
     `locate` replays cells step by step to find where the two sides first parted (`locate_divergences`):
-    ``broken`` only cells that break their factor's expectation (so a failing check says where), ``all``
-    every cell that is not identical, ``none`` no replay.
+    see `Locate`.
     """
-    if locate not in LOCATE_CHOICES:
-        raise ConfigError(f"locate: invalid value {locate!r}; allowed: {', '.join(LOCATE_CHOICES)}")
+    try:
+        locate = Locate(locate)
+    except ValueError:
+        allowed = ", ".join(m.value for m in Locate)
+        raise ConfigError(f"locate: invalid value {locate!r}; allowed: {allowed}") from None
     start = time.perf_counter()
     own_pool = pool is None
     pool = pool or WorkerPool()
@@ -362,9 +420,9 @@ def run_matrix(
                     cells.append(Cell(f, label, error=str(err)))
                     continue
                 cells.append(Cell.measured(f, label, a, b, tolerance))
-        matrix = Matrix(list(rows), list(factors), cells, fingerprint=pool.get(BASE).fingerprint)
-        if locate != "none":
-            locate_divergences(matrix, pool, only_broken=locate == "broken")
+        matrix = Matrix([Row(*row) for row in rows], list(factors), cells, fingerprint=pool.get(BASE).fingerprint)
+        if locate is not Locate.NONE:
+            locate_divergences(matrix, pool, only_broken=locate is Locate.BROKEN)
         if probe_shuffle:
             matrix.findings.extend(shuffle_findings(pool, rows[0][1], factors=active))
         matrix.elapsed_s = time.perf_counter() - start
@@ -376,29 +434,29 @@ def run_matrix(
 
 def locate_divergences(matrix: Matrix, pool: WorkerPool, *, only_broken: bool = True) -> None:
     """Replay both sides of each non-identical cell (of each broken one with `only_broken`) step by step and
-    store the first-divergence line in ``cell.evidence["first_divergence"]`` (it joins the failure message)."""
-    from sinecheck.checks.diverge import trace_factor
-
+    store the first-divergence line in ``cell.evidence.first_divergence`` (it joins the failure message)."""
     configs = dict(matrix.rows)
     for cell in matrix.cells:
-        if cell.verdict is None or cell.verdict is Verdict.IDENTICAL:
+        if cell.verdict is None or cell.verdict is Verdict.IDENTICAL or cell.evidence is None:
             continue  # nothing parted (a broken negative control is identical: there is no step to find)
         if only_broken and cell.meets_expectation is not False:
             continue
         config = configs[cell.row]
         traced = min(config.epochs, LOCATE_EPOCHS)
         try:
-            _, _, divergence = trace_factor(config.replace(epochs=traced), cell.factor, pool=pool)
+            divergence = trace_factor(config.replace(epochs=traced), cell.factor, pool=pool).divergence
         except Exception as exc:  # the verdict stands; say why there is no location
-            cell.evidence["first_divergence"] = f"first divergence: not located ({type(exc).__name__}: {exc})"
+            line = f"first divergence: not located ({type(exc).__name__}: {exc})"
+            cell.evidence = dataclasses.replace(cell.evidence, first_divergence=line)
             continue
         line = divergence.describe()
-        if divergence.stage == "identical":
+        if isinstance(divergence, Identical):
             line = (
                 f"first divergence: not within the {traced} epochs replayed step by step (the replay agreed "
                 "bit for bit: the runs parted later, or not reproducibly)"
             )
-        cell.evidence["first_divergence"] = line + ("" if traced == config.epochs else f" (first {traced} epochs)")
+        line += "" if traced == config.epochs else f" (first {traced} epochs)"
+        cell.evidence = dataclasses.replace(cell.evidence, first_divergence=line)
 
 
 def shuffle_findings(

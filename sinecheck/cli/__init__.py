@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from sinecheck.checks.baseline import STRICT_LEVELS
 from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, changed_fields
 from sinecheck.core.presets import PRESETS, get_preset
 from sinecheck.errors import ConfigError
@@ -273,7 +274,7 @@ def _build_parser() -> argparse.ArgumentParser:
             q.add_argument(
                 "--strict",
                 default="material",
-                choices=("bitwise", "ulp", "material"),
+                choices=STRICT_LEVELS,
                 help="what fails (exit 1): any bit, worse than ULP, or a material change (default)",
             )
         if action == "record":
@@ -838,11 +839,11 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     )
     progress.finish()
     print(matrix.table())
-    located = [c for c in matrix.cells if "first_divergence" in c.evidence and c.meets_expectation is not False]
+    located = [c for c in matrix.cells if c.first_divergence and c.meets_expectation is not False]
     if located:
         print()
     for cell in located:
-        print(f"{cell.factor.name} / {cell.row}: {cell.evidence['first_divergence']}")
+        print(f"{cell.factor.name} / {cell.row}: {cell.first_divergence}")
     for finding in matrix.findings:
         print(f"\nfinding: {finding.statement}")
     for note in matrix.notes():
@@ -853,7 +854,7 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
         f"{matrix.elapsed_s:.0f} s; expectations broken: {len(violations)}"
     )
     for cell in violations:
-        located = cell.evidence.get("first_divergence")
+        located = cell.first_divergence
         print(
             f"BROKEN: {cell.factor.name} / {cell.row}: expected {cell.factor.expect}, got {cell.verdict}\n"
             f"{cell.report}" + (f"\n{located}" if located else "")

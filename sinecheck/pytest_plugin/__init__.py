@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sinecheck._io import atomic_write
+from sinecheck.checks.baseline import STRICT_LEVELS
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import fingerprint, format_fingerprint
@@ -109,7 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--sinecheck-strict",
-        choices=("bitwise", "ulp", "material"),
+        choices=STRICT_LEVELS,
         default=None,
         help="what fails against an older TF/Keras baseline: any bit (bitwise), worse than ULP (ulp), "
         "or only a material change of the error (material, default); the same environment "
@@ -232,7 +233,7 @@ def _baseline_settings(config: pytest.Config) -> tuple[str, Path, str]:
     strict = config.getoption("sinecheck_strict") or str(config.getini("sinecheck_strict"))
     for name, value, allowed in (
         ("sinecheck_baseline", mode, ("check", "record", "update", "off")),
-        ("sinecheck_strict", strict, ("bitwise", "ulp", "material")),
+        ("sinecheck_strict", strict, STRICT_LEVELS),
     ):
         if value not in allowed:
             raise pytest.UsageError(f"ini {name}: invalid value {value!r}; allowed: {', '.join(allowed)}")

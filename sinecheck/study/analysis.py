@@ -31,9 +31,9 @@ from sinecheck.study.figures import plot_explain, plot_study_curves, plot_study_
 from sinecheck.study.grid import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_INITIALIZERS,
-    DEFAULT_LEARNING_RATES,
-    DEFAULT_OPTIMIZERS,
-    DEFAULT_STDDEVS,
+    LEARNING_RATE_SWEEP,
+    OPTIMIZER_SWEEP,
+    STDDEV_SWEEP,
     Axis,
     StudySpec,
     base_config,
@@ -41,8 +41,8 @@ from sinecheck.study.grid import (
     grid_study,
     sweep_study,
 )
-from sinecheck.study.runner import StudyResult, run_study
-from sinecheck.study.stats import summarize, variance_decomposition
+from sinecheck.study.runner import ExecutorScope, StudyResult, run_study
+from sinecheck.study.stats import Summary, summarize, variance_decomposition
 
 #: (stage label, done, total, elapsed s, ETA s or None)
 Progress = Callable[[str, int, int, float, float | None], None]
@@ -84,9 +84,9 @@ def default_plan(
         plan.sweeps = [
             sweep_study(Axis(name, values), seeds=seeds, epochs=epochs, engine=engine)
             for name, values in (
-                ("stddev", DEFAULT_STDDEVS),
-                ("learning_rate", DEFAULT_LEARNING_RATES),
-                ("optimizer", DEFAULT_OPTIMIZERS),
+                ("stddev", STDDEV_SWEEP),
+                ("learning_rate", LEARNING_RATE_SWEEP),
+                ("optimizer", OPTIMIZER_SWEEP),
             )
         ]
     return plan
@@ -121,8 +121,6 @@ def run_analysis(
         if progress is None:
             return None
         return lambda done, total, elapsed, eta: progress(label, done, total, elapsed, eta)
-
-    from sinecheck.study.runner import ExecutorScope
 
     pooled = workers > 1 or scheduler is not None
     with ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor:  # one pool
@@ -197,7 +195,7 @@ def judge_claims(
 # -- rendering -----------------------------------------------------------------------------------------------
 
 
-def _ci(s: Any) -> str:
+def _ci(s: Summary) -> str:
     return f"{s.mean:.4f} [{s.ci_low:.4f}, {s.ci_high:.4f}]" if s.n else "—"
 
 

@@ -8,6 +8,7 @@ evidence clears the stated bar (a 95 % bootstrap interval that excludes zero, an
 
 from __future__ import annotations
 
+import enum
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -16,13 +17,30 @@ from typing import Any
 
 import numpy as np
 
+from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import make_data
+from sinecheck.core.result import RunResult
+from sinecheck.engines.common import fresh_start
+from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
+from sinecheck.engines.numpy_engine import loss_and_gradients
+from sinecheck.engines.registry import train
 from sinecheck.study.explain import Explanation
 from sinecheck.study.runner import StudyResult
 from sinecheck.study.stats import bootstrap_ci, variance_decomposition
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 ALPHA = 0.05
+
+
+class ClaimVerdict(str, enum.Enum):
+    """What the evidence says of a claim: only a result that clears the stated bar supports or refutes it."""
+
+    SUPPORTED = "supported"
+    NOT_SUPPORTED = "not supported"
+    INCONCLUSIVE = "inconclusive"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -33,7 +51,7 @@ class Claim:
     claim: str
     source: str  # "reference experiments" or "sinecheck"
     test: str
-    verdict: str
+    verdict: ClaimVerdict
     numbers: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
 
@@ -43,15 +61,13 @@ class Claim:
             "claim": self.claim,
             "source": self.source,
             "test": self.test,
-            "verdict": self.verdict,
+            "verdict": self.verdict.value,
             "summary": self.summary,
             "numbers": _jsonable(self.numbers),
         }
 
 
-def _jsonable(value: Any) -> Any:
-    from sinecheck.core.compare import json_float
-
+def _jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -63,22 +79,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def verdict_from_interval(low: float, high: float, *, better_if_negative: bool) -> str:
+def verdict_from_interval(low: float, high: float, *, better_if_negative: bool) -> ClaimVerdict:
     """Supported when the 95 % interval of the effect excludes zero on the claimed side; not supported when it
     excludes zero on the other side; inconclusive when it contains zero (or could not be computed)."""
     if not (math.isfinite(low) and math.isfinite(high)):
-        return INCONCLUSIVE
+        return ClaimVerdict.INCONCLUSIVE
     if high < 0:
-        return SUPPORTED if better_if_negative else NOT_SUPPORTED
+        return ClaimVerdict.SUPPORTED if better_if_negative else ClaimVerdict.NOT_SUPPORTED
     if low > 0:
-        return NOT_SUPPORTED if better_if_negative else SUPPORTED
-    return INCONCLUSIVE
+        return ClaimVerdict.NOT_SUPPORTED if better_if_negative else ClaimVerdict.SUPPORTED
+    return ClaimVerdict.INCONCLUSIVE
 
 
-def verdict_from_test(p: float | None) -> str:
+def verdict_from_test(p: float | None) -> ClaimVerdict:
     """Supported when the test rejects "no effect" at p < ALPHA; otherwise inconclusive (absence of evidence
     is not evidence of absence at these sample sizes)."""
-    return SUPPORTED if p is not None and p < ALPHA else INCONCLUSIVE
+    return ClaimVerdict.SUPPORTED if p is not None and p < ALPHA else ClaimVerdict.INCONCLUSIVE
 
 
 def _without(result: StudyResult, axis: str, value: str, metric: str) -> tuple[np.ndarray, list[str]]:
@@ -92,25 +108,29 @@ def _without(result: StudyResult, axis: str, value: str, metric: str) -> tuple[n
     return data, names
 
 
+def _mse(result: RunResult) -> float:
+    """The held-out MSE of a run (NaN when it diverged)."""
+    value = result.metrics["mse_test"]
+    return math.nan if value is None else value
+
+
 # -- the claims ----------------------------------------------------------------------------------------------
 
 
 def claim_seeding_consistency(config: TrainConfig, *, runs: int = 4, engine: str = "fused") -> Claim:
     """Explicit seeds make runs consistent: the same seeded config trained `runs` times, and unseeded."""
-    from sinecheck.engines.registry import train
-
     seeded = [train(config, engine=engine) for _ in range(runs)]
     unseeded = [train(config.replace(seed=None), engine=engine) for _ in range(runs)]
     seeded_digests = {r.digests["final_weights"] for r in seeded}
     unseeded_digests = {r.digests["final_weights"] for r in unseeded}
-    mse_seeded = [r.metrics["mse_test"] for r in seeded]
-    mse_unseeded = [r.metrics["mse_test"] for r in unseeded]
+    mse_seeded = [_mse(r) for r in seeded]
+    mse_unseeded = [_mse(r) for r in unseeded]
     if len(seeded_digests) > 1:
-        verdict = NOT_SUPPORTED
+        verdict = ClaimVerdict.NOT_SUPPORTED
     elif len(unseeded_digests) > 1:
-        verdict = SUPPORTED
+        verdict = ClaimVerdict.SUPPORTED
     else:
-        verdict = INCONCLUSIVE
+        verdict = ClaimVerdict.INCONCLUSIVE
     return Claim(
         "seeding-consistency",
         "Setting seeds (and settings) explicitly gives consistent results across runs.",
@@ -138,7 +158,11 @@ def claim_initializer_and_batch_matter(grid: StudyResult, *, control: str = "zer
     terms = variance_decomposition(data, names) or {}
     init, batch = terms.get("initializer"), terms.get("batch_size")
     ps = [t.p if t else None for t in (init, batch)]
-    verdict = SUPPORTED if all(verdict_from_test(p) == SUPPORTED for p in ps) else INCONCLUSIVE
+    verdict = (
+        ClaimVerdict.SUPPORTED
+        if all(verdict_from_test(p) == ClaimVerdict.SUPPORTED for p in ps)
+        else ClaimVerdict.INCONCLUSIVE
+    )
     return Claim(
         "initializer-and-batch-size",
         "The kernel initializer and the batch size change the predictions.",
@@ -180,13 +204,13 @@ def claim_stddev_drastic(sweep: StudyResult, *, drastic_share: float = 0.5) -> C
         for v, c in zip(sweep.spec.axes[0].values, sweep.spec.cells(), strict=True)
     }
     if term is None or term.p is None:
-        verdict = INCONCLUSIVE
+        verdict = ClaimVerdict.INCONCLUSIVE
     elif term.p < ALPHA and term.share >= drastic_share:
-        verdict = SUPPORTED
+        verdict = ClaimVerdict.SUPPORTED
     elif term.p < ALPHA:
-        verdict = NOT_SUPPORTED  # it matters, but explains less than `drastic_share` of the variation
+        verdict = ClaimVerdict.NOT_SUPPORTED  # it matters, but explains less than `drastic_share` of the variation
     else:
-        verdict = INCONCLUSIVE
+        verdict = ClaimVerdict.INCONCLUSIVE
     return Claim(
         "stddev-drastic",
         "Changing the TruncatedNormal stddev drastically alters the outcome.",
@@ -218,7 +242,9 @@ def claim_smaller_batches_fit_better(grid: StudyResult, *, control: str = "zeros
     ok = np.isfinite(data)
     rho, p = stats.spearmanr(batch[ok], data[ok])
     per_batch = {str(s): float(np.nanmean(np.take(data, i, axis=axis))) for i, s in enumerate(sizes)}
-    verdict = (SUPPORTED if rho > 0 else NOT_SUPPORTED) if p < ALPHA else INCONCLUSIVE
+    verdict = (
+        (ClaimVerdict.SUPPORTED if rho > 0 else ClaimVerdict.NOT_SUPPORTED) if p < ALPHA else ClaimVerdict.INCONCLUSIVE
+    )
     return Claim(
         "smaller-batches-fit-better",
         f"Smaller batches fit the sine better in a fixed number of epochs ({grid.spec.base.epochs}).",
@@ -235,10 +261,6 @@ def claim_smaller_batches_fit_better(grid: StudyResult, *, control: str = "zeros
 def gradient_error_by_batch(config: TrainConfig, batch_sizes: Sequence[int], seeds: Sequence[int]) -> dict[int, float]:
     """Mean relative error ‖g_batch − g_full‖ / ‖g_full‖ of minibatch gradients at the seeded initial weights,
     over every batch of one shuffled epoch and every seed (float64 NumPy backprop, independent of TF)."""
-    from sinecheck.core.data import make_data
-    from sinecheck.engines.common import fresh_start
-    from sinecheck.engines.numpy_engine import loss_and_gradients
-
     out: dict[int, list[float]] = {b: [] for b in batch_sizes}
     data = make_data(config)
     x, y = data.x_train.astype(np.float64), data.y_train.astype(np.float64)
@@ -272,7 +294,11 @@ def claim_larger_batches_accurate_gradient(
     terms = variance_decomposition(*(_without(grid, "initializer", "zeros", "final_loss"))) or {}
     term = terms.get("batch_size")
     converge = term is not None and term.p is not None and term.p < ALPHA
-    verdict = SUPPORTED if decreasing and converge else (NOT_SUPPORTED if not decreasing else INCONCLUSIVE)
+    verdict = (
+        ClaimVerdict.SUPPORTED
+        if decreasing and converge
+        else (ClaimVerdict.NOT_SUPPORTED if not decreasing else ClaimVerdict.INCONCLUSIVE)
+    )
     return Claim(
         "larger-batches-gradient",
         "Larger batches give a more accurate gradient estimate, and so a different convergence.",
@@ -300,9 +326,6 @@ def claim_reused_permutation(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> Claim:
     """Ours: seeded ``fit`` (Keras 3.15 / TF 2.21) reuses one permutation every epoch — does that cost fit?"""
-    from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
-    from sinecheck.engines.registry import train
-
     reused, fresh, distinct = [], [], []
     seeds = list(seeds)
     for i, seed in enumerate(seeds):
@@ -313,8 +336,8 @@ def claim_reused_permutation(
         distinct.append(len({o.tobytes() for o in keras_orders}))
         rng = np.random.default_rng([seed, 1])
         new_orders = np.stack([rng.permutation(cfg.n_points) for _ in range(cfg.epochs)]).astype(np.int32)
-        reused.append(train(cfg, engine=engine).metrics["mse_test"])
-        fresh.append(train_fused(cfg, orders=new_orders).metrics["mse_test"])
+        reused.append(_mse(train(cfg, engine=engine)))
+        fresh.append(_mse(train_fused(cfg, orders=new_orders)))
     diff = np.array(reused) - np.array(fresh)
     low, high = bootstrap_ci(diff)
     verdict = verdict_from_interval(low, high, better_if_negative=False)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from sinecheck.core.compare import json_float
 from sinecheck.core.config import OptimizerSpec, TrainConfig
 from sinecheck.errors import ConfigError
 from sinecheck.study.runner import run_one
@@ -26,8 +27,8 @@ from sinecheck.study.stats import bootstrap_ci
 
 
 @dataclass(frozen=True)
-class Factor:
-    """A difference between A and B that can be swapped on its own."""
+class ConfigFactor:
+    """A difference between A and B that can be swapped on its own (not a matrix `checks.factors.Factor`)."""
 
     name: str
     a: str
@@ -35,13 +36,13 @@ class Factor:
     swap: Callable[[TrainConfig], TrainConfig]  # a config with this factor taken from B
 
 
-def differing_factors(a: TrainConfig, b: TrainConfig) -> list[Factor]:
+def differing_factors(a: TrainConfig, b: TrainConfig) -> list[ConfigFactor]:
     """Every factor in which `a` and `b` differ (the seed excepted: it is the replicate)."""
-    out: list[Factor] = []
+    out: list[ConfigFactor] = []
     oa, ob = a.optimizer, b.optimizer
     if oa.learning_rate != ob.learning_rate:
         out.append(
-            Factor(
+            ConfigFactor(
                 "learning_rate",
                 f"{oa.learning_rate:g}",
                 f"{ob.learning_rate:g}",
@@ -50,7 +51,7 @@ def differing_factors(a: TrainConfig, b: TrainConfig) -> list[Factor]:
         )
     if (oa.name, oa.params) != (ob.name, ob.params):
         out.append(
-            Factor(
+            ConfigFactor(
                 "optimizer",
                 oa.name,
                 ob.name,
@@ -62,18 +63,16 @@ def differing_factors(a: TrainConfig, b: TrainConfig) -> list[Factor]:
         if name in ("optimizer", "seed", "schema") or da[name] == db[name]:
             continue
         value = getattr(b, name)
-        out.append(
-            Factor(
-                name,
-                _show(getattr(a, name)),
-                _show(value),
-                lambda c, name=name, value=value: c.replace(**{name: value}),
-            )
-        )
+        out.append(ConfigFactor(name, _show(getattr(a, name)), _show(value), _setter(name, value)))
     return out
 
 
-def _show(value: Any) -> str:
+def _setter(name: str, value: object) -> Callable[[TrainConfig], TrainConfig]:
+    """A swap that sets one TrainConfig field to `value`."""
+    return lambda config: config.replace(**{name: value})
+
+
+def _show(value: object) -> str:
     return "-".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
@@ -88,8 +87,6 @@ class Attribution:
     per_seed: list[float]
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.core.compare import json_float
-
         return {
             "factor": self.factor,
             "mean": json_float(self.mean),
@@ -107,7 +104,7 @@ class Explanation:
     b_name: str
     a: TrainConfig
     b: TrainConfig
-    factors: list[Factor]
+    factors: list[ConfigFactor]
     seeds: list[int]
     mse: dict[str, np.ndarray]  # subset label -> held-out MSE per seed
     mse_attribution: list[Attribution]
@@ -131,8 +128,6 @@ class Explanation:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.core.compare import json_float
-
         return {
             "a": {"name": self.a_name, "config": self.a.to_dict()},
             "b": {"name": self.b_name, "config": self.b.to_dict()},
@@ -210,7 +205,8 @@ def explain(
             values.append(np.nan if record["diverged"] else record["metrics"]["mse_test"])
             rows.append(curve)
         mse[subset], curves[subset] = np.array(values, np.float64), np.stack(rows)
-    full, empty = frozenset(range(k)), frozenset()
+    full: frozenset[int] = frozenset(range(k))
+    empty: frozenset[int] = frozenset()
     distance = {s: np.array([_rms(curves[s][j], curves[empty][j]) for j in range(len(seeds))]) for s in subsets}
 
     def shapley(value: dict[frozenset[int], np.ndarray], i: int) -> np.ndarray:

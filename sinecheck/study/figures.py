@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,8 +17,11 @@ from sinecheck.study.reference import ExperimentRuns
 from sinecheck.study.runner import StudyResult
 from sinecheck.study.stats import summarize
 
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn
+    from matplotlib.figure import Figure
 
-def pyplot() -> Any:
+
+def pyplot() -> ModuleType:
     """matplotlib.pyplot on the non-interactive Agg backend (no display needed)."""
     import matplotlib
 
@@ -27,7 +31,7 @@ def pyplot() -> Any:
     return plt
 
 
-def figure_bytes(fig: Any) -> bytes:
+def figure_bytes(fig: Figure) -> bytes:
     """The figure as PNG bytes; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -194,8 +198,6 @@ def plot_explain(explanation: Explanation) -> bytes:
 
 def plot_growth(divergence: Divergence, *, title: str) -> bytes:
     """max |Δw| per step on a log scale, with the first divergence marked."""
-    from sinecheck.study.figures import figure_bytes, pyplot
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     growth = np.where(divergence.growth > 0, divergence.growth, np.nan)

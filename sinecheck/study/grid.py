@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, field_names
 from sinecheck.core.presets import get_preset
+from sinecheck.engines.registry import ENGINES
 from sinecheck.errors import ConfigError
 
 STUDY_SCHEMA = 1
@@ -40,9 +41,10 @@ DEFAULT_INITIALIZERS: tuple[str, ...] = (
 )
 #: Batch sizes of the default grid; "full" is the whole training set in one batch.
 DEFAULT_BATCH_SIZES: tuple[str, ...] = ("8", "32", "64", "128", "full")
-DEFAULT_STDDEVS: tuple[str, ...] = ("0.002", "0.005", "0.02", "0.05", "0.1", "0.2", "0.5")
-DEFAULT_LEARNING_RATES: tuple[str, ...] = ("0.0003", "0.001", "0.003", "0.01", "0.03", "0.1")
-DEFAULT_OPTIMIZERS: tuple[str, ...] = ("adam", "sgd", "rmsprop")
+#: Values of the one-axis sweeps of the default study (not defaults of a config: see `core.config` for those).
+STDDEV_SWEEP: tuple[str, ...] = ("0.002", "0.005", "0.02", "0.05", "0.1", "0.2", "0.5")
+LEARNING_RATE_SWEEP: tuple[str, ...] = ("0.0003", "0.001", "0.003", "0.01", "0.03", "0.1")
+OPTIMIZER_SWEEP: tuple[str, ...] = ("adam", "sgd", "rmsprop")
 METRICS: tuple[str, ...] = ("mse_test", "mse_train", "max_err_test", "max_err_train", "final_loss")
 
 
@@ -131,8 +133,6 @@ class Axis:
     values: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        from sinecheck.core.config import field_names
-
         allowed = sorted(set(NAMED_AXES) | set(field_names()) - {"seed", "schema"})
         if self.name not in allowed:
             raise ConfigError(f"axis: invalid value {self.name!r}; allowed: {', '.join(allowed)}")
@@ -175,7 +175,7 @@ def split_values(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Cell:
+class GridCell:
     """One point of the grid: its axis values and the config they make (seed left to the study)."""
 
     index: int
@@ -199,8 +199,6 @@ class StudySpec:
     engine: str = "fused"
 
     def __post_init__(self) -> None:
-        from sinecheck.engines.registry import ENGINES
-
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds: invalid value {list(self.seeds)!r}; allowed: one or more distinct seeds")
         if self.engine not in ENGINES:
@@ -210,13 +208,13 @@ class StudySpec:
             raise ConfigError(f"axes: invalid value {names!r}; allowed: each axis once")
         self.cells()  # every value must make a valid config: fail now, not halfway through
 
-    def cells(self) -> list[Cell]:
+    def cells(self) -> list[GridCell]:
         out = []
         for i, values in enumerate(itertools.product(*(a.values for a in self.axes))):
             config = self.base
             for axis, value in zip(self.axes, values, strict=True):
                 config = axis.apply(config, value)
-            out.append(Cell(i, tuple(values), config))
+            out.append(GridCell(i, tuple(values), config))
         return out
 
     @property
@@ -281,15 +279,6 @@ def base_config(preset: str, epochs: int | None = None) -> TrainConfig:
     """A preset's first config, with `epochs` when given: the base of a study or of one side of `explain`."""
     base = get_preset(preset).configs[0]
     return base if epochs is None else base.replace(epochs=epochs)
-
-
-# -- running -------------------------------------------------------------------------------------------------
-
-
-# -- storage -------------------------------------------------------------------------------------------------
-
-
-# -- statistics ----------------------------------------------------------------------------------------------
 
 
 def format_value(value: str) -> str:

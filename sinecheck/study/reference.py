@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from sinecheck.core.config import TrainConfig
+from sinecheck.core.config import InitializerSpec, TrainConfig
 from sinecheck.core.presets import PRESETS
 from sinecheck.core.result import RunResult
+from sinecheck.engines import registry
 
 #: Called before each run with (index from 1, total, label).
 RunProgress = Callable[[int, int, str], None]
@@ -39,9 +39,7 @@ def run_reference(
 ) -> list[ExperimentRuns]:
     """Train every config of the named presets once per seed, each from a fresh, freshly seeded model."""
     if train is None:
-        from sinecheck.engines.registry import train as train_fn
-
-        train = train_fn
+        train = registry.train
     plan: list[tuple[str, str, list[TrainConfig]]] = []
     for name in presets:
         preset = PRESETS[name].with_overrides(epochs=epochs)
@@ -77,7 +75,7 @@ def check_fresh_starts(runs: Sequence[RunResult]) -> list[str]:
                 f"batch {r.config.batch_size} started from the final weights of batch "
                 f"{source.config.batch_size} (it continued training that model)"
             )
-    starts: dict[tuple[Any, ...], str] = {}
+    starts: dict[tuple[int | None, tuple[int, ...], InitializerSpec, InitializerSpec], str] = {}
     for r in runs:
         key = (r.config.seed, r.config.hidden_units, r.config.kernel_initializer, r.config.bias_initializer)
         starts.setdefault(key, r.digests["initial_weights"])

@@ -14,6 +14,7 @@ from sinecheck._io import atomic_write
 from sinecheck.core.compare import json_float
 from sinecheck.core.data import constant_baseline_mse
 from sinecheck.core.environment import fingerprint, format_fingerprint
+from sinecheck.study.analysis import Analysis, analysis_json, render_analysis, write_analysis
 from sinecheck.study.figures import plot_losses, plot_waves
 from sinecheck.study.reference import ExperimentRuns, check_fresh_starts
 
@@ -61,7 +62,7 @@ def render_markdown(
     experiments: Sequence[ExperimentRuns], env: dict[str, Any], *, elapsed_s: float, figures: Sequence[str]
 ) -> str:
     """The report text: environment, one table row per config, the figures, and how to read them."""
-    seeds = sorted({r.config.seed for e in experiments for r in e.runs})
+    seeds = sorted({r.config.seed for e in experiments for r in e.runs if r.config.seed is not None})
     base = constant_baseline_mse(experiments[0].config) if experiments else float("nan")
     lines = [
         "# sinecheck report: the three reference experiments and the error study",
@@ -116,10 +117,10 @@ def render_markdown(
 
 
 def write_report(
-    experiments: Sequence[ExperimentRuns], out_dir: str | Path, *, elapsed_s: float, analysis: Any = None
+    experiments: Sequence[ExperimentRuns], out_dir: str | Path, *, elapsed_s: float, analysis: Analysis | None = None
 ) -> Path:
     """Write report.md, report.json, waves.png and loss.png — and the study's figures and section when an
-    `analysis` (sinecheck.study.analysis.Analysis) is given — into `out_dir` (each atomically); return report.md."""
+    `analysis` is given — into `out_dir` (each atomically); return report.md."""
     out = Path(out_dir)
     env = experiments[0].runs[0].fingerprint if experiments else fingerprint()
     atomic_write(out / "waves.png", plot_waves(experiments))
@@ -132,8 +133,6 @@ def write_report(
     }
     text = render_markdown(experiments, env, elapsed_s=elapsed_s, figures=["waves.png", "loss.png"])
     if analysis is not None:
-        from sinecheck.study.analysis import analysis_json, render_analysis, write_analysis
-
         figures = write_analysis(analysis, out)
         text += "\n" + render_analysis(analysis, figures=figures, heading="##") + "\n"
         payload["study"] = analysis_json(analysis)
@@ -141,7 +140,7 @@ def write_report(
     return atomic_write(out / "report.md", text)
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -9,14 +9,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 
 from sinecheck._io import atomic_write
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import make_data
+from sinecheck.core.environment import fingerprint
+from sinecheck.engines.registry import train
 from sinecheck.errors import ConfigError
-from sinecheck.study.grid import METRICS, Cell, StudySpec
+from sinecheck.study.grid import METRICS, GridCell, StudySpec
 
 
 def dead_relu_fraction(weights: Sequence[np.ndarray], x: np.ndarray) -> float:
@@ -31,15 +34,35 @@ def dead_relu_fraction(weights: Sequence[np.ndarray], x: np.ndarray) -> float:
     return dead / units if units else 0.0
 
 
-def run_one(config: TrainConfig, engine: str) -> tuple[dict[str, Any], np.ndarray]:
-    """Train one (cell, seed) and reduce it to the study's record and the held-out prediction curve."""
-    from sinecheck.core.data import make_data
-    from sinecheck.engines.registry import train
+class RunRecord(TypedDict):
+    """What the study keeps of one (cell, seed) run: the JSON of ``runs/<cell>/seed-<s>.json`` (plus ``cell``,
+    its axis values, once stored)."""
 
+    config_id: str
+    seed: int | None
+    engine: str
+    metrics: dict[str, float | None]  # METRICS: errors against the clean sin(x), the final loss
+    diverged: bool
+    diverged_epoch: int | None
+    dead_relu_init: float | None  # share of hidden ReLU units never active on the training inputs
+    dead_relu_final: float | None
+    fit_s: float | None
+    total_s: float | None
+
+
+class RunOutput(NamedTuple):
+    """One run reduced to its record and its held-out prediction curve."""
+
+    record: RunRecord
+    curve: np.ndarray
+
+
+def run_one(config: TrainConfig, engine: str) -> RunOutput:
+    """Train one (cell, seed) and reduce it to the study's record and the held-out prediction curve."""
     result = train(config, engine=engine)
     x = make_data(config).x_train
     relu = config.activation == "relu"
-    record = {
+    record: RunRecord = {
         "config_id": config.config_id,
         "seed": config.seed,
         "engine": result.engine,
@@ -53,10 +76,10 @@ def run_one(config: TrainConfig, engine: str) -> tuple[dict[str, Any], np.ndarra
         "fit_s": result.timings.get("fit_s"),
         "total_s": result.timings.get("total_s"),
     }
-    return record, result.pred_test.reshape(-1)
+    return RunOutput(record, result.pred_test.reshape(-1))
 
 
-def run_cell(configs: list[dict[str, Any]], engine: str) -> list[tuple[dict[str, Any], np.ndarray]]:
+def run_cell(configs: list[dict[str, Any]], engine: str) -> list[RunOutput]:
     """The unit of work sent to an executor: every seed of one cell, in one process (its traced loop is reused)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return [run_one(TrainConfig.from_dict(c), engine) for c in configs]
@@ -67,18 +90,18 @@ class StudyResult:
     """Every run of a study: records (metrics, diagnostics) and held-out prediction curves, by cell and seed."""
 
     spec: StudySpec
-    records: dict[tuple[int, int], dict[str, Any]]
+    records: dict[tuple[int, int], RunRecord]
     curves: dict[tuple[int, int], np.ndarray]
     elapsed_s: float = 0.0
     resumed: int = 0
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
-    def values(self, metric: str, cell: Cell) -> np.ndarray:
+    def values(self, metric: str, cell: GridCell) -> np.ndarray:
         """`metric` of each seed of `cell` (NaN where a run diverged or the metric is missing)."""
         out = []
         for seed in self.spec.seeds:
             rec = self.records[(cell.index, seed)]
-            value = rec["metrics"].get(metric) if metric in METRICS else rec.get(metric)
+            value: Any = rec["metrics"].get(metric) if metric in METRICS else rec.get(metric)
             out.append(np.nan if value is None or (rec["diverged"] and metric in METRICS) else float(value))
         return np.array(out)
 
@@ -132,7 +155,7 @@ def run_study(
                 report(done)
     elif pending:
         with ExecutorScope(executor, workers, scheduler) as pool:
-            futures: dict[Future[Any], Cell] = {
+            futures: dict[Future[list[RunOutput]], GridCell] = {
                 pool.submit(run_cell, configs, spec.engine): cell for cell, configs in tasks
             }
             for future in as_completed(futures):
@@ -150,7 +173,7 @@ class ExecutorScope:
 
     def __init__(self, given: Executor | None, workers: int, scheduler: str | None) -> None:
         self.given, self.workers, self.scheduler = given, workers, scheduler
-        self.client: Any = None
+        self.client: Any = None  # a dask.distributed.Client (dask is optional and untyped)
         self.pool: Executor | None = None
 
     def __enter__(self) -> Executor:
@@ -161,8 +184,10 @@ class ExecutorScope:
                 from dask.distributed import Client
             except ImportError:
                 raise ConfigError("--scheduler: needs dask.distributed (pip install -e '.[dask]')") from None
-            self.client = Client(self.scheduler)
-            return self.client.get_executor()
+            connect: Callable[[str], Any] = Client  # (dask.distributed is untyped)
+            self.client = connect(self.scheduler)
+            executor: Executor = self.client.get_executor()
+            return executor
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -201,15 +226,15 @@ class StudyStore:
         else:
             atomic_write(spec_path, json.dumps(spec.to_dict(), indent=2) + "\n")
 
-    def _paths(self, cell: Cell, seed: int) -> tuple[Path, Path]:
+    def _paths(self, cell: GridCell, seed: int | None) -> tuple[Path, Path]:
         stem = self.root / "runs" / cell.key / f"seed-{seed}"
         return stem.with_suffix(".json"), stem.with_suffix(".npy")
 
-    def has(self, cell: Cell, seed: int) -> bool:
+    def has(self, cell: GridCell, seed: int) -> bool:
         json_path, npy_path = self._paths(cell, seed)
         return json_path.exists() and npy_path.exists()
 
-    def save(self, cell: Cell, record: dict[str, Any], curve: np.ndarray) -> None:
+    def save(self, cell: GridCell, record: RunRecord, curve: np.ndarray) -> None:
         json_path, npy_path = self._paths(cell, record["seed"])
         atomic_write(npy_path, lambda fh: np.save(fh, np.asarray(curve, np.float32), allow_pickle=False))
         atomic_write(json_path, json.dumps({**record, "cell": list(cell.values)}, indent=1) + "\n")
@@ -226,6 +251,4 @@ class StudyStore:
                     raise ConfigError(
                         f"{json_path}: missing or unreadable run ({exc}); rerun the study to fill it"
                     ) from None
-        from sinecheck.core.environment import fingerprint
-
         return StudyResult(self.spec, records, curves, fingerprint=fingerprint())

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from sinecheck.core.compare import json_float
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -25,8 +27,6 @@ class Summary:
     ci_high: float
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.core.compare import json_float
-
         return {k: json_float(v) if isinstance(v, float) else v for k, v in self.__dict__.items()}
 
 
@@ -93,8 +93,6 @@ class Term:
     p: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        from sinecheck.core.compare import json_float
-
         return {"share": json_float(self.share), "df": self.df, "f": json_float(self.f), "p": json_float(self.p)}
 
 
@@ -123,7 +121,7 @@ def variance_decomposition(data: np.ndarray, names: Sequence[str]) -> dict[str, 
 
     def effect(axes: tuple[int, ...]) -> np.ndarray:  # marginal means over the other axes, centred
         other = tuple(i for i in range(k) if i not in axes)
-        return cell_means.mean(axis=other, keepdims=True) - grand
+        return np.asarray(cell_means.mean(axis=other, keepdims=True) - grand)
 
     sums: list[tuple[str, float, int]] = []
     for i, name in enumerate(names):
