@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.config import TrainConfig
@@ -28,69 +29,30 @@ _MATRIX_FILE = "sinecheck-matrix-{key}.json"
 _BASELINE_FILE = "sinecheck-baseline-lines-{worker}.json"
 
 
-_MAX_SEED = 2**32 - 1  # TrainConfig.seed's range
-
-
-def _int_in_range(text: str, low: int, high: int | None = None) -> int:
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {allowed}") from None
-    if value < low or (high is not None and value > high):
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected {allowed}")
-    return value
-
-
-def _seed(text: str) -> int:
-    return _int_in_range(text, 0, _MAX_SEED)
-
-
-def _non_negative_int(text: str) -> int:
-    return _int_in_range(text, 0)
-
-
-def _positive_int(text: str) -> int:
-    return _int_in_range(text, 1)
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("sinecheck", "sinecheck: reproducibility of Keras sine-model training")
-    group.addoption(
-        "--sinecheck-seed",
-        type=_seed,
-        default=None,
-        metavar="N",
+    prefix = "sinecheck-"
+    options.add_seed_option(
+        group.addoption,
+        prefix=prefix,
         help="base training seed for the suite's runs (default: ini sinecheck_seed or 0)",
     )
-    group.addoption(
-        "--sinecheck-epochs",
-        type=_positive_int,
-        default=None,
-        metavar="N",
+    options.add_epochs_option(
+        group.addoption,
+        prefix=prefix,
         help="epochs of the short runs the suite trains (default: ini sinecheck_epochs or 3)",
     )
-    group.addoption(
-        "--sinecheck-max-ulp",
-        type=_non_negative_int,
-        default=None,
-        metavar="K",
-        help="ULP distance still counted as ULP-level rather than CLOSE (default 16)",
-    )
-    group.addoption(
-        "--sinecheck-preset",
-        action="append",
-        type=_preset,
-        default=None,
+    options.add_max_ulp_option(group.addoption, prefix=prefix)
+    options.add_preset_option(
+        group.addoption,
+        prefix=prefix,
         metavar="NAME",
         help="add this preset's configs as rows of the reproducibility matrix (repeatable; "
         "default: only the small Dense(32) row)",
     )
-    group.addoption(
-        "--sinecheck-factor",
-        action="append",
-        type=_factor,
-        default=None,
+    options.add_factor_option(
+        group.addoption,
+        prefix=prefix,
         metavar="NAME",
         help="run only these matrix factors (repeatable; default all; `sinecheck matrix --list-factors` lists them)",
     )
@@ -107,30 +69,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="where baselines live (default: ini sinecheck_baseline_dir or tests/baselines)",
     )
-    group.addoption(
-        "--sinecheck-strict",
-        choices=("bitwise", "ulp", "material"),
-        default=None,
+    options.add_strict_option(
+        group.addoption,
+        prefix=prefix,
         help="what fails against an older TF/Keras baseline: any bit (bitwise), worse than ULP (ulp), "
         "or only a material change of the error (material, default); the same environment "
         "must always match bit for bit",
     )
-    group.addoption(
-        "--sinecheck-model",
-        action="append",
-        default=None,
-        metavar="SPEC",
-        help="also run the matrix and a baseline check on your model: package.module:factory or "
-        "path/to/file.py:factory returning a Keras model (repeatable)",
-    )
-    group.addoption(
-        "--sinecheck-data",
-        action="append",
-        default=None,
-        metavar="SPEC",
-        help="data for --sinecheck-model: a function returning (x, y) [, x_held_out, y_held_out]; one "
-        "for every model, or one per model (default: the sine data)",
-    )
+    options.add_model_options(group.addoption, prefix=prefix, what="also run the matrix and a baseline check on it")
     parser.addini(
         "sinecheck_models", "model specs to run the suite on (like --sinecheck-model)", type="args", default=[]
     )
@@ -142,22 +88,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("sinecheck_epochs", "epochs of the short runs the suite trains", default="3")
     parser.addini("sinecheck_presets", "presets whose configs become matrix rows", type="args", default=[])
     parser.addini("sinecheck_factors", "matrix factors to run (default all)", type="args", default=[])
-
-
-def _preset(text: str) -> str:
-    from sinecheck.core.presets import PRESETS
-
-    if text not in PRESETS:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected one of {', '.join(PRESETS)}")
-    return text
-
-
-def _factor(text: str) -> str:
-    from sinecheck.checks.factors import FACTOR_NAMES
-
-    if text not in FACTOR_NAMES:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected one of {', '.join(FACTOR_NAMES)}")
-    return text
 
 
 def _names(config: pytest.Config, option: str, ini: str, parse: Callable[[str], str]) -> list[str]:
@@ -190,10 +120,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "--list-factors`) on `config` (default: the small Dense(32) config) for the `sinecheck_cell` fixture",
     )
     # Validate ini values up front: a bad value is a usage error, not a failure deep inside a fixture.
-    _setting(config, "seed", _seed)
-    _setting(config, "epochs", _positive_int)
-    _names(config, "sinecheck_preset", "sinecheck_presets", _preset)
-    _names(config, "sinecheck_factor", "sinecheck_factors", _factor)
+    _setting(config, "seed", options.parse_seed)
+    _setting(config, "epochs", options.positive_int)
+    _names(config, "sinecheck_preset", "sinecheck_presets", options.parse_preset)
+    _names(config, "sinecheck_factor", "sinecheck_factors", options.parse_factor)
     _baseline_settings(config)
     config.stash[_BASELINE_KEY] = []
     config.stash[_MODELS_KEY] = _model_specs(config)
@@ -243,8 +173,8 @@ def _baseline_settings(config: pytest.Config) -> tuple[str, Path, str]:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    seed = _setting(config, "seed", _seed)
-    epochs = _setting(config, "epochs", _positive_int)
+    seed = _setting(config, "seed", options.parse_seed)
+    epochs = _setting(config, "epochs", options.positive_int)
     return [
         f"sinecheck: {format_fingerprint(fingerprint())}",
         f"sinecheck: base seed {seed}, short runs {epochs} epochs (--sinecheck-seed / --sinecheck-epochs)",
@@ -254,13 +184,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 @pytest.fixture(scope="session")
 def sinecheck_seed(pytestconfig: pytest.Config) -> int:
     """The base training seed of this test session (``--sinecheck-seed``)."""
-    return _setting(pytestconfig, "seed", _seed)
+    return _setting(pytestconfig, "seed", options.parse_seed)
 
 
 @pytest.fixture(scope="session")
 def sinecheck_epochs(pytestconfig: pytest.Config) -> int:
     """Epochs for the suite's short runs (``--sinecheck-epochs``)."""
-    return _setting(pytestconfig, "epochs", _positive_int)
+    return _setting(pytestconfig, "epochs", options.positive_int)
 
 
 @pytest.fixture(scope="session")
@@ -338,11 +268,11 @@ def sinecheck_matrix(
     from sinecheck.checks.matrix import Matrix, matrix_rows, run_matrix
 
     rows = matrix_rows(
-        _names(pytestconfig, "sinecheck_preset", "sinecheck_presets", _preset),
+        _names(pytestconfig, "sinecheck_preset", "sinecheck_presets", options.parse_preset),
         epochs=sinecheck_epochs,
         models=pytestconfig.stash[_MODELS_KEY],
     )
-    factors = select_factors(_names(pytestconfig, "sinecheck_factor", "sinecheck_factors", _factor))
+    factors = select_factors(_names(pytestconfig, "sinecheck_factor", "sinecheck_factors", options.parse_factor))
     key = hashlib.sha256(
         json.dumps(
             [[label, cfg.config_id] for label, cfg in rows] + [f.name for f in factors] + [repr(sinecheck_tolerance)]
