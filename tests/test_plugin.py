@@ -172,3 +172,39 @@ def test_default_tolerance(pytester: pytest.Pytester) -> None:
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
+
+
+_XDIST_TESTS = """
+import pytest
+
+from sinecheck.pytest_plugin import xdist
+
+
+def _compute():
+    import os, pathlib
+    pathlib.Path(os.environ["SINECHECK_TEST_COUNT"]).joinpath(str(os.getpid())).touch()
+    return {"answer": 42}
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_shared(pytestconfig, sinecheck_baseline, n):
+    value = xdist.computed_once(pytestconfig, "answer", _compute, dump=dict, load=dict)
+    assert value == {"answer": 42}
+    sinecheck_baseline.lines.append(f"line {n}")
+"""
+
+
+def test_xdist_workers_share_through_workerinput_and_workeroutput(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers compute a shared value once (the controller's directory comes through ``workerinput``) and hand
+    their summary lines to the controller (through ``workeroutput``), which prints them."""
+    pytest.importorskip("xdist")
+    counts = pytester.mkdir("counts")
+    monkeypatch.setenv("SINECHECK_TEST_COUNT", str(counts))
+    pytester.makepyfile(test_shared=_XDIST_TESTS)
+    result = pytester.runpytest_subprocess("-n", "2")
+    result.assert_outcomes(passed=4)
+    assert len(list(counts.iterdir())) == 1  # computed in one worker, read by the other
+    result.stdout.fnmatch_lines(["*- sinecheck baselines -*"])
+    assert sorted(line for line in result.stdout.lines if line.startswith("line ")) == [f"line {n}" for n in range(4)]

@@ -1,0 +1,96 @@
+"""What the `sinecheck_baseline` fixture gives a test: record, update or check this environment's golden
+baselines, per ``--sinecheck-baseline``, and fail with the drift table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sinecheck.checks import baseline as bl
+from sinecheck.core.specs import ModelSpec
+from sinecheck.errors import BaselineError
+from sinecheck.pytest_plugin.settings import BaselineMode, Settings
+
+__all__ = ["BaselineSession"]
+
+
+class BaselineSession:
+    """This environment's baseline runs and `verify()`, which records, updates or checks according to
+    ``--sinecheck-baseline`` (in ``--sinecheck-baseline-dir``, graded by ``--sinecheck-strict``)."""
+
+    def __init__(self, settings: Settings, lines: list[str]) -> None:
+        self.mode: BaselineMode = settings.baseline
+        self.directory: Path = settings.baseline_dir
+        self.strict: str = settings.strict
+        self.lines = lines  # the summary lines of the session (shown after the run)
+
+    def _command(self, mode: BaselineMode, model: ModelSpec | None = None) -> str:
+        spec = (
+            ""
+            if model is None
+            else f" --sinecheck-model={model.model}" + (f" --sinecheck-data={model.data}" if model.data else "")
+        )
+        return f"pytest --sinecheck-baseline={mode} --sinecheck-baseline-dir={self.directory}{spec}"
+
+    def verify(self, model: ModelSpec | None = None) -> None:
+        """Record / update / check, per the mode, the presets' baseline set — or with `model` (e.g. the
+        ``sinecheck_model`` fixture) that model's, in its own subdirectory. A missing baseline is a skip that says
+        how to record one."""
+        __tracebackhide__ = True
+        if self.mode is BaselineMode.OFF:
+            pytest.skip("baselines off (--sinecheck-baseline=off)")
+        key = bl.EnvKey.current()
+        directory = bl.subject_dir(self.directory, model)
+        what = "" if model is None else f" of model {model.label}"
+        if self.mode is BaselineMode.CHECK:
+            try:
+                references = bl.select_references(key, directory)
+            except BaselineError as exc:
+                pytest.fail(str(exc), pytrace=False)
+            if not references:
+                pytest.skip(
+                    f"no baseline{what} for this environment ({key.describe()}) or an older version in "
+                    f"{directory}; record one with: {self._command(BaselineMode.RECORD, model)}"
+                )
+        current = bl.make_baseline(bl.run_baseline_set(bl.baseline_configs(model=model)), key)
+        if self.mode is not BaselineMode.CHECK:
+            self._record(current, directory, key, what)
+            return
+        checks = bl.check(current.entries, key, directory)
+        self.lines += [("" if model is None else f"model {model.label}: ") + c.summary() for c in checks]
+        failed = bl.failures(checks, self.strict)
+        if failed:
+            pytest.fail(self._failure(failed, key, what, model), pytrace=False)
+
+    def _record(self, current: bl.Baseline, directory: Path, key: bl.EnvKey, what: str) -> None:
+        try:
+            path, replaced = bl.record(current, directory, update=self.mode is BaselineMode.UPDATE)
+        except BaselineError as exc:
+            pytest.skip(str(exc))
+        done = f"replaced the baseline recorded {replaced.created}" if replaced else "recorded a new baseline"
+        self.lines.append(f"{done}{what} for {key.describe()}: {path}")
+
+    def _failure(
+        self,
+        failed: list[tuple[bl.CheckResult, list[bl.Drift]]],
+        key: bl.EnvKey,
+        what: str,
+        model: ModelSpec | None,
+    ) -> str:
+        text = [f"this environment: {key.describe()}; strictness {self.strict}{what}"]
+        for result, bad in failed:
+            allowed = (
+                "a reproducible environment allows (bitwise)"
+                if result.relation == "same environment"
+                else f"--sinecheck-strict={self.strict} allows"
+            )
+            text += [
+                "",
+                result.summary(),
+                result.table(),
+                f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} beyond what {allowed}: "
+                + ", ".join(d.name for d in bad),
+            ]
+        text += ["", f"if the change is intended: {self._command(BaselineMode.UPDATE, model)}"]
+        return "\n".join(text)
