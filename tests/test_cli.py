@@ -102,6 +102,33 @@ def test_console_script_and_module_entry_points() -> None:
         assert command in helped.stdout
 
 
+def test_help_lists_every_command_without_importing_the_command_modules() -> None:
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from sinecheck.cli import COMMANDS, main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    status = main(['--help'])\n"
+        "loaded = [info.module for info in COMMANDS.values() if info.module in sys.modules]\n"
+        "print(json.dumps({'status': status, 'help': out.getvalue(), 'loaded': loaded}))\n"
+    )
+    proc = run_process(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == 0 and report["loaded"] == []
+    for name, info in cli.COMMANDS.items():
+        assert re.search(rf"^\s+{name}\s+{re.escape(info.summary[:30])}", report["help"], re.MULTILINE), name
+
+
+@pytest.mark.parametrize("name", list(cli.COMMANDS))
+def test_every_command_module_declares_and_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    command = cli.load_command(name)
+    assert callable(command.add_arguments) and callable(command.run)
+    status, out, err = run_main(capsys, name, "--help")
+    assert status == 0 and err == ""
+    assert out.startswith(f"usage: sinecheck {name} ")
+
+
 def test_closed_stdout_pipe_is_not_reported_as_an_error() -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before sinecheck writes anything (like `| head` after 1 line)

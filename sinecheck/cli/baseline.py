@@ -1,0 +1,170 @@
+"""``sinecheck baseline``: golden baselines per environment — record, check, list, diff."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sinecheck import options
+from sinecheck.checks import baseline as bl
+from sinecheck.cli._common import (
+    Parser,
+    Progress,
+    prepare_output,
+    prepare_outputs,
+    quiet_tensorflow,
+    single_model,
+    write_json,
+)
+from sinecheck.core.specs import ModelSpec
+from sinecheck.errors import ConfigError
+
+ACTIONS = {
+    "record": "train the baseline set here and store it under this environment's key",
+    "check": "train the baseline set here and compare with the stored baselines",
+    "list": "list the stored baselines",
+    "diff": "compare two stored baselines (e.g. old and new TF/Keras)",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    for action, text in ACTIONS.items():
+        _add_action_arguments(actions.add_parser(action, help=text), action)
+
+
+def _add_action_arguments(q: argparse.ArgumentParser, action: str) -> None:
+    if action == "diff":
+        q.add_argument("old", metavar="OLD", help="a baseline JSON file, or its name in --dir")
+        q.add_argument("new", metavar="NEW", help="the same, for the newer environment")
+    q.add_argument(
+        "--dir", default="tests/baselines", metavar="PATH", help="baseline directory (default: tests/baselines)"
+    )
+    if action in ("check", "diff"):
+        options.add_strict_option(
+            q.add_argument,
+            default="material",
+            help="what fails (exit 1): any bit, worse than ULP, or a material change (default)",
+        )
+    if action == "record":
+        q.add_argument("--force", action="store_true", help="replace this environment's baseline if it exists")
+    if action in ("record", "check"):
+        q.add_argument(
+            "--short-only",
+            action="store_true",
+            help="only the short runs (not the presets' full epochs): a quick look",
+        )
+    if action != "list":
+        q.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    if action != "diff":
+        options.add_model_options(
+            q.add_argument,
+            what="this model's baselines (in a subdirectory of --dir named after the spec) instead of the presets'",
+            repeatable=False,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "diff":
+        return _diff(args)
+    model = single_model(args)
+    directory = bl.subject_dir(args.dir, model)
+    if args.action == "list":
+        return _list(directory, _record_hint(args.dir, model))
+    prepare_outputs(args)
+    quiet_tensorflow()
+    key = bl.EnvKey.current()
+    if args.action == "check" and not bl.select_references(key, directory):  # a corrupt file fails here, early
+        print(
+            f"no baseline for this environment ({key.describe()}) or an older version in {directory}; "
+            f"record one with {_record_hint(args.dir, model)}"
+        )
+        return 1
+    if args.action == "record":
+        _check_recordable(directory, key, force=args.force)
+    current = _train(key, full=not args.short_only, model=model)
+    if args.action == "record":
+        return _record(current, directory, key, force=args.force, json_path=args.json)
+    return _check(current, directory, key, strict=args.strict, json_path=args.json)
+
+
+def _record_hint(directory: str, model: ModelSpec | None) -> str:
+    """The command that records the baselines a list or check did not find."""
+    options = f" --model {model.model}" + (f" --data {model.data}" if model.data else "") if model else ""
+    return f"`sinecheck baseline record --dir {directory}{options}`"
+
+
+def _list(directory: Path, hint: str) -> int:
+    paths = bl.list_baselines(directory)
+    if not paths:
+        print(f"no baselines in {directory}; record one with {hint}")
+        return 0
+    for path in paths:
+        b = bl.load_baseline(path, with_arrays=False)
+        print(f"{path.name:70} {len(b.entries):3} entries  recorded {b.created}\n    {b.key.describe()}")
+    return 0
+
+
+def _resolve_baseline(text: str, directory: str) -> Path:
+    """A baseline named on the command line: a path, or a name in `directory`."""
+    path = Path(text)
+    if path.exists() or path.suffix == ".json":
+        return path
+    return Path(directory) / f"{text}.json"
+
+
+def _diff(args: argparse.Namespace) -> int:
+    prepare_outputs(args)
+    old = bl.load_baseline(_resolve_baseline(args.old, args.dir))
+    new = bl.load_baseline(_resolve_baseline(args.new, args.dir))
+    result = bl.diff(old, new)
+    print(f"{old.key.describe()}  →  {new.key.describe()}\n")
+    print(result.table())
+    print(f"\n{result.summary()}")
+    if args.json:
+        write_json(args.json, result.to_dict())
+    return 1 if result.failed(args.strict) else 0
+
+
+def _check_recordable(directory: Path, key: bl.EnvKey, *, force: bool) -> None:
+    """Fail before training when `directory` cannot be written, or already holds this environment's baseline
+    (without --force)."""
+    prepare_output("--dir", directory, is_dir=True)
+    existing = bl.baseline_paths(directory, key)[0]
+    if not force and existing.exists():
+        raise ConfigError(
+            f"--dir: {existing} exists for this environment; allowed: a new environment, or --force to replace it"
+        )
+
+
+def _train(key: bl.EnvKey, *, full: bool, model: ModelSpec | None) -> bl.Baseline:
+    configs = bl.baseline_configs(full=full, model=model)
+    with Progress() as progress:
+        results = bl.run_baseline_set(configs, progress=progress.step)
+    return bl.make_baseline(results, key)
+
+
+def _record(current: bl.Baseline, directory: Path, key: bl.EnvKey, *, force: bool, json_path: str | None) -> int:
+    path, replaced = bl.record(current, directory, update=force)
+    print(
+        f"{'replaced the baseline of ' + replaced.created if replaced else 'recorded'} {path} "
+        f"({len(current.entries)} entries) for {key.describe()}"
+    )
+    if json_path:
+        write_json(json_path, current.to_json())
+    return 0
+
+
+def _check(current: bl.Baseline, directory: Path, key: bl.EnvKey, *, strict: str, json_path: str | None) -> int:
+    checks = bl.check(current.entries, key, directory)
+    for result in checks:
+        print(result.summary())
+        print(result.table())
+        print()
+    failed = bl.failures(checks, strict)
+    for result, bad in failed:
+        print(f"FAILED ({strict}) vs {result.against.path}: {', '.join(d.name for d in bad)}")
+    if json_path:
+        write_json(json_path, {"key": key.to_dict(), "strict": strict, "checks": [c.to_dict() for c in checks]})
+    return 1 if failed else 0
