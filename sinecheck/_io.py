@@ -1,12 +1,14 @@
-"""Atomic file writes: readers (and parallel pytest workers) never see a half-written file."""
+"""Atomic file writes: readers (and parallel pytest workers) never see a half-written file; named arrays as .npz."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import numpy as np
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[BinaryIO], object]) -> Path:
@@ -29,3 +31,16 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[Bin
             os.unlink(tmp)
         raise
     return target
+
+
+def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, np.ndarray]) -> Path:
+    """Write named arrays to an ``.npz`` atomically (no pickle); a ``/`` in a name is stored as ``__``."""
+    # Any: np.savez's stub types **kwds against its own keyword arguments (allow_pickle: bool)
+    arrays: dict[str, Any] = {name.replace("/", "__"): np.asarray(value) for name, value in tensors.items()}
+    return atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def load_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Read what `save_tensors` wrote, names restored, with ``allow_pickle=False``."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {name.replace("__", "/"): npz[name] for name in npz.files}

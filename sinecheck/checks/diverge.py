@@ -155,7 +155,7 @@ def trace_fit(
     replay = _StepReplay(model, start, orders, config)
     callback: KerasObject = keras.callbacks.Callback
 
-    class Recorder(callback):  # type: ignore[misc]  # (Keras is untyped)
+    class Recorder(callback):  # (Keras is untyped)
         epoch = 0
 
         def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:

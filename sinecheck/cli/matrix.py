@@ -7,10 +7,9 @@ import argparse
 from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.checks.factors import FACTORS, Factor, select_factors
-from sinecheck.checks.matrix import DEFAULT_EPOCHS, Matrix, matrix_rows, run_matrix
+from sinecheck.checks.matrix import DEFAULT_EPOCHS, Matrix, Row, matrix_rows, run_matrix
 from sinecheck.cli._common import Progress, model_specs, prepare_outputs, write_json
 from sinecheck.core.compare import Tolerance
-from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import format_fingerprint
 from sinecheck.core.presets import PRESETS
 from sinecheck.errors import ConfigError
@@ -79,7 +78,7 @@ def list_factors() -> str:
     return "\n".join(lines)
 
 
-def _rows(args: argparse.Namespace, epochs: int) -> list[tuple[str, TrainConfig]]:
+def _rows(args: argparse.Namespace, epochs: int) -> list[Row]:
     """The matrix rows: the chosen presets (all by default) and the small row, plus one row per --model; with
     --model and no --preset, only the model rows."""
     models = model_specs(args)
@@ -92,7 +91,7 @@ def _rows(args: argparse.Namespace, epochs: int) -> list[tuple[str, TrainConfig]
     )
 
 
-def _print_details(matrix: Matrix, rows: list[tuple[str, TrainConfig]], factors: list[Factor], epochs: int) -> None:
+def _print_details(matrix: Matrix, rows: list[Row], factors: list[Factor], epochs: int) -> None:
     """What follows the table: where located cells parted, findings, notes, the tally and each broken cell."""
     located = [c for c in matrix.cells if c.first_divergence and c.meets_expectation is not False]
     if located:

@@ -8,12 +8,11 @@ This module deliberately does not import TensorFlow or Keras so it stays fast an
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,7 +77,7 @@ def _ordered_key(x: np.ndarray) -> np.ndarray:
     bits = x.view(utype)
     sign = utype(1 << (8 * x.dtype.itemsize - 1))
     magnitude = bits & utype(sign - utype(1))
-    return np.where((bits & sign) != 0, sign - magnitude, sign + magnitude)
+    return np.asarray(np.where((bits & sign) != 0, sign - magnitude, sign + magnitude))
 
 
 def _int_key(x: np.ndarray) -> np.ndarray:
@@ -86,7 +85,7 @@ def _int_key(x: np.ndarray) -> np.ndarray:
     utype = _UINT_OF_SIZE[x.dtype.itemsize]
     bits = x.view(utype)
     if x.dtype.kind == "i":
-        return bits ^ utype(1 << (8 * x.dtype.itemsize - 1))
+        return np.asarray(bits ^ utype(1 << (8 * x.dtype.itemsize - 1)))
     return bits
 
 
@@ -319,27 +318,25 @@ def _diff_tensor(name: str, a: np.ndarray | None, b: np.ndarray | None, tol: Tol
     utype = _UINT_OF_SIZE[a.dtype.itemsize]
     differs = a.view(utype) != b.view(utype)  # bitwise: equal-bit NaNs count as equal
     mismatched = int(np.count_nonzero(differs))
-    common = dict(
+    identical = TensorDiff(
         name=name,
+        verdict=Verdict.IDENTICAL,
         shape_a=tuple(a.shape),
         shape_b=tuple(b.shape),
         dtype_a=str(a.dtype),
         dtype_b=str(b.dtype),
         size=int(a.size),
         mismatched=mismatched,
+        max_abs=0.0,
+        max_abs_index=None,
+        max_rel=0.0,
+        max_rel_index=None,
+        max_ulp=0,
         digest_a=digest(a),
         digest_b=digest(b),
     )
     if mismatched == 0:
-        return TensorDiff(
-            verdict=Verdict.IDENTICAL,
-            max_abs=0.0,
-            max_abs_index=None,
-            max_rel=0.0,
-            max_rel_index=None,
-            max_ulp=0,
-            **common,
-        )
+        return identical
 
     a64 = a.astype(np.float64)
     b64 = b.astype(np.float64)
@@ -361,7 +358,8 @@ def _diff_tensor(name: str, a: np.ndarray | None, b: np.ndarray | None, tol: Tol
     abs_flat = int(np.argmax(np.where(differs, absdiff, -1.0).ravel()))
     rel_flat = int(np.argmax(np.where(differs, rel, -1.0).ravel()))
     max_ulp = int(ulps.max())
-    stats = dict(
+    measured = replace(
+        identical,
         max_abs=float(absdiff.ravel()[abs_flat]),
         max_abs_index=_index_of(abs_flat, a.shape),
         max_rel=float(rel.ravel()[rel_flat]),
@@ -373,7 +371,7 @@ def _diff_tensor(name: str, a: np.ndarray | None, b: np.ndarray | None, tol: Tol
 
     if not is_float:
         note = f"integer values must match exactly; {mismatched} differ"
-        return TensorDiff(verdict=Verdict.DIVERGENT, note=note, **stats, **common)
+        return replace(measured, verdict=Verdict.DIVERGENT, note=note)
 
     notes = []
     if np.any(nan_a & ~nan_b):
@@ -389,16 +387,16 @@ def _diff_tensor(name: str, a: np.ndarray | None, b: np.ndarray | None, tol: Tol
     if np.any(one_sided):
         notes.append(f"inf vs finite {_where_text(one_sided)}")
     if notes:
-        return TensorDiff(verdict=Verdict.DIVERGENT, note="; ".join(notes), **stats, **common)
+        return replace(measured, verdict=Verdict.DIVERGENT, note="; ".join(notes))
 
     if max_ulp <= tol.max_ulp:
         note = "bits differ only in the sign of zero or NaN payload" if max_ulp == 0 else ""
-        return TensorDiff(verdict=Verdict.ULP, note=note, **stats, **common)
+        return replace(measured, verdict=Verdict.ULP, note=note)
     if bool(np.all(close)):
-        return TensorDiff(verdict=Verdict.CLOSE, **stats, **common)
+        return replace(measured, verdict=Verdict.CLOSE)
     beyond = int(np.count_nonzero(~close))
     note = f"{beyond} element{'s' if beyond != 1 else ''} beyond rtol/atol"
-    return TensorDiff(verdict=Verdict.DIVERGENT, note=note, **stats, **common)
+    return replace(measured, verdict=Verdict.DIVERGENT, note=note)
 
 
 # --------------------------------------------------------------------------------------------
@@ -551,7 +549,7 @@ class Comparison:
             "verdict": str(self.verdict),
             "identical": self.identical,
             "summary": self.summary(),
-            "tolerance": dataclasses.asdict(self.tolerance),
+            "tolerance": asdict(self.tolerance),
             "tensors": [t.to_dict() for t in self.tensors],
         }
 
@@ -607,9 +605,12 @@ def compare(
         TypeError: unsupported input or dtype.
     """
     tol = tolerance if tolerance is not None else Tolerance()
-    overrides = {k: v for k, v in (("max_ulp", max_ulp), ("rtol", rtol), ("atol", atol)) if v is not None}
-    if overrides:
-        tol = dataclasses.replace(tol, **overrides)
+    tol = replace(
+        tol,
+        max_ulp=tol.max_ulp if max_ulp is None else max_ulp,
+        rtol=tol.rtol if rtol is None else rtol,
+        atol=tol.atol if atol is None else atol,
+    )
     ta = _as_tensors("a", a)
     tb = _as_tensors("b", b)
     available = list(ta) + [k for k in tb if k not in ta]

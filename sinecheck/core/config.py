@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from sinecheck.errors import ConfigError, ConfigTypeError
 
@@ -67,7 +67,7 @@ SPEC_FORM = "MODULE:CALLABLE or path/to/file.py:CALLABLE"
 SPEC_PATTERN = re.compile(r"[^:\s][^\n]*:[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _fail(field_name: str, value: Any, allowed: str, exc: type[Exception] = ConfigError) -> None:
+def _fail(field_name: str, value: Any, allowed: str, exc: type[Exception] = ConfigError) -> NoReturn:
     raise exc(f"{field_name}: invalid value {value!r}; allowed: {allowed}")
 
 
@@ -183,9 +183,14 @@ class OptimizerSpec:
             if key in kwargs and not 0 <= kwargs[key] < 1:
                 _fail(f"{self.name}.{key}", kwargs[key], "a number in [0, 1)")
 
+    @property
+    def rate(self) -> float:
+        """The learning rate in effect: the one given, else the optimizer's Keras default."""
+        return DEFAULT_LEARNING_RATES[self.name] if self.learning_rate is None else self.learning_rate
+
     def kwargs(self) -> dict[str, float | bool]:
         """Keyword arguments for the Keras optimizer class."""
-        return {"learning_rate": self.learning_rate, **dict(self.params)}
+        return {"learning_rate": self.rate, **dict(self.params)}
 
     def __str__(self) -> str:
         extra = "".join(f", {k}={v:g}" for k, v in self.params)
@@ -368,7 +373,10 @@ class TrainConfig:
         for name in ("kernel_initializer", "bias_initializer"):
             if name in kwargs and isinstance(kwargs[name], Mapping):
                 spec = dict(kwargs[name])
-                kwargs[name] = InitializerSpec(spec.get("name"), tuple(dict(spec.get("params") or {}).items()))
+                initializer = spec.get("name")
+                if not isinstance(initializer, str):
+                    _fail(f"{name}.name", initializer, "an initializer name", ConfigTypeError)
+                kwargs[name] = InitializerSpec(initializer, tuple(dict(spec.get("params") or {}).items()))
         if "optimizer" in kwargs and isinstance(kwargs["optimizer"], Mapping):
             spec = dict(kwargs["optimizer"])
             kwargs["optimizer"] = OptimizerSpec(

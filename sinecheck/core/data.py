@@ -80,7 +80,7 @@ def sample_count(config: TrainConfig) -> int:
 
 
 def _frozen(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-    out = np.ascontiguousarray(values, dtype=dtype)
+    out: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
     if out.ndim == 1:
         out = out.reshape(-1, 1)
     out.setflags(write=False)

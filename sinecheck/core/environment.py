@@ -46,7 +46,8 @@ def _version(dist: str) -> str | None:
 
 
 def _cpu_info() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), []
+    model: str = platform.processor() or platform.machine()
+    flags: list[str] = []
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:

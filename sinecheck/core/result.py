@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sinecheck._io import atomic_write
+from sinecheck._io import atomic_write, load_tensors, save_tensors
 from sinecheck.core.compare import digest, json_float
 from sinecheck.core.config import TrainConfig
 
@@ -105,9 +105,8 @@ class RunResult:
         if stem.suffix in (".json", ".npz"):
             stem = stem.with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k.replace("/", "__"): np.asarray(v) for k, v in self.tensors().items()}
         npz_path, json_path = stem.with_suffix(".npz"), stem.with_suffix(".json")
-        atomic_write(npz_path, lambda fh: np.savez(fh, **arrays))
+        save_tensors(npz_path, self.tensors())
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         atomic_write(json_path, text)
         return json_path, npz_path
@@ -128,8 +127,7 @@ class RunResult:
                 f"{json_path}: result schema {meta.get('schema')!r}, this sinecheck reads "
                 f"{RESULT_SCHEMA}; re-run the experiment to regenerate it"
             )
-        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as npz:
-            tensors = {k.replace("__", "/"): npz[k] for k in npz.files}
+        tensors = load_tensors(stem.with_suffix(".npz"))
         initial = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("initial/")}
         final = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("final/")}
         return cls(

@@ -71,7 +71,7 @@ def _attribute(module: Any, target: str, name: str, kind: str, spec: str) -> Cal
         public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
         there = ", ".join(public) or "none"
         raise spec_error(kind, spec, f"{name!r} not found in {target!r} (callables there: {there})")
-    obj = getattr(module, name)
+    obj: Callable[..., Any] = getattr(module, name)
     if not callable(obj):
         raise spec_error(kind, spec, f"{name!r} in {target!r} is not callable (it is a {type(obj).__name__})")
     return obj
@@ -173,7 +173,7 @@ def pair_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
         )
     if data and not models:
         raise SpecError("data spec given without a model spec; allowed: --data together with --model")
-    paired = data * len(models) if len(data) == 1 else data or [None] * len(models)
+    paired: list[str | None] = [*data] * len(models) if len(data) == 1 else [*data] or [None] * len(models)
     return [ModelSpec(m, d) for m, d in zip(models, paired, strict=True)]
 
 

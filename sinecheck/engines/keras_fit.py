@@ -17,7 +17,9 @@ from sinecheck.keras.runtime import keras_module
 def _epoch_recorder(progress: Any, epochs: int) -> Any:
     keras = keras_module()
 
-    class EpochRecorder(keras.callbacks.Callback):
+    callback_base: Any = keras.callbacks.Callback  # keras is resolved at run time (Keras 3 or tf_keras)
+
+    class EpochRecorder(callback_base):
         """Wall time of each epoch, and progress reports."""
 
         def __init__(self) -> None:

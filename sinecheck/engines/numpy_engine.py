@@ -101,15 +101,18 @@ class NumpyLoop:
     ) -> None:
         self.config, self.dtype = config, dtype
         self.rule, self.math = update_rule(config.optimizer), _numpy_math(dtype)
-        self.weights = [w.astype(dtype) for w in initial]
-        self.slots = [tuple(np.full(w.shape, value, dtype) for _, value in self.rule.slots) for w in self.weights]
-        self.x, self.y = x.astype(dtype), y.astype(dtype)
+        self.weights: list[np.ndarray] = [w.astype(dtype) for w in initial]
+        self.slots: list[tuple[np.ndarray, ...]] = [
+            tuple(np.full(w.shape, value, dtype) for _, value in self.rule.slots) for w in self.weights
+        ]
+        self.x: np.ndarray = x.astype(dtype)
+        self.y: np.ndarray = y.astype(dtype)
         self.iterations = 0
 
     def run(self, orders: np.ndarray, progress: Any = None) -> tuple[list[Any], bool]:
         """Train ``len(orders)`` epochs; return the logged loss of each (Keras's running mean) and whether all
         were finite.  Stops at the first batch with a non-finite loss, like ``TerminateOnNaN``."""
-        dtype, bs, lr = self.dtype, self.config.batch_size, self.dtype(self.config.optimizer.learning_rate)
+        dtype, bs, lr = self.dtype, self.config.batch_size, self.dtype(self.config.optimizer.rate)
         history: list[Any] = []
         with np.errstate(all="ignore"):  # overflow is a diverged run, reported, not a warning
             for epoch, order in enumerate(orders):

@@ -65,7 +65,9 @@ def update_rule(spec: OptimizerSpec) -> UpdateRule:
 def _adam(p: dict[str, Any]) -> UpdateRule:
     b1, b2, eps, amsgrad = float(p["beta_1"]), float(p["beta_2"]), float(p["epsilon"]), bool(p["amsgrad"])
 
-    def step(mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array) -> tuple[Array, tuple]:
+    def step(
+        mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array
+    ) -> tuple[Array, tuple[Array, ...]]:
         m, v = slots[0], slots[1]
         b1_power = mt.power(mt.scalar(b1), t)
         b2_power = mt.power(mt.scalar(b2), t)
@@ -84,7 +86,9 @@ def _adam(p: dict[str, Any]) -> UpdateRule:
 def _sgd(p: dict[str, Any]) -> UpdateRule:
     momentum, nesterov = float(p["momentum"]), bool(p["nesterov"])
 
-    def step(mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array) -> tuple[Array, tuple]:
+    def step(
+        mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array
+    ) -> tuple[Array, tuple[Array, ...]]:
         if momentum == 0:
             return w - g * lr, ()
         mom = mt.scalar(momentum)
@@ -99,7 +103,9 @@ def _sgd(p: dict[str, Any]) -> UpdateRule:
 def _rmsprop(p: dict[str, Any]) -> UpdateRule:
     rho, momentum, eps, centered = float(p["rho"]), float(p["momentum"]), float(p["epsilon"]), bool(p["centered"])
 
-    def step(mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array) -> tuple[Array, tuple]:
+    def step(
+        mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array
+    ) -> tuple[Array, tuple[Array, ...]]:
         velocity = mt.scalar(rho) * slots[0] + (1 - rho) * mt.square(g)
         out = [velocity]
         if centered:
@@ -129,7 +135,9 @@ def _rmsprop(p: dict[str, Any]) -> UpdateRule:
 def _adagrad(p: dict[str, Any]) -> UpdateRule:
     initial, eps = float(p["initial_accumulator_value"]), float(p["epsilon"])
 
-    def step(mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array) -> tuple[Array, tuple]:
+    def step(
+        mt: Math, g: Array, w: Array, slots: tuple[Array, ...], t: Array, lr: Array
+    ) -> tuple[Array, tuple[Array, ...]]:
         accumulator = slots[0] + mt.square(g)
         return w - (lr * g) / mt.sqrt(accumulator + eps), (accumulator,)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from sinecheck._io import save_tensors
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
 from sinecheck.errors import WorkerDied
@@ -215,7 +216,7 @@ class Worker:
         }
         if initial_weights is not None:
             init_path = stem.with_name(stem.name + "-init.npz")
-            np.savez(init_path, **{k.replace("/", "__"): np.asarray(v) for k, v in initial_weights.items()})
+            save_tensors(init_path, initial_weights)
             payload["initial_weights"] = str(init_path)
         try:
             reply = self.request(payload, timeout)

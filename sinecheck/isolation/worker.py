@@ -29,8 +29,8 @@ def _apply(environment: dict[str, Any]) -> None:
 
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
-    import numpy as np
 
+    from sinecheck._io import load_tensors
     from sinecheck.core.config import TrainConfig
 
     config = TrainConfig.from_dict(request["config"])
@@ -39,8 +39,7 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
 
         initial = None
         if request.get("initial_weights"):
-            with np.load(request["initial_weights"], allow_pickle=False) as npz:
-                initial = {k.replace("__", "/"): npz[k] for k in npz.files}
+            initial = load_tensors(request["initial_weights"])
         result = train(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
         json_path, _ = result.save(request["out"])
         return {"ok": True, "path": str(json_path)}

@@ -31,7 +31,9 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
         unseed_everything()
     batches: list[np.ndarray] = []
 
-    class Recorder(keras.layers.Layer):
+    layer_base: Any = keras.layers.Layer  # keras is resolved at run time (Keras 3 or tf_keras)
+
+    class Recorder(layer_base):
         def call(self, inputs: Any, training: Any = None) -> Any:
             if training:
                 batches.append(np.asarray(to_numpy(inputs)).reshape(-1))

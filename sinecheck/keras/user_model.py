@@ -28,7 +28,7 @@ def build_spec_model(config: TrainConfig, x: Any, *, noise: tuple[float, int] | 
     inputs = keras.Input(shape=tuple(x.shape[1:]))
     outputs = keras.layers.GaussianNoise(noise[0], seed=noise[1])(model(inputs))
     wrapped = keras.Model(inputs, outputs)
-    wrapped.sinecheck_inner = model  # type: ignore[attr-defined]
+    wrapped.sinecheck_inner = model
     if is_compiled(model):
         wrapped.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()), loss=model.loss)
     return wrapped

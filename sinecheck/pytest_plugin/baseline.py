@@ -73,7 +73,7 @@ class BaselineSession:
 
     def _failure(
         self,
-        failed: list[tuple[bl.CheckResult, list[bl.Drift]]],
+        failed: list[bl.Failure],
         key: bl.EnvKey,
         what: str,
         model: ModelSpec | None,
@@ -82,7 +82,7 @@ class BaselineSession:
         for result, bad in failed:
             allowed = (
                 "a reproducible environment allows (bitwise)"
-                if result.relation == "same environment"
+                if result.relation is bl.Relation.SAME_ENVIRONMENT
                 else f"--sinecheck-strict={self.strict} allows"
             )
             text += [
