@@ -13,9 +13,10 @@ import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "ULP_INF",
@@ -128,7 +129,17 @@ def _check_supported(name: str, x: np.ndarray) -> None:
     )
 
 
-def digest(array: Any) -> str:
+class HasTensors(Protocol):
+    """Anything that lists its arrays by name, such as a RunResult."""
+
+    def tensors(self) -> Mapping[str, np.ndarray]: ...
+
+
+#: What `compare` takes on each side: one array, named arrays, or an object with a ``tensors()`` method.
+Comparable: TypeAlias = np.ndarray | np.generic | Mapping[str, npt.ArrayLike] | HasTensors
+
+
+def digest(array: npt.ArrayLike) -> str:
     """SHA-256 hex digest of an array's dtype, shape and C-order bytes (little-endian).
 
     Two arrays have the same digest exactly when they are bitwise identical, so digests can be
@@ -559,7 +570,7 @@ class Comparison:
 # --------------------------------------------------------------------------------------------
 
 
-def _as_tensors(side: str, x: Any) -> dict[str, np.ndarray]:
+def _as_tensors(side: str, x: Comparable) -> dict[str, np.ndarray]:
     """Normalise a side to {name: native-byte-order ndarray}."""
     if isinstance(x, (np.ndarray, np.generic)):
         items: Mapping[Any, Any] = {"value": x}
@@ -585,8 +596,8 @@ def _as_tensors(side: str, x: Any) -> dict[str, np.ndarray]:
 
 
 def compare(
-    a: Any,
-    b: Any,
+    a: Comparable,
+    b: Comparable,
     *,
     tolerance: Tolerance | None = None,
     max_ulp: int | None = None,
@@ -629,19 +640,27 @@ def compare(
 
 
 def assert_reproducible(
-    a: Any, b: Any, *, at_most: Verdict | str = Verdict.IDENTICAL, **tolerance_kw: Any
+    a: Comparable,
+    b: Comparable,
+    *,
+    at_most: Verdict | str = Verdict.IDENTICAL,
+    tolerance: Tolerance | None = None,
+    max_ulp: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    names: Iterable[str] | None = None,
 ) -> Comparison:
     """Compare and raise AssertionError (message: the full report) if worse than `at_most`.
 
     `at_most` may be a Verdict or its name ("ulp"); other keywords go to :func:`compare`.
     """
     limit = Verdict[at_most.upper()] if isinstance(at_most, str) else Verdict(at_most)
-    result = compare(a, b, **tolerance_kw)
+    result = compare(a, b, tolerance=tolerance, max_ulp=max_ulp, rtol=rtol, atol=atol, names=names)
     if result.verdict > limit:
         raise AssertionError(f"expected at most {limit}, got {result.verdict}\n{result.report()}")
     return result
 
 
-def assert_identical(a: Any, b: Any, **kw: Any) -> Comparison:
+def assert_identical(a: Comparable, b: Comparable, *, names: Iterable[str] | None = None) -> Comparison:
     """Raise AssertionError with the full report unless every tensor is bitwise identical."""
-    return assert_reproducible(a, b, at_most=Verdict.IDENTICAL, **kw)
+    return assert_reproducible(a, b, at_most=Verdict.IDENTICAL, names=names)
