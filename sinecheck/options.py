@@ -122,74 +122,84 @@ def parse_engine(text: str) -> str:
 # --- option declarations -------------------------------------------------------------------------------------
 
 
-def _add(addoption: AddOption, name: str, declared: dict[str, Any], attrs: dict[str, Any]) -> None:
-    addoption(name, **{**declared, **attrs})
+def _add(addoption: AddOption, name: str, attrs: dict[str, Any], *, default: Any = None, **declared: Any) -> None:
+    """Declare option `name` as `declared` (``default`` None unless given), each overridden by the caller's `attrs`."""
+    addoption(name, **{"default": default, **declared, **attrs})
+
+
+def _add_repeatable(
+    addoption: AddOption, name: str, attrs: dict[str, Any], *, repeatable: bool, help: str, **declared: Any
+) -> None:
+    """`_add` an option that appends every value given when `repeatable` (its help then says so), else stores one."""
+    again = " (repeatable)" if repeatable else ""
+    _add(addoption, name, attrs, action="append" if repeatable else "store", help=help + again, **declared)
 
 
 def add_seed_option(addoption: AddOption, *, prefix: str = "", optional: bool = False, **attrs: Any) -> None:
     """``--{prefix}seed N``; with `optional` also ``none`` (an unseeded run, the CLI's ``--seed``)."""
-    declared: dict[str, Any] = {
-        "type": parse_optional_seed if optional else parse_seed,
-        "default": None,
-        "metavar": "N",
-        "help": "training seed" + (", or 'none' for unseeded" if optional else f" (0 to {MAX_SEED})"),
-    }
-    _add(addoption, f"--{prefix}seed", declared, attrs)
+    _add(
+        addoption,
+        f"--{prefix}seed",
+        attrs,
+        type=parse_optional_seed if optional else parse_seed,
+        metavar="N",
+        help="training seed" + (", or 'none' for unseeded" if optional else f" (0 to {MAX_SEED})"),
+    )
 
 
 def add_epochs_option(addoption: AddOption, *, prefix: str = "", **attrs: Any) -> None:
     """``--{prefix}epochs N`` (N >= 1)."""
-    declared: dict[str, Any] = {"type": positive_int, "default": None, "metavar": "N", "help": "epochs per run"}
-    _add(addoption, f"--{prefix}epochs", declared, attrs)
+    _add(addoption, f"--{prefix}epochs", attrs, type=positive_int, metavar="N", help="epochs per run")
 
 
 def add_max_ulp_option(addoption: AddOption, *, prefix: str = "", **attrs: Any) -> None:
     """``--{prefix}max-ulp K`` (K >= 0): the ULP distance still graded ULP-level rather than CLOSE."""
-    declared: dict[str, Any] = {
-        "type": non_negative_int,
-        "default": None,
-        "metavar": "K",
-        "help": "ULP distance still counted as ULP-level rather than CLOSE (default 16)",
-    }
-    _add(addoption, f"--{prefix}max-ulp", declared, attrs)
+    _add(
+        addoption,
+        f"--{prefix}max-ulp",
+        attrs,
+        type=non_negative_int,
+        metavar="K",
+        help="ULP distance still counted as ULP-level rather than CLOSE (default 16)",
+    )
 
 
 def add_strict_option(addoption: AddOption, *, prefix: str = "", **attrs: Any) -> None:
     """``--{prefix}strict LEVEL``: what fails against a baseline (bitwise, ulp or material)."""
-    declared: dict[str, Any] = {
-        "type": parse_strictness,
-        "default": None,
-        "metavar": "{" + ",".join(STRICT_LEVELS) + "}",
-        "help": "what fails: any bit (bitwise), worse than ULP (ulp), or a material change of the error (material)",
-    }
-    _add(addoption, f"--{prefix}strict", declared, attrs)
+    _add(
+        addoption,
+        f"--{prefix}strict",
+        attrs,
+        type=parse_strictness,
+        metavar="{" + ",".join(STRICT_LEVELS) + "}",
+        help="what fails: any bit (bitwise), worse than ULP (ulp), or a material change of the error (material)",
+    )
 
 
 def add_preset_option(addoption: AddOption, *, prefix: str = "", repeatable: bool = True, **attrs: Any) -> None:
     """``--{prefix}preset NAME`` (repeatable unless told otherwise)."""
-    declared: dict[str, Any] = {
-        "type": parse_preset,
-        "default": None,
-        "metavar": "PRESET",
-        "help": f"one of: {', '.join(PRESETS)}" + (" (repeatable)" if repeatable else ""),
-    }
-    if repeatable:
-        declared["action"] = "append"
-    _add(addoption, f"--{prefix}preset", declared, attrs)
+    _add_repeatable(
+        addoption,
+        f"--{prefix}preset",
+        attrs,
+        repeatable=repeatable,
+        type=parse_preset,
+        metavar="PRESET",
+        help=f"one of: {', '.join(PRESETS)}",
+    )
 
 
 def add_factor_option(addoption: AddOption, *, prefix: str = "", repeatable: bool = True, **attrs: Any) -> None:
     """``--{prefix}factor NAME``: a matrix factor (repeatable unless told otherwise)."""
-    declared: dict[str, Any] = {
-        "type": parse_factor,
-        "default": None,
-        "metavar": "FACTOR",
-        "help": "a matrix factor (`sinecheck matrix --list-factors` lists them)"
-        + (" (repeatable)" if repeatable else ""),
-    }
-    if repeatable:
-        declared["action"] = "append"
-    _add(addoption, f"--{prefix}factor", declared, attrs)
+    _add_repeatable(
+        addoption,
+        f"--{prefix}factor",
+        attrs,
+        repeatable=repeatable,
+        type=parse_factor,
+        metavar="FACTOR",
+        help="a matrix factor (`sinecheck matrix --list-factors` lists them)",
+    )
 
 
 _ENGINES_HELP = (
@@ -201,20 +211,20 @@ _ENGINES_HELP = (
 
 def add_engine_option(addoption: AddOption, *, prefix: str = "", default: str = "keras", **attrs: Any) -> None:
     """``--{prefix}engine NAME``: the training engine (default `default`)."""
-    declared: dict[str, Any] = {"type": parse_engine, "default": default, "metavar": "NAME", "help": _ENGINES_HELP}
-    _add(addoption, f"--{prefix}engine", declared, attrs)
+    _add(addoption, f"--{prefix}engine", attrs, type=parse_engine, default=default, metavar="NAME", help=_ENGINES_HELP)
 
 
 def add_fallback_engine_option(addoption: AddOption, *, prefix: str = "", **attrs: Any) -> None:
     """``--{prefix}fallback-engine NAME``: the engine that trains a model spec the chosen engine cannot."""
-    declared: dict[str, Any] = {
-        "type": parse_engine,
-        "default": None,
-        "metavar": "NAME",
-        "help": f"when --{prefix}engine cannot train a --{prefix}model (fused and numpy build Dense stacks only), "
+    _add(
+        addoption,
+        f"--{prefix}fallback-engine",
+        attrs,
+        type=parse_engine,
+        metavar="NAME",
+        help=f"when --{prefix}engine cannot train a --{prefix}model (fused and numpy build Dense stacks only), "
         "train with this engine instead (e.g. keras) rather than refusing",
-    }
-    _add(addoption, f"--{prefix}fallback-engine", declared, attrs)
+    )
 
 
 def add_model_options(
@@ -228,20 +238,20 @@ def add_model_options(
 ) -> None:
     """``--{prefix}model SPEC`` and ``--{prefix}data SPEC``: a user's model factory and its data; `what` says what
     the command or plugin does with the model. Both append when `repeatable`, else store one value."""
-    again = " (repeatable)" if repeatable else ""
-    action = "append" if repeatable else "store"
-    model: dict[str, Any] = {
-        "action": action,
-        "default": None,
-        "metavar": "SPEC",
-        "help": f"package.module:factory or path/to/file.py:factory returning a Keras model: {what}{again}",
-    }
-    data: dict[str, Any] = {
-        "action": action,
-        "default": None,
-        "metavar": "SPEC",
-        "help": f"with --{prefix}model: a function returning (x, y) [, x_held_out, y_held_out] (default: the sine "
+    _add_repeatable(
+        addoption,
+        f"--{prefix}model",
+        model_attrs or {},
+        repeatable=repeatable,
+        metavar="SPEC",
+        help=f"package.module:factory or path/to/file.py:factory returning a Keras model: {what}",
+    )
+    _add(
+        addoption,
+        f"--{prefix}data",
+        data_attrs or {},
+        action="append" if repeatable else "store",
+        metavar="SPEC",
+        help=f"with --{prefix}model: a function returning (x, y) [, x_held_out, y_held_out] (default: the sine "
         "data)" + ("; one for every model, or one per model" if repeatable else ""),
-    }
-    _add(addoption, f"--{prefix}model", model, model_attrs or {})
-    _add(addoption, f"--{prefix}data", data, data_attrs or {})
+    )

@@ -84,6 +84,13 @@ def run_process(*argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, timeout=120, env=env, check=False, **kwargs)
 
 
+def run_python_json(code: str) -> Any:
+    """Run `code` in a fresh interpreter, which must succeed; the JSON its last line of stdout prints."""
+    proc = run_process(sys.executable, "-c", code)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 # -- entry points --------------------------------------------------------------------------------------
 
 
@@ -112,9 +119,7 @@ def test_help_lists_every_command_without_importing_the_command_modules() -> Non
         "loaded = [info.module for info in COMMANDS.values() if info.module in sys.modules]\n"
         "print(json.dumps({'status': status, 'help': out.getvalue(), 'loaded': loaded}))\n"
     )
-    proc = run_process(sys.executable, "-c", code)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = run_python_json(code)
     assert report["status"] == 0 and report["loaded"] == []
     for name, info in cli.COMMANDS.items():
         assert re.search(rf"^\s+{name}\s+{re.escape(info.summary[:30])}", report["help"], re.MULTILINE), name
@@ -352,9 +357,7 @@ def test_bad_arguments_fail_before_tensorflow_is_imported() -> None:
         "        codes.append(exc.code)\n"
         "print(json.dumps({'codes': codes, 'tf': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n"
     )
-    proc = run_process(sys.executable, "-c", code)
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_python_json(code)
     assert report == {"codes": [2] * len(ERROR_CASES), "tf": False, "keras": False}
 
 
@@ -429,8 +432,7 @@ def test_report_writes_markdown_json_and_plots(capsys: pytest.CaptureFixture[str
 
 def test_study_writes_tables_figures_and_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir, json_path = tmp_path / "study", tmp_path / "s.json"
-    status, out, err = run_main(
-        capsys,
+    study_args = (
         "study",
         "--seeds",
         "2",
@@ -446,9 +448,8 @@ def test_study_writes_tables_figures_and_json(capsys: pytest.CaptureFixture[str]
         "1",
         "--out",
         str(out_dir),
-        "--json",
-        str(json_path),
     )
+    status, out, err = run_main(capsys, *study_args, "--json", str(json_path))
     assert status == 0, err
     assert "| initializer | batch_size | held-out MSE mean [95 % CI]" in out
     assert "keras-default vs tf-explicit: 2 differing factor(s)" in out
@@ -457,24 +458,7 @@ def test_study_writes_tables_figures_and_json(capsys: pytest.CaptureFixture[str]
     report = json.loads(json_path.read_text())
     assert len(report["grid"]["cells"]) == 4 and report["explanation"]["factors"][0]["name"] == "learning_rate"
     assert "## initializer × batch size" in (out_dir / "study.md").read_text()
-    status, out, _ = run_main(
-        capsys,
-        "study",
-        "--seeds",
-        "2",
-        "--epochs",
-        "2",
-        "--initializers",
-        "he_normal,truncated_normal(stddev=0.02)",
-        "--batch-sizes",
-        "32,full",
-        "--no-sweeps",
-        "--no-claims",
-        "--workers",
-        "1",
-        "--out",
-        str(out_dir),
-    )
+    status, out, _ = run_main(capsys, *study_args)
     assert status == 0 and "grid runs reused" in (out_dir / "study.md").read_text()  # resumed, nothing retrained
 
 

@@ -21,7 +21,7 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult, digest_tensors
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import CONTROLLED_VARS, Environment
-from sinecheck.isolation.pool import RunError, Worker, WorkerPool, run_isolated
+from sinecheck.isolation.pool import DEFAULT_TIMEOUT_S, STARTUP_TIMEOUT_S, RunError, Worker, WorkerPool, run_isolated
 
 TINY = TrainConfig(hidden_units=(8,), n_points=64, epochs=1)
 
@@ -165,6 +165,25 @@ for line in sys.stdin:
         break
     print(json.dumps({"ok": False, "error": "fake answer %d" % RUN}), flush=True)
 """
+STARTUP_FAILS = """
+sys.stderr.write("ModuleNotFoundError: No module named 'tensorflow_is_missing'\\n")
+sys.exit(3)
+"""
+SEGFAULTS = """
+sys.stdin.readline()
+sys.stderr.write("Fatal Python error: Segmentation fault\\n")
+os._exit(139)
+"""
+UNREADABLE_RESULT = """
+sys.stdin.readline()
+print(json.dumps({"ok": True, "path": "/nonexistent/sinecheck-result.json"}), flush=True)
+sys.stdin.readline()
+"""
+CLOSES_STDOUT = """
+sys.stdin.readline()
+os.close(1)
+time.sleep(3600)
+"""
 
 
 def fake_python(tmp_path: Path, *parts: str, name: str = "fake-python") -> str:
@@ -187,6 +206,14 @@ _count.write_text(str(RUN))
     return str(path)
 
 
+def fake_worker(
+    tmp_path: Path, *parts: str, environment: Environment | None = None, startup_timeout: float = STARTUP_TIMEOUT_S
+) -> Worker:
+    """A `Worker` whose interpreter is ``fake_python(tmp_path, *parts)``, working in ``tmp_path / "w"``."""
+    python = fake_python(tmp_path, *parts)
+    return Worker(environment or Environment(), python=python, workdir=tmp_path / "w", startup_timeout=startup_timeout)
+
+
 def is_dead(worker: Worker) -> bool:
     return worker._proc is not None and worker._proc.poll() is not None
 
@@ -195,7 +222,8 @@ def is_dead(worker: Worker) -> bool:
 def test_worker_is_started_as_documented(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     monkeypatch.setenv("TF_DETERMINISTIC_OPS", "1")
-    python = fake_python(
+    env = Environment(name="e", env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    with fake_worker(
         tmp_path,
         """
         seen = {"argv": sys.argv[1:], "env": {k: os.environ.get(k) for k in ("KERAS_BACKEND",
@@ -203,9 +231,8 @@ def test_worker_is_started_as_documented(tmp_path: Path, monkeypatch: pytest.Mon
         print(json.dumps({"ready": True, "fingerprint": seen}), flush=True)
         sys.stdin.readline()
     """,
-    )
-    env = Environment(name="e", env={"TF_ENABLE_ONEDNN_OPTS": "0"})
-    with Worker(env, python=python, workdir=tmp_path / "w") as worker:
+        environment=env,
+    ) as worker:
         worker.start()
         seen = worker.fingerprint
     assert seen["argv"][:2] == ["-m", "sinecheck.isolation.worker"] and json.loads(seen["argv"][2]) == env.to_dict()
@@ -219,32 +246,33 @@ def test_worker_is_started_as_documented(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.timeout(30)
-def test_startup_failure_carries_the_stderr(tmp_path: Path) -> None:
-    python = fake_python(
-        tmp_path,
-        """
-        sys.stderr.write("ModuleNotFoundError: No module named 'tensorflow_is_missing'\\n")
-        sys.exit(3)
-    """,
-    )
-    with Worker(Environment(name="broken"), python=python, workdir=tmp_path / "w") as worker:
+@pytest.mark.parametrize(
+    ("parts", "kind", "message", "stderr"),
+    [
+        pytest.param((STARTUP_FAILS,), "startup", "status 3", "tensorflow_is_missing", id="startup-failure"),
+        pytest.param((READY, SEGFAULTS), "crash", "status 139", "Segmentation fault", id="crash-during-a-request"),
+        pytest.param((READY, UNREADABLE_RESULT), "exception", "nonexistent", "", id="unreadable-result"),
+    ],
+)
+def test_failed_request_is_a_run_error_that_names_the_cause(
+    tmp_path: Path, parts: tuple[str, ...], kind: str, message: str, stderr: str
+) -> None:
+    with fake_worker(tmp_path, *parts, environment=Environment(name="broken")) as worker:
         error = worker.train(TINY)
-    assert isinstance(error, RunError) and error.kind == "startup"
-    assert "tensorflow_is_missing" in error.stderr_tail
-    assert "status 3" in error.message and error.environment == "broken"
-    assert "tensorflow_is_missing" in str(error)
+    assert isinstance(error, RunError) and error.kind == kind and error.environment == "broken"
+    assert message in error.message
+    assert stderr in error.stderr_tail and stderr in str(error)  # the worker's stderr is carried
 
 
 @pytest.mark.timeout(30)
 def test_worker_that_reports_not_ready_is_a_startup_error_and_is_stopped(tmp_path: Path) -> None:
-    python = fake_python(
+    with fake_worker(
         tmp_path,
         """
         print(json.dumps({"ready": False, "error": "cannot import tensorflow"}), flush=True)
         time.sleep(3600)
     """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
+    ) as worker:
         error = worker.train(TINY)
         assert isinstance(error, RunError) and error.kind == "startup"
         assert "cannot import tensorflow" in error.message
@@ -252,56 +280,37 @@ def test_worker_that_reports_not_ready_is_a_startup_error_and_is_stopped(tmp_pat
 
 
 @pytest.mark.timeout(30)
-def test_crash_during_a_request(tmp_path: Path) -> None:
-    python = fake_python(
-        tmp_path,
-        READY,
-        """
-        sys.stdin.readline()
-        sys.stderr.write("Fatal Python error: Segmentation fault\\n")
-        os._exit(139)
-    """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
-        error = worker.train(TINY)
-    assert isinstance(error, RunError) and error.kind == "crash"
-    assert "status 139" in error.message and "Segmentation fault" in error.stderr_tail
-
-
-@pytest.mark.timeout(30)
-def test_hung_worker_times_out_and_is_killed(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, READY, "time.sleep(3600)\n")
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
+@pytest.mark.parametrize(
+    ("parts", "startup_timeout", "timeout", "kind", "seconds"),
+    [
+        pytest.param((READY, "time.sleep(3600)\n"), STARTUP_TIMEOUT_S, 2, "timeout", (1.5, 10), id="hung-times-out"),
+        # the default timeout is 10 minutes: only the end of stdout can end this
+        pytest.param(
+            (READY, CLOSES_STDOUT), STARTUP_TIMEOUT_S, DEFAULT_TIMEOUT_S, "crash", (0, 15), id="closes-stdout-lives-on"
+        ),
+        pytest.param(("time.sleep(3600)\n",), 1, DEFAULT_TIMEOUT_S, "startup", (0, 10), id="never-says-ready"),
+    ],
+)
+def test_stuck_worker_is_a_run_error_in_time_and_is_killed(
+    tmp_path: Path,
+    parts: tuple[str, ...],
+    startup_timeout: float,
+    timeout: float,
+    kind: str,
+    seconds: tuple[float, float],
+) -> None:
+    with fake_worker(tmp_path, *parts, startup_timeout=startup_timeout) as worker:
         t0 = time.monotonic()
-        error = worker.train(TINY, timeout=2)
+        error = worker.train(TINY, timeout=timeout)
         elapsed = time.monotonic() - t0
-        assert isinstance(error, RunError) and error.kind == "timeout", str(error)
-        assert 1.5 < elapsed < 10
-        assert is_dead(worker)
-
-
-@pytest.mark.timeout(30)
-def test_worker_that_closes_stdout_but_lives_on_does_not_hang_the_caller(tmp_path: Path) -> None:
-    python = fake_python(
-        tmp_path,
-        READY,
-        """
-        sys.stdin.readline()
-        os.close(1)
-        time.sleep(3600)
-    """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
-        t0 = time.monotonic()
-        error = worker.train(TINY)  # the default timeout is 10 minutes: only the end of stdout can end this
-        assert isinstance(error, RunError) and error.kind == "crash", str(error)
-        assert time.monotonic() - t0 < 15
+        assert isinstance(error, RunError) and error.kind == kind, str(error)
+        assert seconds[0] < elapsed < seconds[1]
         assert is_dead(worker)
 
 
 @pytest.mark.timeout(30)
 def test_non_protocol_output_is_ignored_and_an_error_reply_is_an_exception(tmp_path: Path) -> None:
-    python = fake_python(
+    with fake_worker(
         tmp_path,
         """
         print("a library greeting on stdout", flush=True)
@@ -315,8 +324,7 @@ def test_non_protocol_output_is_ignored_and_an_error_reply_is_an_exception(tmp_p
         print(json.dumps({"ok": False, "error": "boom"}), flush=True)
         sys.stdin.readline()
     """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
+    ) as worker:
         error = worker.train(TINY)
         assert worker.fingerprint == {"fake": True}
         assert isinstance(error, RunError) and error.kind == "exception" and error.message == "boom"
@@ -324,36 +332,8 @@ def test_non_protocol_output_is_ignored_and_an_error_reply_is_an_exception(tmp_p
 
 
 @pytest.mark.timeout(30)
-def test_worker_that_never_says_ready(tmp_path: Path) -> None:
-    python = fake_python(tmp_path, "time.sleep(3600)\n")
-    with Worker(Environment(), python=python, workdir=tmp_path / "w", startup_timeout=1) as worker:
-        t0 = time.monotonic()
-        error = worker.train(TINY)
-        assert isinstance(error, RunError) and error.kind == "startup", str(error)
-        assert time.monotonic() - t0 < 10
-        assert is_dead(worker)
-
-
-@pytest.mark.timeout(30)
-def test_unreadable_result_is_a_run_error(tmp_path: Path) -> None:
-    python = fake_python(
-        tmp_path,
-        READY,
-        """
-        sys.stdin.readline()
-        print(json.dumps({"ok": True, "path": "/nonexistent/sinecheck-result.json"}), flush=True)
-        sys.stdin.readline()
-    """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
-        error = worker.train(TINY)
-    assert isinstance(error, RunError) and error.kind == "exception"
-    assert "nonexistent" in error.message
-
-
-@pytest.mark.timeout(30)
 def test_crashed_worker_is_replaced_by_a_new_process(tmp_path: Path) -> None:
-    python = fake_python(
+    with fake_worker(
         tmp_path,
         READY,
         """
@@ -362,8 +342,7 @@ def test_crashed_worker_is_replaced_by_a_new_process(tmp_path: Path) -> None:
             sys.exit(1)
     """,
         ANSWER_LOOP,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
+    ) as worker:
         first = worker.train(TINY)
         assert isinstance(first, RunError) and first.kind == "crash"
         second = worker.train(TINY)
@@ -375,7 +354,7 @@ def test_crashed_worker_is_replaced_by_a_new_process(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(30)
 def test_failed_restart_is_a_startup_error(tmp_path: Path) -> None:
-    python = fake_python(
+    with fake_worker(
         tmp_path,
         """
         if RUN == 2:
@@ -387,8 +366,7 @@ def test_failed_restart_is_a_startup_error(tmp_path: Path) -> None:
         sys.stdin.readline()
         sys.exit(1)
     """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
+    ) as worker:
         assert worker.train(TINY).kind == "crash"
         error = worker.train(TINY)
         assert error.kind == "startup", str(error)  # not "crash": this process never became a worker
@@ -401,7 +379,7 @@ def test_restarted_worker_does_not_see_the_end_of_the_previous_process(tmp_path:
     """Process 1 times out while a child of it still holds its stdout open; that stdout ends (the child
     exits) while process 2 is working on a request.  The end of the old stream must not be taken for the
     end of the new one."""
-    python = fake_python(
+    with fake_worker(
         tmp_path,
         READY,
         """
@@ -414,8 +392,7 @@ def test_restarted_worker_does_not_see_the_end_of_the_previous_process(tmp_path:
         print(json.dumps({"ok": False, "error": "late answer"}), flush=True)
         sys.stdin.readline()
     """,
-    )
-    with Worker(Environment(), python=python, workdir=tmp_path / "w") as worker:
+    ) as worker:
         assert worker.train(TINY, timeout=0.5).kind == "timeout"
         error = worker.train(TINY, timeout=20)
         assert error.kind == "exception" and error.message == "late answer", str(error)

@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from sinecheck.cli import main
+from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.engines.registry import train
+from sinecheck.errors import EngineUnsupported
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +112,6 @@ def test_specs_from_the_ini_file(pytester: pytest.Pytester) -> None:
 
 def test_engines_refuse_a_spec_unless_a_fallback_is_asked_for() -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.core.config import TrainConfig
-    from sinecheck.engines.registry import train
-    from sinecheck.errors import EngineUnsupported
-
     config = TrainConfig(model=LSTM, epochs=1, n_points=64)
     for engine in ("fused", "fused-xla", "numpy", "numpy-float64"):
         with pytest.raises(EngineUnsupported, match=f"engine {engine}: cannot train the model spec .*allowed: keras"):
@@ -132,9 +133,6 @@ def test_data_spec_with_held_out_arrays_and_a_compiled_factory(tmp_path: Path) -
     """A data spec feeds fit and the metrics (its held-out pair scores the held-out MSE); a factory that compiles
     its own model keeps its optimizer and loss."""
     pytest.importorskip("tensorflow")
-    from sinecheck.core.config import TrainConfig
-    from sinecheck.engines.registry import train
-
     windows = train(TrainConfig(model=f"{EXAMPLES}:lstm_next", data=f"{EXAMPLES}:sine_windows", epochs=1))
     assert windows.pred_test.shape == (1000, 1) and windows.metrics["mse_test"] != windows.metrics["mse_train"]
     user = tmp_path / "compiled.py"
@@ -151,21 +149,24 @@ def test_data_spec_with_held_out_arrays_and_a_compiled_factory(tmp_path: Path) -
 # -- the command line ----------------------------------------------------------------------------------------
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str, status: int = 0) -> tuple[str, str]:
+    """``sinecheck ARGV`` in this process, which must exit with `status`: (stdout, stderr)."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == status, out + err
+    return out, err
+
+
 def test_cli_run_and_bench_on_your_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.cli import main
-
-    assert main(["run", "--model", LSTM, "--epochs", "1", "--json", str(tmp_path / "r.json")]) == 0
-    out = capsys.readouterr().out
+    out, _ = run_cli(capsys, "run", "--model", LSTM, "--epochs", "1", "--json", str(tmp_path / "r.json"))
     assert "model lstm_sine" in out and f"model {LSTM}" in out
     assert json.loads((tmp_path / "r.json").read_text())[0]["config"]["model"] == LSTM
-    assert main(["run", "--model", LSTM, "--epochs", "1", "--engine", "fused"]) == 2
-    err = capsys.readouterr().err
+    _, err = run_cli(capsys, "run", "--model", LSTM, "--epochs", "1", "--engine", "fused", status=2)
     assert "engine fused: cannot train the model spec" in err and len(err.strip().splitlines()) == 1
-    assert main(["run", "--model", LSTM, "--epochs", "1", "--engine", "fused", "--fallback-engine", "keras"]) == 0
-    assert "trained with keras (--fallback-engine)" in capsys.readouterr().out
-    assert main(["bench", "--model", LSTM, "--rounds", "1", "--epochs-per-call", "1", "--no-backends"]) == 0
-    out = capsys.readouterr().out
+    out, _ = run_cli(capsys, "run", "--model", LSTM, "--epochs", "1", "--engine", "fused", "--fallback-engine", "keras")
+    assert "trained with keras (--fallback-engine)" in out
+    out, _ = run_cli(capsys, "bench", "--model", LSTM, "--rounds", "1", "--epochs-per-call", "1", "--no-backends")
     lines = [line for line in out.splitlines() if line.startswith("lstm_sine")]
     assert len(lines) == 4 and sum("refused: engine" in line for line in lines) == 3  # fit timed, 3 refused
 
@@ -186,10 +187,7 @@ def test_cli_run_and_bench_on_your_model(capsys: pytest.CaptureFixture[str], tmp
     ],
 )
 def test_cli_bad_model_arguments(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from sinecheck.cli import main
-
-    assert main(argv) == 2
-    err = capsys.readouterr().err
+    _, err = run_cli(capsys, *argv, status=2)
     assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -197,75 +195,51 @@ def test_cli_baseline_record_check_and_list_per_model(capsys: pytest.CaptureFixt
     """Each model's baselines live in their own subdirectory; record, check (bitwise in the same environment)
     and list work on it, and the presets' directory is left alone."""
     pytest.importorskip("tensorflow")
-    from sinecheck.cli import main
-
     model = ["--model", LSTM, "--dir", str(tmp_path), "--short-only"]
-    assert main(["baseline", "check", *model]) == 1
-    assert f"record one with `sinecheck baseline record --dir {tmp_path} --model {LSTM}`" in capsys.readouterr().out
-    assert main(["baseline", "record", *model]) == 0
+    out, _ = run_cli(capsys, "baseline", "check", *model, status=1)
+    assert f"record one with `sinecheck baseline record --dir {tmp_path} --model {LSTM}`" in out
+    run_cli(capsys, "baseline", "record", *model)
     assert list(tmp_path.glob("*.json")) == [] and len(list((tmp_path / "models-lstm_sine").glob("*.json"))) == 1
-    capsys.readouterr()
-    assert main(["baseline", "check", *model]) == 0
-    out = capsys.readouterr().out
+    out, _ = run_cli(capsys, "baseline", "check", *model)
     assert "lstm_sine/5ep/seed2  identical" in out and "3 identical" in out
-    assert main(["baseline", "list", "--model", LSTM, "--dir", str(tmp_path)]) == 0
-    assert "3 entries" in capsys.readouterr().out
+    out, _ = run_cli(capsys, "baseline", "list", "--model", LSTM, "--dir", str(tmp_path))
+    assert "3 entries" in out
 
 
 def test_cli_diverge_two_configs_and_a_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """`sinecheck diverge A B` names the first step and stage; with --model and --factor on the user's model."""
     pytest.importorskip("tensorflow")
-    from sinecheck.cli import main
-    from sinecheck.core.config import OptimizerSpec, TrainConfig
-
     a = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16)
     (tmp_path / "a.json").write_text(a.to_json())
     (tmp_path / "b.json").write_text(a.replace(optimizer=OptimizerSpec("adam", 0.002)).to_json())
-    status = main(
-        [
-            "diverge",
-            str(tmp_path / "a.json"),
-            str(tmp_path / "b.json"),
-            "--epochs",
-            "1",
-            "--json",
-            str(tmp_path / "d.json"),
-        ]
-    )
-    out = capsys.readouterr().out
-    assert status == 0, out
+    configs = [str(tmp_path / "a.json"), str(tmp_path / "b.json")]
+    out, _ = run_cli(capsys, "diverge", *configs, "--epochs", "1", "--json", str(tmp_path / "d.json"))
     assert "the configs differ in: optimizer" in out
     assert "first divergence at epoch 1, batch 1 (step 1), stage: weight update" in out
     data = json.loads((tmp_path / "d.json").read_text())
     assert data["stage"] == "weight update" and data["b"]["environment"]["name"] == "b"
-    assert main(["diverge", "--model", LSTM, "--factor", "shuffle-off", "--epochs", "1", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    out, _ = run_cli(
+        capsys, "diverge", "--model", LSTM, "--factor", "shuffle-off", "--epochs", "1", "--out", str(tmp_path)
+    )
     assert "lstm_sine" in out and "stage: shuffle order" in out and (tmp_path / "diverge.png").is_file()
 
 
 def test_cli_matrix_on_your_model_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
-    from sinecheck.cli import main
-
-    status = main(
-        [
-            "matrix",
-            "--model",
-            LSTM,
-            "--factor",
-            "same-process",
-            "--factor",
-            "shuffle-off",
-            "--epochs",
-            "1",
-            "--locate",
-            "all",
-            "--json",
-            str(tmp_path / "m.json"),
-        ]
+    factors = ["--factor", "same-process", "--factor", "shuffle-off"]
+    out, _ = run_cli(
+        capsys,
+        "matrix",
+        "--model",
+        LSTM,
+        *factors,
+        "--epochs",
+        "1",
+        "--locate",
+        "all",
+        "--json",
+        str(tmp_path / "m.json"),
     )
-    out = capsys.readouterr().out
-    assert status == 0, out
     assert "lstm_sine" in out and "small" not in out.split("finding")[0]
     assert "shuffle-off / lstm_sine: first divergence at epoch 1, batch 1 (step 1), stage: shuffle order" in out
     data = json.loads((tmp_path / "m.json").read_text())

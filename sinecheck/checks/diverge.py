@@ -40,6 +40,7 @@ from sinecheck.core.config import TrainConfig, changed_fields
 from sinecheck.core.data import sample_count
 from sinecheck.core.environment import keras_backend
 from sinecheck.engines.common import Start, fresh_start
+from sinecheck.engines.keras_fit import fit
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import WorkerPool
 from sinecheck.keras.probes import epoch_orders
@@ -180,15 +181,7 @@ def trace_fit(
                 else np.zeros(0, np.float32)
             )
 
-    model.fit(
-        start.data.x_train,
-        start.data.y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        shuffle=config.shuffle,
-        verbose=0,
-        callbacks=[Recorder(), keras.callbacks.TerminateOnNaN()],
-    )
+    fit(start, config, Recorder())
     return Trace(
         config,
         start.initial,

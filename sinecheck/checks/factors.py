@@ -61,14 +61,29 @@ class Factor:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
 
-def _threads(n: int) -> Environment:
-    return Environment(f"threads-{n}", intra_op_threads=n, inter_op_threads=n)
-
-
 _NO_SHUFFLE = (("shuffle", False),)
 
 
 _BASE_NO_SHUFFLE = Side(changes=_NO_SHUFFLE)
+
+
+def _threads(n: int) -> Factor:
+    """`n` intra- and inter-op threads vs TensorFlow's default."""
+    environment = Environment(f"threads-{n}", intra_op_threads=n, inter_op_threads=n)
+    return Factor(f"threads-{n}", f"intra/inter-op threads {n} vs TensorFlow's default", Side(), Side(environment))
+
+
+def _backend(backend: str, label: str) -> Factor:
+    """Keras 3 on `backend` (`label` in the question) vs TensorFlow, from the same initial weights (each backend
+    draws its own with the same seed), shuffle off; needs the `backend` module."""
+    environment = Environment(f"backend-{backend}", (("KERAS_BACKEND", backend),))
+    return Factor(
+        f"backend-{backend}",
+        f"Keras 3 on {label} vs TensorFlow, same initial weights, no shuffle",
+        _BASE_NO_SHUFFLE,
+        Side(environment, _NO_SHUFFLE, initial_from=_BASE_NO_SHUFFLE),
+        requires=(backend,),
+    )
 
 
 FACTORS: tuple[Factor, ...] = (
@@ -110,9 +125,9 @@ FACTORS: tuple[Factor, ...] = (
         Side(),
         Side(Environment("op-determinism", op_determinism=True)),
     ),
-    Factor("threads-1", "intra/inter-op threads 1 vs TensorFlow's default", Side(), Side(_threads(1))),
-    Factor("threads-2", "intra/inter-op threads 2 vs TensorFlow's default", Side(), Side(_threads(2))),
-    Factor("threads-8", "intra/inter-op threads 8 vs TensorFlow's default", Side(), Side(_threads(8))),
+    _threads(1),
+    _threads(2),
+    _threads(8),
     Factor(
         "onednn-off",
         "TF_ENABLE_ONEDNN_OPTS=0 vs the default (on for x86)",
@@ -134,20 +149,8 @@ FACTORS: tuple[Factor, ...] = (
         Side(Environment("tf-keras", (("TF_USE_LEGACY_KERAS", "1"),))),
         requires=("tf_keras",),
     ),
-    Factor(
-        "backend-jax",
-        "Keras 3 on JAX vs TensorFlow, same initial weights, no shuffle",
-        _BASE_NO_SHUFFLE,
-        Side(Environment("backend-jax", (("KERAS_BACKEND", "jax"),)), _NO_SHUFFLE, initial_from=_BASE_NO_SHUFFLE),
-        requires=("jax",),
-    ),
-    Factor(
-        "backend-torch",
-        "Keras 3 on torch vs TensorFlow, same initial weights, no shuffle",
-        _BASE_NO_SHUFFLE,
-        Side(Environment("backend-torch", (("KERAS_BACKEND", "torch"),)), _NO_SHUFFLE, initial_from=_BASE_NO_SHUFFLE),
-        requires=("torch",),
-    ),
+    _backend("jax", "JAX"),
+    _backend("torch", "torch"),
 )
 
 

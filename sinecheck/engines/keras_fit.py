@@ -10,7 +10,7 @@ import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
-from sinecheck.engines.common import finish, fresh_start
+from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.keras.runtime import keras_module
 
 
@@ -38,6 +38,22 @@ def _epoch_recorder(progress: Any, epochs: int) -> Any:
     return EpochRecorder()
 
 
+def fit(start: Start, config: TrainConfig, callback: Any) -> Any:
+    """Keras ``fit`` as this engine calls it: the start's model on its training data with `config`'s batch size,
+    epochs and shuffle, silent; the callbacks are `callback` and Keras's ``TerminateOnNaN`` (a NaN/inf loss stops
+    training).  Returns Keras's ``History``."""
+    keras = keras_module()
+    return start.model.fit(
+        start.data.x_train,
+        start.data.y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=config.shuffle,
+        verbose=0,
+        callbacks=[callback, keras.callbacks.TerminateOnNaN()],
+    )
+
+
 def train_keras(
     config: TrainConfig,
     *,
@@ -53,19 +69,10 @@ def train_keras(
     from the same point); `unseeded_noise` > 0 adds a GaussianNoise layer seeded from the OS, outside the
     global seed: a deliberate source of nondeterminism for negative controls.
     """
-    keras = keras_module()
     start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
     recorder = _epoch_recorder(progress, config.epochs)
     t1 = time.perf_counter()
-    history = start.model.fit(
-        start.data.x_train,
-        start.data.y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        shuffle=config.shuffle,
-        verbose=0,
-        callbacks=[recorder, keras.callbacks.TerminateOnNaN()],
-    )
+    history = fit(start, config, recorder)
     t2 = time.perf_counter()
     epoch_s = recorder.seconds
     timings = {
