@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from filelock import FileLock
 
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import Tolerance, Verdict, compare, json_float
@@ -408,8 +409,6 @@ def record(baseline: Baseline, directory: str | os.PathLike[str], *, update: boo
     """Store `baseline` under its key.  Without `update` an existing baseline of that key is never touched
     (BaselineError); with it, the old one is replaced and returned, so the caller can say what it replaced.
     Safe for concurrent callers (a file lock per key)."""
-    from filelock import FileLock
-
     json_path, _ = baseline_paths(directory, baseline.key)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(json_path.with_suffix(".lock"))):

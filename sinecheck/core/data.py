@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.specs import data_from_spec
 
 #: The held-out grid has this many points per training interval (none of them on the training grid).
 HELD_OUT_PER_INTERVAL = 3
@@ -60,8 +61,6 @@ def spec_data(spec: str) -> SineData:
 
     Without held-out arrays the "held-out" split is the training data itself: there is nothing else to score.
     """
-    from sinecheck.core.specs import data_from_spec
-
     arrays = data_from_spec(spec)
     x, y = arrays[:2]
     x_test, y_test = arrays[2:] if len(arrays) == 4 else (x, y)

@@ -6,6 +6,7 @@ imported, so the pytest header and `sinecheck env --light` stay fast.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -104,8 +105,6 @@ def keras_backend() -> str:
         return env
     path = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "keras.json")
     try:
-        import json
-
         with open(path, encoding="utf-8") as fh:
             return str(json.load(fh).get("backend", "tensorflow"))
     except (OSError, ValueError):

@@ -32,6 +32,7 @@ from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.engines.updates import Math, update_rule
 from sinecheck.errors import ConfigError, EngineUnsupported
 from sinecheck.keras.runtime import keras_module
+from sinecheck.keras.seeding import seed_everything
 
 #: Keras minor versions whose ``fit`` this engine reproduced bit for bit (tests/test_fused.py).
 TESTED_KERAS: tuple[str, ...] = ("3.15",)
@@ -81,8 +82,6 @@ def epoch_orders_from_keras(config: TrainConfig, y: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _seeded_orders(seed: int, n_points: int, batch_size: int, epochs: int) -> np.ndarray:
-    from sinecheck.keras.seeding import seed_everything
-
     seed_everything(seed, keep_kernel_cache=True)  # as fresh_start left it: the adapter's shuffle draws from it
     config = TrainConfig(seed=seed, n_points=n_points, batch_size=batch_size, epochs=epochs)
     return _read_orders(config, np.zeros((n_points, 1), np.float32))

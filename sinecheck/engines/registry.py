@@ -10,36 +10,29 @@ import numpy as np
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
 from sinecheck.engines.base import ANY_MODEL_ENGINES, Progress, refuse_custom
+from sinecheck.engines.fused import train_fused
+from sinecheck.engines.keras_fit import train_keras
+from sinecheck.engines.numpy_engine import train_numpy
 from sinecheck.errors import ConfigError
 
 
 def _keras(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    from sinecheck.engines.keras_fit import train_keras
-
     return train_keras(config, progress=progress, **options)
 
 
 def _fused(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    from sinecheck.engines.fused import train_fused
-
     return train_fused(config, progress=progress, **options)
 
 
 def _fused_xla(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    from sinecheck.engines.fused import train_fused
-
     return train_fused(config, progress=progress, jit_compile=True, **options)
 
 
 def _numpy(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    from sinecheck.engines.numpy_engine import train_numpy
-
     return train_numpy(config, progress=progress, **options)
 
 
 def _numpy_float64(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    from sinecheck.engines.numpy_engine import train_numpy
-
     return train_numpy(config, progress=progress, dtype=np.float64, **options)
 
 

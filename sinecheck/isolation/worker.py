@@ -13,6 +13,14 @@ import sys
 import traceback
 from typing import Any, TextIO
 
+from sinecheck._io import load_tensors
+from sinecheck.checks.bench import epoch_runner, time_runner
+from sinecheck.checks.diverge import Trace, trace_fit
+from sinecheck.core.config import TrainConfig
+from sinecheck.core.environment import fingerprint
+from sinecheck.engines.registry import train
+from sinecheck.keras.probes import epoch_orders
+
 _RUNNERS: dict[tuple[str, int], Any] = {}  # bench_fit's built models, for this worker process's lifetime
 
 
@@ -29,14 +37,8 @@ def _apply(environment: dict[str, Any]) -> None:
 
 
 def _handle(request: dict[str, Any]) -> dict[str, Any]:
-
-    from sinecheck._io import load_tensors
-    from sinecheck.core.config import TrainConfig
-
     config = TrainConfig.from_dict(request["config"])
     if request["kind"] == "train":
-        from sinecheck.engines.registry import train
-
         initial = None
         if request.get("initial_weights"):
             initial = load_tensors(request["initial_weights"])
@@ -44,19 +46,13 @@ def _handle(request: dict[str, Any]) -> dict[str, Any]:
         json_path, _ = result.save(request["out"])
         return {"ok": True, "path": str(json_path)}
     if request["kind"] == "shuffle_orders":
-        from sinecheck.keras.probes import epoch_orders
-
         orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
         return {"ok": True, "orders": [o.tolist() for o in orders]}
     if request["kind"] == "trace":
-        from sinecheck.checks.diverge import Trace, trace_fit
-
         initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
         trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
         return {"ok": True, "path": str(trace.save(request["out"]))}
     if request["kind"] == "bench_fit":  # the model is built once per (config, epochs): later calls time epochs
-        from sinecheck.checks.bench import epoch_runner, time_runner
-
         key = (config.config_id, int(request["epochs_per_call"]))
         if key not in _RUNNERS:
             _RUNNERS[key] = epoch_runner("keras", config, epochs_per_call=key[1])
@@ -81,8 +77,6 @@ def main() -> int:
     environment = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     try:
         _apply(environment)
-        from sinecheck.core.environment import fingerprint
-
         _send(channel, {"ready": True, "fingerprint": fingerprint(probe_tensorflow=True)})
     except Exception:
         _send(channel, {"ready": False, "error": traceback.format_exc(limit=5)})

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import sample_count
 from sinecheck.keras.models import build_model, build_optimizer
 from sinecheck.keras.runtime import keras_module, to_numpy
 from sinecheck.keras.seeding import seed_everything, unseed_everything
@@ -21,8 +22,6 @@ def epoch_orders(config: TrainConfig, *, epochs: int = 3) -> list[np.ndarray]:
     plain ``fit`` of this config draws after the same seeding — for a model or data spec too (the probe
     then stands in for the spec's model, with as many samples as its data has).
     """
-    from sinecheck.core.data import sample_count
-
     keras = keras_module()
     keras.backend.clear_session()
     if config.seed is not None:

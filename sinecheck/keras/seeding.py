@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from sinecheck.core.environment import keras_backend, uses_legacy_keras
+from sinecheck.keras.runtime import keras_module
 
 
 @contextlib.contextmanager
@@ -71,8 +72,6 @@ def seed_everything(seed: int, *, keep_kernel_cache: bool = False) -> None:
         tf_context._seed = seed
         tf_context._rng = random.Random(seed)
         return
-    from sinecheck.keras.runtime import keras_module
-
     keras_module().utils.set_random_seed(seed)
 
 

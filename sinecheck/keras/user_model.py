@@ -17,8 +17,6 @@ def build_spec_model(config: TrainConfig, x: Any, *, noise: tuple[float, int] | 
     `noise` wraps it so a ``GaussianNoise`` layer perturbs its output in training (the injected-noise negative
     control); the wrapper adds no weights, so weight names and initial weights stay those of the model.
     """
-    from sinecheck.keras.user_model import build_from_spec, check_fits
-
     assert config.model is not None
     model = build_from_spec(config.model)
     check_fits(model, x, spec=config.model)
@@ -41,8 +39,6 @@ def build_from_spec(spec: str) -> Any:
         model = factory()
     except Exception as exc:
         raise spec_error("model", spec, f"the factory raised {type(exc).__name__}: {exc}") from None
-    from sinecheck.keras.runtime import keras_module
-
     keras = keras_module()
     if not isinstance(model, keras.Model):
         raise spec_error(

@@ -18,6 +18,8 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import fingerprint
 from sinecheck.core.result import RunResult
 from sinecheck.core.specs import ModelSpec
+from sinecheck.engines.common import reset_keras_state
+from sinecheck.engines.registry import train
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import DEFAULT_TIMEOUT_S, RunError, WorkerPool
 from sinecheck.pytest_plugin import xdist
@@ -34,8 +36,6 @@ class SinecheckTrain:
 
     def __call__(self, config: TrainConfig, *, engine: str = "keras") -> RunResult:
         """Train `config` from scratch with `engine` (see `sinecheck.engines.registry.ENGINES`)."""
-        from sinecheck.engines.registry import train
-
         result = train(config, engine=engine)
         self._record.add_run(result)
         return result
@@ -102,8 +102,6 @@ def sinecheck_fingerprint() -> dict[str, Any]:
 def sinecheck_train(pytestconfig: pytest.Config) -> Iterator[SinecheckTrain]:
     """``sinecheck_train(config, engine="keras")``, with clean Keras state before each run and after the test."""
     yield SinecheckTrain(get_record(pytestconfig))
-    from sinecheck.engines.common import reset_keras_state
-
     reset_keras_state()
 
 

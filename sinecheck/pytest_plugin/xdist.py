@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from filelock import FileLock
 
+from sinecheck._io import atomic_write
 from sinecheck.pytest_plugin.summary import SessionRecord, get_record
 
 __all__ = ["ControllerHooks", "computed_once", "is_worker", "register", "send_record", "shared_dir"]
@@ -54,10 +56,6 @@ def computed_once(
     directory = shared_dir(config)
     if directory is None:
         return compute()
-    from filelock import FileLock
-
-    from sinecheck._io import atomic_write
-
     path = directory / f"{name}.json"
     with FileLock(f"{path}.lock"):
         if path.is_file():
