@@ -23,6 +23,7 @@ from sinecheck.engines.numpy_engine import NumpyLoop, check_supported_numpy
 from sinecheck.errors import ConfigError, EngineUnsupported, WorkerDied
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import Worker
+from sinecheck.isolation.protocol import RequestKind
 
 #: Engines `bench` times, in display order; ``keras`` is the reference every ratio is taken against.
 BENCH_ENGINES: tuple[str, ...] = ("keras", "fused", "fused-xla", "numpy")
@@ -208,7 +209,7 @@ def time_backend_fit(
     worker = Worker(Environment(name=backend, env=(("KERAS_BACKEND", backend),)))
     try:
         reply = worker.call(
-            "bench_fit",
+            RequestKind.BENCH_FIT,
             {"config": config.to_dict(), "epochs_per_call": epochs_per_call, "rounds": rounds},
             timeout=timeout,
         )

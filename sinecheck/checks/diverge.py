@@ -43,6 +43,7 @@ from sinecheck.engines.common import Start, fresh_start
 from sinecheck.engines.keras_fit import fit
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import WorkerPool
+from sinecheck.isolation.protocol import RequestKind
 from sinecheck.keras.probes import epoch_orders
 from sinecheck.keras.runtime import keras_module, to_numpy
 
@@ -506,7 +507,7 @@ def _trace_side(pool: WorkerPool, config: TrainConfig, side: Side, initial_path:
     }
     if initial_path is not None:
         payload["initial_from"] = str(initial_path)
-    path = Path(worker.call("trace", payload)["path"])
+    path = Path(worker.call(RequestKind.TRACE, payload)["path"])
     trace = Trace.load(path)
     path.unlink(missing_ok=True)
     return trace

@@ -27,6 +27,7 @@ from sinecheck.core.specs import ModelSpec
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import Outcome, RunError, WorkerPool
+from sinecheck.isolation.protocol import RequestKind, RunErrorKind
 
 #: Epochs the matrix trains by default.  Bitwise identity (or not) shows after a few steps; how far two
 #: runs drift apart (ULP vs CLOSE) grows with epochs, so the grade of "measured" cells depends on it.
@@ -349,7 +350,7 @@ def _run_group(
             source = results.get((row, side.initial_from))
             if not isinstance(source, RunResult):
                 results[(row, side)] = RunError(
-                    cfg, key[0].name, "unavailable", "the run providing the initial weights failed"
+                    cfg, key[0].name, RunErrorKind.UNAVAILABLE, "the run providing the initial weights failed"
                 )
                 progress(f"{key[0].name} {row}")
                 continue
@@ -468,10 +469,10 @@ def shuffle_findings(
     for env in envs:
         worker = pool.get(env)
         cfg = config.replace(shuffle=True)
-        seeded = worker.call("shuffle_orders", {"config": cfg.to_dict(), "epochs": epochs})["orders"]
-        unseeded = worker.call("shuffle_orders", {"config": cfg.replace(seed=None).to_dict(), "epochs": epochs})[
-            "orders"
-        ]
+        seeded = worker.call(RequestKind.SHUFFLE_ORDERS, {"config": cfg.to_dict(), "epochs": epochs})["orders"]
+        unseeded = worker.call(
+            RequestKind.SHUFFLE_ORDERS, {"config": cfg.replace(seed=None).to_dict(), "epochs": epochs}
+        )["orders"]
         fp = worker.fingerprint or {}
         impl = (
             f"tf_keras {fp.get('tf_keras')}" if fp.get("keras_impl") == "tf_keras" else f"Keras {fp.get('keras')}"

@@ -30,6 +30,7 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
 from sinecheck.errors import WorkerDied
 from sinecheck.isolation.environment import Environment
+from sinecheck.isolation.protocol import RequestKind, RunErrorKind
 
 DEFAULT_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 180.0
@@ -41,7 +42,7 @@ class RunError:
 
     config: TrainConfig
     environment: str
-    kind: str  # "startup" | "crash" | "timeout" | "exception" | "unavailable"
+    kind: RunErrorKind
     message: str
     stderr_tail: str = ""
     diverged: bool = field(default=False, init=False)
@@ -159,7 +160,7 @@ class Worker:
         """Ask the worker to exit without waiting (so a pool can let all its workers wind down at once)."""
         if self._proc is not None and self._proc.poll() is None and self._proc.stdin and not self._proc.stdin.closed:
             try:
-                self._proc.stdin.write('{"kind": "exit"}\n')
+                self._proc.stdin.write(json.dumps({"kind": RequestKind.EXIT}) + "\n")
                 self._proc.stdin.flush()
                 self._proc.stdin.close()
             except OSError:
@@ -194,7 +195,7 @@ class Worker:
             raise WorkerDied(f"cannot write to worker: {exc}") from None
         return self._receive(timeout)
 
-    def _error(self, config: TrainConfig, kind: str, message: str) -> RunError:
+    def _error(self, config: TrainConfig, kind: RunErrorKind, message: str) -> RunError:
         return RunError(config, self.environment.name, kind, message, self.stderr_tail())
 
     def train(
@@ -209,7 +210,7 @@ class Worker:
         self._counter += 1
         stem = self.workdir / f"run-{id(self):x}-{self._counter}"
         payload: dict[str, Any] = {
-            "kind": "train",
+            "kind": RequestKind.TRAIN,
             "config": config.to_dict(),
             "out": str(stem),
             "unseeded_noise": unseeded_noise,
@@ -221,19 +222,23 @@ class Worker:
         try:
             reply = self.request(payload, timeout)
         except WorkerDied as exc:
-            kind = "startup" if self.fingerprint is None else ("timeout" if "no answer" in str(exc) else "crash")
+            kind = (
+                RunErrorKind.STARTUP
+                if self.fingerprint is None
+                else (RunErrorKind.TIMEOUT if "no answer" in str(exc) else RunErrorKind.CRASH)
+            )
             return self._error(config, kind, str(exc))
         if not reply.get("ok"):
-            return RunError(config, self.environment.name, "exception", reply.get("error", "unknown error"))
+            return RunError(config, self.environment.name, RunErrorKind.EXCEPTION, reply.get("error", "unknown error"))
         try:
             result = RunResult.load(reply["path"])
         except (KeyError, ValueError, OSError) as exc:  # e.g. a worker interpreter with another sinecheck
-            return self._error(config, "exception", f"cannot read the worker's result: {exc}")
+            return self._error(config, RunErrorKind.EXCEPTION, f"cannot read the worker's result: {exc}")
         for suffix in (".json", ".npz"):
             Path(str(stem) + suffix).unlink(missing_ok=True)
         return result
 
-    def call(self, kind: str, payload: dict[str, Any], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+    def call(self, kind: RequestKind, payload: dict[str, Any], timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
         """Any other request (e.g. ``shuffle_orders``): the reply dict, or raise `WorkerDied`/`RuntimeError`."""
         reply = self.request({"kind": kind, **payload}, timeout)
         if not reply.get("ok"):

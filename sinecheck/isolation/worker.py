@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from sinecheck._io import load_tensors
@@ -19,6 +20,7 @@ from sinecheck.checks.diverge import Trace, trace_fit
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import fingerprint
 from sinecheck.engines.registry import train
+from sinecheck.isolation.protocol import RequestKind
 from sinecheck.keras.probes import epoch_orders
 
 _RUNNERS: dict[tuple[str, int], Any] = {}  # bench_fit's built models, for this worker process's lifetime
@@ -36,33 +38,56 @@ def _apply(environment: dict[str, Any]) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def _handle(request: dict[str, Any]) -> dict[str, Any]:
-    config = TrainConfig.from_dict(request["config"])
-    if request["kind"] == "train":
-        initial = None
-        if request.get("initial_weights"):
-            initial = load_tensors(request["initial_weights"])
-        result = train(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
-        json_path, _ = result.save(request["out"])
-        return {"ok": True, "path": str(json_path)}
-    if request["kind"] == "shuffle_orders":
-        orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
-        return {"ok": True, "orders": [o.tolist() for o in orders]}
-    if request["kind"] == "trace":
-        initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
-        trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
-        return {"ok": True, "path": str(trace.save(request["out"]))}
-    if request["kind"] == "bench_fit":  # the model is built once per (config, epochs): later calls time epochs
-        key = (config.config_id, int(request["epochs_per_call"]))
-        if key not in _RUNNERS:
-            _RUNNERS[key] = epoch_runner("keras", config, epochs_per_call=key[1])
-        runner = _RUNNERS[key]
-        return {
-            "ok": True,
-            "first_call_s": runner.first_call_s,
-            "epoch_ms": time_runner(runner, rounds=int(request["rounds"])),
-        }
-    return {"ok": False, "error": f"unknown request kind {request['kind']!r}"}
+Request = dict[str, Any]
+Reply = dict[str, Any]
+
+
+def _train(config: TrainConfig, request: Request) -> Reply:
+    initial = load_tensors(request["initial_weights"]) if request.get("initial_weights") else None
+    result = train(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
+    json_path, _ = result.save(request["out"])
+    return {"ok": True, "path": str(json_path)}
+
+
+def _shuffle_orders(config: TrainConfig, request: Request) -> Reply:
+    orders = epoch_orders(config, epochs=int(request.get("epochs", 3)))
+    return {"ok": True, "orders": [o.tolist() for o in orders]}
+
+
+def _trace(config: TrainConfig, request: Request) -> Reply:
+    initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
+    trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
+    return {"ok": True, "path": str(trace.save(request["out"]))}
+
+
+def _bench_fit(config: TrainConfig, request: Request) -> Reply:
+    """The model is built once per (config, epochs per call); later calls only time epochs."""
+    key = (config.config_id, int(request["epochs_per_call"]))
+    if key not in _RUNNERS:
+        _RUNNERS[key] = epoch_runner("keras", config, epochs_per_call=key[1])
+    runner = _RUNNERS[key]
+    return {
+        "ok": True,
+        "first_call_s": runner.first_call_s,
+        "epoch_ms": time_runner(runner, rounds=int(request["rounds"])),
+    }
+
+
+#: What the worker does for each kind of request (EXIT is handled by the request loop).
+HANDLERS: dict[RequestKind, Callable[[TrainConfig, Request], Reply]] = {
+    RequestKind.TRAIN: _train,
+    RequestKind.SHUFFLE_ORDERS: _shuffle_orders,
+    RequestKind.TRACE: _trace,
+    RequestKind.BENCH_FIT: _bench_fit,
+}
+
+
+def _handle(request: Request) -> Reply:
+    try:
+        handler = HANDLERS[RequestKind(request["kind"])]
+    except (KeyError, ValueError):
+        return {"ok": False, "error": f"unknown request kind {request.get('kind')!r}"}
+    return handler(TrainConfig.from_dict(request["config"]), request)
 
 
 def _send(channel: TextIO, message: dict[str, Any]) -> None:
@@ -83,7 +108,7 @@ def main() -> int:
         return 1
     for line in sys.stdin:
         request = json.loads(line)
-        if request.get("kind") == "exit":
+        if request.get("kind") == RequestKind.EXIT:
             break
         try:
             reply = _handle(request)

@@ -1,0 +1,31 @@
+"""The words the pool and its worker processes exchange: what a request asks for, why a run came back empty."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RequestKind(str, enum.Enum):
+    """What a JSON-line request asks a worker to do (its ``"kind"`` field)."""
+
+    TRAIN = "train"  # train a config, save the RunResult, answer with its path
+    SHUFFLE_ORDERS = "shuffle_orders"  # the sample orders fit would use for the first epochs
+    TRACE = "trace"  # train with the step-by-step recorder of `sinecheck diverge`
+    BENCH_FIT = "bench_fit"  # time epochs of fit on a model built once per (config, epochs per call)
+    EXIT = "exit"  # leave the request loop
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunErrorKind(str, enum.Enum):
+    """Why a run produced no result."""
+
+    STARTUP = "startup"  # the worker process never became ready
+    CRASH = "crash"  # it died while serving the request
+    TIMEOUT = "timeout"  # it did not answer in time
+    EXCEPTION = "exception"  # training (or reading its result) raised
+    UNAVAILABLE = "unavailable"  # a run this one depends on failed
+
+    def __str__(self) -> str:
+        return self.value
