@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sinecheck.checks.baseline import STRICT_LEVELS
 from sinecheck.checks.factors import FACTOR_NAMES
 from sinecheck.core.presets import PRESETS
-from sinecheck.engines.registry import ENGINES
+from sinecheck.engines.base import EngineName
 
 __all__ = [
     "MAX_SEED",
@@ -115,8 +115,8 @@ def parse_strictness(text: str) -> str:
 
 
 def parse_engine(text: str) -> str:
-    """A training engine name (`sinecheck.engines.registry.ENGINES`)."""
-    return _one_of(text, ENGINES)
+    """A training engine name (`sinecheck.engines.base.EngineName`)."""
+    return _one_of(text, (name.value for name in EngineName))
 
 
 # --- option declarations -------------------------------------------------------------------------------------

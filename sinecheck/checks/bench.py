@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.engines.base import EngineName, parse_engine
 from sinecheck.engines.common import fresh_start
 from sinecheck.engines.fused import FusedProgram, GraphKey, check_supported, epoch_orders_from_keras
 from sinecheck.engines.numpy_engine import NumpyLoop, check_supported_numpy
@@ -26,7 +27,7 @@ from sinecheck.isolation.pool import Worker
 from sinecheck.isolation.protocol import RequestKind
 
 #: Engines `bench` times, in display order; ``keras`` is the reference every ratio is taken against.
-BENCH_ENGINES: tuple[str, ...] = ("keras", "fused", "fused-xla", "numpy")
+BENCH_ENGINES: tuple[EngineName, ...] = (EngineName.KERAS, EngineName.FUSED, EngineName.FUSED_XLA, EngineName.NUMPY)
 
 
 @dataclass
@@ -41,13 +42,17 @@ class EpochRunner:
 
 def epoch_runner(engine: str, config: TrainConfig, *, epochs_per_call: int = 5) -> EpochRunner:
     """Build `config`'s model for `engine` and pay its one-time costs; see `EpochRunner`."""
-    if engine not in BENCH_ENGINES:
-        raise ConfigError(f"engine: invalid value {engine!r}; allowed: {', '.join(BENCH_ENGINES)}")
+    name = parse_engine(engine, allowed=BENCH_ENGINES)
     if isinstance(epochs_per_call, bool) or not isinstance(epochs_per_call, int) or epochs_per_call < 1:
         raise ConfigError(f"epochs_per_call: invalid value {epochs_per_call!r}; allowed: an integer >= 1")
     cfg = config.replace(epochs=epochs_per_call)
-    builders = {"keras": _keras_runner, "fused": _fused_runner, "fused-xla": _fused_runner, "numpy": _numpy_runner}
-    return builders[engine](engine, cfg)
+    builders = {
+        EngineName.KERAS: _keras_runner,
+        EngineName.FUSED: _fused_runner,
+        EngineName.FUSED_XLA: _fused_runner,
+        EngineName.NUMPY: _numpy_runner,
+    }
+    return builders[name](name.value, cfg)
 
 
 def _keras_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
@@ -182,7 +187,7 @@ class BenchRow:
 def run_bench(
     cases: Sequence[tuple[str, TrainConfig]],
     *,
-    engines: Sequence[str] = BENCH_ENGINES,
+    engines: Sequence[EngineName | str] = BENCH_ENGINES,
     epochs_per_call: int = 5,
     rounds: int = 5,
     progress: Callable[[str], None] | None = None,

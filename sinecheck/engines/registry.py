@@ -2,59 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
-from sinecheck.engines.base import ANY_MODEL_ENGINES, Progress, refuse_custom
+from sinecheck.engines.base import ANY_MODEL_ENGINES, Engine, EngineName, Progress, parse_engine, refuse_custom
 from sinecheck.engines.fused import train_fused
 from sinecheck.engines.keras_fit import train_keras
 from sinecheck.engines.numpy_engine import train_numpy
-from sinecheck.errors import ConfigError
 
 
-def _keras(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    return train_keras(config, progress=progress, **options)
+def _fused_xla(
+    config: TrainConfig,
+    *,
+    progress: Progress | None = None,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+) -> RunResult:
+    return train_fused(
+        config, progress=progress, initial_weights=initial_weights, unseeded_noise=unseeded_noise, jit_compile=True
+    )
 
 
-def _fused(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    return train_fused(config, progress=progress, **options)
-
-
-def _fused_xla(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    return train_fused(config, progress=progress, jit_compile=True, **options)
-
-
-def _numpy(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    return train_numpy(config, progress=progress, **options)
-
-
-def _numpy_float64(config: TrainConfig, progress: Progress | None, **options: Any) -> RunResult:
-    return train_numpy(config, progress=progress, dtype=np.float64, **options)
+def _numpy_float64(
+    config: TrainConfig,
+    *,
+    progress: Progress | None = None,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+) -> RunResult:
+    return train_numpy(
+        config, progress=progress, initial_weights=initial_weights, unseeded_noise=unseeded_noise, dtype=np.float64
+    )
 
 
 #: Every engine by name.  ``keras`` is the reference; ``fused`` equals it bit for bit where it accepts a config;
-#: ``fused-xla``, ``numpy`` and ``numpy-float64`` agree within rounding (see the README for measured figures).
-ENGINES: dict[str, Callable[..., RunResult]] = {
-    "keras": _keras,
-    "fused": _fused,
-    "fused-xla": _fused_xla,
-    "numpy": _numpy,
-    "numpy-float64": _numpy_float64,
+#: ``fused-xla``, ``numpy`` and ``numpy-float64`` agree within rounding (measured figures: docs/engines.md).
+ENGINES: dict[str, Engine] = {
+    EngineName.KERAS.value: train_keras,
+    EngineName.FUSED.value: train_fused,
+    EngineName.FUSED_XLA.value: _fused_xla,
+    EngineName.NUMPY.value: train_numpy,
+    EngineName.NUMPY_FLOAT64.value: _numpy_float64,
 }
 
 
 def train(
     config: TrainConfig,
     *,
-    engine: str = "keras",
+    engine: EngineName | str = EngineName.KERAS,
     progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
-    fallback: str | None = None,
+    fallback: EngineName | str | None = None,
 ) -> RunResult:
     """Train `config` from scratch with the named engine and return everything the run produced.
 
@@ -66,13 +68,10 @@ def train(
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
-    for field_name, name in (("engine", engine), ("fallback", fallback)):
-        if name is not None and name not in ENGINES:
-            raise ConfigError(f"{field_name}: invalid value {name!r}; allowed: {', '.join(ENGINES)}")
-    asked = engine
+    asked = engine = parse_engine(engine)
     if config.custom and engine not in ANY_MODEL_ENGINES and fallback is not None:
-        refuse_custom(config, fallback)
-        engine = fallback
+        engine = parse_engine(fallback, field="fallback")
+        refuse_custom(config, engine)
     refuse_custom(config, engine)
     if (
         isinstance(unseeded_noise, bool)
@@ -80,7 +79,8 @@ def train(
         or not (0 <= unseeded_noise < float("inf"))
     ):
         raise ValueError(f"unseeded_noise: invalid value {unseeded_noise!r}; allowed: a finite number >= 0")
-    result = ENGINES[engine](config, progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))
-    if engine != asked:
-        result.options["fallback_from"] = asked
+    run = ENGINES[engine.value]
+    result = run(config, progress=progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))
+    if engine is not asked:
+        result.options["fallback_from"] = asked.value
     return result

@@ -22,7 +22,7 @@ from typing import Any
 
 from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, field_names
 from sinecheck.core.presets import get_preset
-from sinecheck.engines.registry import ENGINES
+from sinecheck.engines.base import parse_engine
 from sinecheck.errors import ConfigError
 
 STUDY_SCHEMA = 1
@@ -201,8 +201,7 @@ class StudySpec:
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds: invalid value {list(self.seeds)!r}; allowed: one or more distinct seeds")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"engine: invalid value {self.engine!r}; allowed: {', '.join(ENGINES)}")
+        parse_engine(self.engine)
         names = [a.name for a in self.axes]
         if len(set(names)) != len(names):
             raise ConfigError(f"axes: invalid value {names!r}; allowed: each axis once")
