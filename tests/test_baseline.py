@@ -3,6 +3,7 @@ strictness, the CLI and the pytest integration."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -29,7 +30,7 @@ def tiny_baseline() -> bl.Baseline:
 def _with_key(baseline: bl.Baseline, **changes: object) -> bl.Baseline:
     key = bl.EnvKey(**{**KEY.to_dict(), **changes})
     entries = {
-        n: bl.Entry(e.config, dict(e.digests), dict(e.metrics), e.diverged, {k: v.copy() for k, v in e.arrays.items()})
+        n: bl.Entry(e.config, dict(e.digests), e.metrics, e.diverged, {k: v.copy() for k, v in e.arrays.items()})
         for n, e in baseline.entries.items()
     }
     return bl.Baseline(key, entries, baseline.fingerprint, baseline.created)
@@ -166,7 +167,7 @@ def test_older_version_is_graded_by_strictness(tiny_baseline: bl.Baseline, tmp_p
     entry = moved.entries["tiny/b8/2ep/seed2"]
     entry.arrays["pred/test"] = entry.arrays["pred/test"] + np.float32(0.5)
     band = bl.noise_bands(tiny_baseline)["tiny/b8/2ep"]
-    entry.metrics["mse_test"] = entry.metrics["mse_test"] + 3 * band  # beyond the seeds' spread
+    entry.metrics = dataclasses.replace(entry.metrics, mse_test=entry.metrics.mse_test + 3 * band)  # beyond the spread
     (result,) = bl.check(moved.entries, KEY, tmp_path)
     assert {d.name: d.grade for d in result.drifts}["tiny/b8/2ep/seed2"] == "material"
     assert bl.failures([result], "material")

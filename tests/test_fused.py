@@ -43,7 +43,7 @@ def test_fused_reuses_its_program_across_seeds_and_rates() -> None:
     base = get_preset("tf-explicit").configs[0].replace(epochs=2)
     runs = [base.replace(seed=1), base.replace(seed=2, optimizer=OptimizerSpec("adam", 0.002)), base.replace(seed=1)]
     fused = [train(cfg, engine="fused") for cfg in runs]
-    assert fused[1].timings["trace_s"] < fused[0].timings["trace_s"] / 5  # no re-trace (a warm-up call only)
+    assert fused[1].timings.trace_s < fused[0].timings.trace_s / 5  # no re-trace (a warm-up call only)
     for cfg, result in zip(runs[:2], fused, strict=False):
         assert compare(train(cfg, engine="keras"), result).identical
     assert compare(fused[0], fused[2]).identical
@@ -130,7 +130,7 @@ def test_rounding_engines_agree_with_fit(engine: str, preset: str, sinecheck_epo
     result = compare(reference, other, tolerance=Tolerance(max_ulp=16, rtol=0.0, atol=1e-4))
     assert result.verdict in (Verdict.ULP, Verdict.CLOSE), result.report()
     assert other.engine == engine
-    assert abs(other.metrics["mse_test"] - reference.metrics["mse_test"]) < 1e-4
+    assert abs(other.metrics.mse_test - reference.metrics.mse_test) < 1e-4
 
 
 def test_numpy_engine_refuses_what_it_does_not_implement() -> None:

@@ -138,7 +138,7 @@ def test_train(sinecheck_train, sinecheck_seed):
     assert result.epochs_run == 1 and not result.diverged
     assert result.final_weights["layer0/kernel"].shape == (1, 4)
     assert result.pred_train.shape == (50, 1)
-    assert result.metrics["mse_test"] is not None
+    assert result.metrics.mse_test >= 0  # not NaN
 
 
 def test_registered_once(pytestconfig):

@@ -113,6 +113,12 @@ def test_study_stores_every_run_and_resumes(small_study) -> None:
     spec, out, result = small_study
     assert len(result.records) == spec.runs and result.resumed == 0
     assert len(list((out / "runs").rglob("seed-*.json"))) == spec.runs
+    stored = json.loads(next((out / "runs").rglob("seed-0.json")).read_text())
+    assert list(stored) == [  # the run file's layout (as before metrics were typed)
+        *("config_id", "seed", "engine", "metrics", "diverged", "diverged_epoch"),
+        *("dead_relu_init", "dead_relu_final", "fit_s", "total_s", "cell"),
+    ]
+    assert list(stored["metrics"]) == ["mse_test", "mse_train", "max_err_test", "max_err_train", "final_loss"]
     again = run_study(spec, out)
     assert again.resumed == spec.runs
     assert again.records == result.records

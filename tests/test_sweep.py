@@ -7,7 +7,7 @@ import pytest
 
 from sinecheck.core.compare import compare
 from sinecheck.core.presets import get_preset
-from sinecheck.core.result import RunResult
+from sinecheck.core.result import Metrics, RunResult, Timings
 from sinecheck.study.reference import check_fresh_starts, run_reference
 
 pytest.importorskip("tensorflow")
@@ -57,10 +57,10 @@ def _naive_sweep(epochs: int) -> list[RunResult]:
                 pred_train=pred,
                 pred_test=pred,
                 loss_history=np.zeros(1, np.float32),
-                metrics={},
+                metrics=Metrics(0.0, 0.0, 0.0, 0.0, None),
                 diverged=False,
                 diverged_epoch=None,
-                timings={},
+                timings=Timings(total_s=0.0, setup_s=0.0, fit_s=0.0, first_epoch_s=0.0, epoch_ms_median=0.0),
                 fingerprint={},
             )
         )

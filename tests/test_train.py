@@ -36,12 +36,12 @@ def test_result_contents(default_pair: tuple[RunResult, RunResult], sinecheck_ep
     assert not r.diverged and r.diverged_epoch is None
     assert np.all(r.initial_weights["layer0/bias"] == 0)  # zeros bias initializer
     assert not np.array_equal(r.initial_weights["layer0/kernel"], r.final_weights["layer0/kernel"])  # it trained
-    for key in ("mse_train", "mse_test", "max_err_train", "max_err_test", "final_loss"):
-        assert r.metrics[key] is not None and np.isfinite(r.metrics[key])
-    assert r.metrics["max_err_test"] ** 2 >= r.metrics["mse_test"]
+    for name, value in r.metrics.items():
+        assert value is not None and np.isfinite(value), name
+    assert r.metrics.max_err_test**2 >= r.metrics.mse_test
     assert set(r.digests) == {"initial_weights", "final_weights", "predictions"}
     assert all(len(d) == 64 for d in r.digests.values())
-    assert r.timings["fit_s"] > 0 and r.timings["epoch_ms_median"] > 0
+    assert r.timings.fit_s > 0 and r.timings.epoch_ms_median > 0 and r.timings.trace_s is None
     assert r.fingerprint["tensorflow"] and r.fingerprint["op_determinism"] is not None
 
 
@@ -49,14 +49,14 @@ def test_metrics_match_an_independent_computation(default_pair: tuple[RunResult,
     r = default_pair[0]
     x = np.linspace(0, 10, 1000)
     expected = np.mean((r.pred_train[:, 0].astype(np.float64) - np.sin(x)) ** 2)
-    assert r.metrics["mse_train"] == pytest.approx(expected, rel=1e-12)
+    assert r.metrics.mse_train == pytest.approx(expected, rel=1e-12)
 
 
 def test_loss_history_is_the_training_mse(default_pair: tuple[RunResult, RunResult]) -> None:
     r = default_pair[0]
     # The last epoch's logged loss is the mean over its batches while weights moved; it must be near the
     # final-weights MSE on the same (noise-free) targets, not equal.
-    assert r.metrics["final_loss"] == pytest.approx(r.metrics["mse_train"], rel=0.2)
+    assert r.metrics.final_loss == pytest.approx(r.metrics.mse_train, rel=0.2)
 
 
 def test_same_seed_same_process_is_identical(default_pair: tuple[RunResult, RunResult]) -> None:
@@ -120,7 +120,7 @@ def test_save_load_round_trip(default_pair: tuple[RunResult, RunResult], tmp_pat
     back = RunResult.load(json_path)
     assert back.config == r.config and back.digests == r.digests
     assert compare(back, r).identical
-    assert back.metrics == r.metrics and back.diverged == r.diverged
+    assert back.metrics == r.metrics and back.timings == r.timings and back.diverged == r.diverged
 
 
 def test_load_rejects_foreign_schema(default_pair: tuple[RunResult, RunResult], tmp_path) -> None:

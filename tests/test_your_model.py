@@ -134,7 +134,7 @@ def test_data_spec_with_held_out_arrays_and_a_compiled_factory(tmp_path: Path) -
     its own model keeps its optimizer and loss."""
     pytest.importorskip("tensorflow")
     windows = train(TrainConfig(model=f"{EXAMPLES}:lstm_next", data=f"{EXAMPLES}:sine_windows", epochs=1))
-    assert windows.pred_test.shape == (1000, 1) and windows.metrics["mse_test"] != windows.metrics["mse_train"]
+    assert windows.pred_test.shape == (1000, 1) and windows.metrics.mse_test != windows.metrics.mse_train
     user = tmp_path / "compiled.py"
     user.write_text(
         "import keras\n\ndef model():\n    m = keras.Sequential([keras.Input((1,)), keras.layers.Dense(4),"

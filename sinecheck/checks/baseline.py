@@ -33,9 +33,9 @@ from filelock import FileLock
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import fingerprint
+from sinecheck.core.environment import Fingerprint, fingerprint
 from sinecheck.core.presets import PRESETS
-from sinecheck.core.result import RunResult
+from sinecheck.core.result import Metrics, RunResult
 from sinecheck.core.specs import ModelSpec, spec_identity
 from sinecheck.engines.registry import train
 from sinecheck.errors import BaselineError, ConfigError
@@ -151,7 +151,7 @@ class EnvKey:
         return cls.from_fingerprint(fingerprint(probe_tensorflow=True))
 
     @classmethod
-    def from_fingerprint(cls, fp: Mapping[str, Any]) -> EnvKey:
+    def from_fingerprint(cls, fp: Fingerprint) -> EnvKey:
         impl = fp.get("keras_impl", "keras")
         version = fp.get("tf_keras") if impl == "tf_keras" else fp.get("keras")
         return cls(
@@ -244,14 +244,14 @@ class Entry:
 
     config: TrainConfig
     digests: dict[str, str]
-    metrics: dict[str, float | None]
+    metrics: Metrics
     diverged: bool
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_result(cls, result: RunResult) -> Entry:
         arrays = {k: v for k, v in result.tensors().items() if k != "pred/train"}
-        return cls(result.config, dict(result.digests), dict(result.metrics), result.diverged, arrays)
+        return cls(result.config, dict(result.digests), result.metrics, result.diverged, arrays)
 
 
 @dataclass
@@ -260,7 +260,7 @@ class Baseline:
 
     key: EnvKey
     entries: dict[str, Entry]
-    fingerprint: dict[str, Any]
+    fingerprint: Fingerprint
     created: str
     path: Path | None = None
 
@@ -276,7 +276,7 @@ class Baseline:
                     "config": e.config.to_dict(),
                     "config_id": e.config.config_id,
                     "digests": e.digests,
-                    "metrics": {k: json_float(v) for k, v in e.metrics.items()},
+                    "metrics": e.metrics.to_json(),
                     "diverged": e.diverged,
                 }
                 for name, e in self.entries.items()
@@ -340,7 +340,7 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
             name: Entry(
                 TrainConfig.from_dict(e["config"]),
                 dict(e["digests"]),
-                {k: (float(v) if isinstance(v, str) else v) for k, v in e["metrics"].items()},
+                Metrics.from_json(e["metrics"]),
                 bool(e["diverged"]),
             )
             for name, e in data["entries"].items()
@@ -523,8 +523,8 @@ def noise_bands(baseline: Baseline) -> dict[str, float]:
     """Per group (config without seed): NOISE_SIGMAS × the std of held-out MSE over its seeds (floored)."""
     groups: dict[str, list[float]] = {}
     for name, e in baseline.entries.items():
-        value = e.metrics.get("mse_test")
-        if value is not None and math.isfinite(value):
+        value = e.metrics.mse_test
+        if math.isfinite(value):
             groups.setdefault(group_of(name), []).append(value)
     return {
         g: max(NOISE_SIGMAS * float(np.std(v, ddof=1)) if len(v) > 1 else NOISE_FLOOR, NOISE_FLOOR)
@@ -555,8 +555,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     weights = [t for t in cmp.tensors if t.name.startswith("final/")]
     max_w = max((t.max_abs for t in weights), default=None)
     max_ulp = max((t.max_ulp for t in weights), default=None)
-    mse_a, mse_b = stored.metrics.get("mse_test"), current.metrics.get("mse_test")
-    delta = None if mse_a is None or mse_b is None else mse_b - mse_a
+    delta = current.metrics.mse_test - stored.metrics.mse_test
     level = _GRADE_OF_VERDICT[cmp.verdict]
     if stored.diverged != current.diverged:
         detail = f"diverged {stored.diverged} → {current.diverged}"
@@ -565,7 +564,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     if level is Grade.DIVERGENT and beyond_noise:
         level = Grade.MATERIAL
     changed = [k for k in set(stored.digests) | set(current.digests) if stored.digests.get(k) != current.digests.get(k)]
-    changed += [f"metric {k}" for k in stored.metrics if not _same_number(stored.metrics[k], current.metrics.get(k))]
+    changed += [f"metric {k.value}" for k, v in stored.metrics.items() if not _same_number(v, current.metrics.get(k))]
     if level is Grade.IDENTICAL and changed:  # the arrays agree but the recorded numbers do not: an edited file
         return Drift(
             name,

@@ -21,6 +21,7 @@ from sinecheck.checks.diverge import Identical, trace_factor
 from sinecheck.checks.factors import BASE, FACTORS, Expectation, Factor, Side, factor_by_name
 from sinecheck.core.compare import Comparison, Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import get_preset
 from sinecheck.core.result import RunResult, from_json_float
 from sinecheck.core.specs import ModelSpec
@@ -115,7 +116,7 @@ class Evidence:
     def of(cls, a: RunResult, b: RunResult, comparison: Comparison) -> Evidence:
         worst = comparison.worst
         final = [t for t in comparison.tensors if t.name.startswith("final/")]
-        ma, mb = a.metrics.get("mse_test"), b.metrics.get("mse_test")
+        ma, mb = a.metrics.mse_test, b.metrics.mse_test
         return cls(
             worst_tensor=worst.name,
             max_abs=worst.max_abs,
@@ -129,7 +130,7 @@ class Evidence:
             digest_b=b.digests["final_weights"],
             mse_test_a=ma,
             mse_test_b=mb,
-            delta_mse_test=None if ma is None or mb is None else mb - ma,
+            delta_mse_test=mb - ma,
             summary=comparison.summary(),
             config=a.config.describe()
             if a.config == b.config
@@ -261,7 +262,7 @@ class Matrix:
     cells: list[Cell]
     findings: list[Finding] = field(default_factory=list)
     elapsed_s: float = 0.0
-    fingerprint: dict[str, Any] | None = None
+    fingerprint: Fingerprint | None = None
 
     def cell(self, factor: str, row: str) -> Cell:
         for c in self.cells:

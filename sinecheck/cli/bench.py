@@ -8,7 +8,7 @@ from sinecheck import options
 from sinecheck.checks.bench import BENCH_ENGINES, BenchRow, EngineTiming, render_bench, run_bench, time_backend_fit
 from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, write_json
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import fingerprint, format_fingerprint
+from sinecheck.core.environment import Fingerprint, fingerprint, format_fingerprint
 from sinecheck.core.presets import PRESETS, get_preset
 
 #: The Keras 3 backends whose `fit` --backends times, each in its own process.
@@ -90,7 +90,7 @@ def _time_backends(config: TrainConfig, epochs_per_call: int, rounds: int, progr
 
 
 def _payload(
-    rows: list[BenchRow], backends: list[EngineTiming], rounds: int, epochs_per_call: int, info: dict[str, object]
+    rows: list[BenchRow], backends: list[EngineTiming], rounds: int, epochs_per_call: int, info: Fingerprint
 ) -> dict[str, object]:
     return {
         "rows": [r.to_dict() for r in rows],

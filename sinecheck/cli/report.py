@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(experiments: list[ExperimentRuns], analysis: Analysis | None) -> None:
     """Held-out MSE per seed of every reference run; the study's size, explanation and claims."""
     for e in experiments:
-        mse = [r.metrics["mse_test"] for r in e.runs]
+        mse = [r.metrics.mse_test for r in e.runs]
         print(f"{e.preset:14} {e.label:9} held-out MSE per seed: {', '.join(format_number(m, '.4f') for m in mse)}")
     if analysis is None:
         return

@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 from importlib import metadata
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -37,6 +37,31 @@ ISA_FLAGS: tuple[str, ...] = (
     "sve",
     "sve2",
 )
+
+
+class Fingerprint(TypedDict, total=False):
+    """What `fingerprint` reports, key by key, in the order of its JSON.  `fingerprint` fills every key; one read
+    back from a file of an older sinecheck (or a hand-made one) may lack some, so readers use ``.get``."""
+
+    python: str
+    platform: str  # "Linux-x86_64"
+    numpy: str
+    tensorflow: str | None  # None: not installed (versions come from package metadata, never an import)
+    keras: str | None
+    tf_keras: str | None
+    keras_impl: str  # "keras" or "tf_keras" (TF_USE_LEGACY_KERAS)
+    keras_backend: str
+    onednn: bool
+    TF_ENABLE_ONEDNN_OPTS: str | None
+    cpu: str
+    cpu_count: int | None
+    isa: str  # see `isa_class`
+    isa_flags: list[str]
+    omp_num_threads: str | None
+    pythonhashseed: str | None
+    intra_op_threads: int | None  # None: TensorFlow not probed
+    inter_op_threads: int | None
+    op_determinism: bool | None
 
 
 def _version(dist: str) -> str | None:
@@ -111,14 +136,14 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
-def fingerprint(*, probe_tensorflow: bool = False) -> dict[str, Any]:
+def fingerprint(*, probe_tensorflow: bool = False) -> Fingerprint:
     """Facts about this process and machine that can change the bits a training run produces.
 
     Versions come from package metadata (no import).  Thread settings and the op-determinism state need
     TensorFlow: they are read when TF is already imported or `probe_tensorflow` is set, else reported None.
     """
     model, flags = _cpu_info()
-    info: dict[str, Any] = {
+    info: Fingerprint = {
         "python": platform.python_version(),
         "platform": f"{platform.system()}-{platform.machine()}",
         "numpy": np.__version__,
@@ -150,7 +175,7 @@ def fingerprint(*, probe_tensorflow: bool = False) -> dict[str, Any]:
     return info
 
 
-def format_fingerprint(info: dict[str, Any]) -> str:
+def format_fingerprint(info: Fingerprint) -> str:
     """One line for the pytest header and logs."""
     threads = (
         "default" if not info.get("intra_op_threads") else (f"{info['intra_op_threads']}/{info['inter_op_threads']}")

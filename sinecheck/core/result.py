@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 from sinecheck._io import atomic_write, load_tensors, save_tensors
 from sinecheck.core.compare import digest, json_float
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.environment import Fingerprint
 
 RESULT_SCHEMA = 1
 
@@ -30,6 +32,107 @@ def digest_tensors(tensors: Mapping[str, np.ndarray]) -> str:
 def from_json_float(value: float | str | None) -> float | None:
     """Inverse of `json_float`."""
     return float(value) if isinstance(value, str) else value
+
+
+def _number(data: Mapping[str, object], key: str) -> float | None:
+    """``data[key]`` read back from `json_float` (or a plain JSON number, NaN included); TypeError on anything else."""
+    value = data[key]
+    if value is None or isinstance(value, str):
+        return from_json_float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{key}: {value!r} is not a number")
+
+
+def _required(data: Mapping[str, object], key: str) -> float:
+    value = _number(data, key)
+    if value is None:
+        raise TypeError(f"{key}: null; allowed: a number")
+    return value
+
+
+class MetricName(str, enum.Enum):
+    """The name of one of a run's `Metrics`, in the order of its JSON (``Metrics.get(MetricName.MSE_TEST)``)."""
+
+    MSE_TRAIN = "mse_train"  # mean squared error against sin(x) on the training grid
+    MAX_ERR_TRAIN = "max_err_train"  # greatest |error| there
+    MSE_TEST = "mse_test"  # the same on the held-out grid (the points between training points)
+    MAX_ERR_TEST = "max_err_test"
+    FINAL_LOSS = "final_loss"  # the last epoch's logged loss
+
+    @classmethod
+    def errors(cls) -> tuple[MetricName, ...]:
+        """The four errors against sin(x): every metric but the loss (never None)."""
+        return tuple(name for name in cls if name is not cls.FINAL_LOSS)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A run's errors against the clean sin(x) (float64), on the training grid and the held-out grid, and its
+    last logged loss (None when no epoch ran).  NaN/inf when the run diverged."""
+
+    mse_train: float
+    max_err_train: float
+    mse_test: float
+    max_err_test: float
+    final_loss: float | None
+
+    def get(self, name: MetricName) -> float | None:
+        """The metric called `name` (for code that picks a metric by name, e.g. from an option)."""
+        value: float | None = getattr(self, MetricName(name).value)
+        return value
+
+    def items(self) -> Iterator[tuple[MetricName, float | None]]:
+        """(name, value) of every metric, in JSON order."""
+        return ((name, self.get(name)) for name in MetricName)
+
+    def to_json(self) -> dict[str, float | str | None]:
+        """``{"mse_train": …, "max_err_train": …, "mse_test": …, "max_err_test": …, "final_loss": …}``, NaN/inf
+        as strings (`json_float`)."""
+        return {name.value: json_float(value) for name, value in self.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Metrics:
+        """Inverse of `to_json`; KeyError / TypeError / ValueError on a missing or malformed field."""
+        mse_train, max_err_train, mse_test, max_err_test = (_required(data, n.value) for n in MetricName.errors())
+        return cls(mse_train, max_err_train, mse_test, max_err_test, _number(data, MetricName.FINAL_LOSS.value))
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where a run's wall-clock time went, in seconds (``epoch_ms_median`` in milliseconds).
+
+    ``total_s`` spans the whole run (set-up, training, final weights and predictions); ``setup_s`` seeding,
+    building and compiling; ``fit_s`` the training loop; ``trace_s`` (fused engines only, else None) tracing
+    the loop before it.  Engines without per-epoch times report the mean epoch as first and median.
+    """
+
+    total_s: float
+    setup_s: float
+    fit_s: float
+    first_epoch_s: float
+    epoch_ms_median: float
+    trace_s: float | None = None
+
+    def to_json(self) -> dict[str, float]:
+        """The figures as plain floats, ``trace_s`` left out when None."""
+        out = {"total_s": self.total_s, "setup_s": self.setup_s}
+        if self.trace_s is not None:
+            out["trace_s"] = self.trace_s
+        out.update(fit_s=self.fit_s, first_epoch_s=self.first_epoch_s, epoch_ms_median=self.epoch_ms_median)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Timings:
+        """Inverse of `to_json`; KeyError / TypeError / ValueError on a missing or malformed field."""
+        return cls(
+            total_s=_required(data, "total_s"),
+            setup_s=_required(data, "setup_s"),
+            fit_s=_required(data, "fit_s"),
+            first_epoch_s=_required(data, "first_epoch_s"),
+            epoch_ms_median=_required(data, "epoch_ms_median"),
+            trace_s=_number(data, "trace_s") if "trace_s" in data else None,
+        )
 
 
 @dataclass
@@ -48,11 +151,11 @@ class RunResult:
     pred_train: np.ndarray
     pred_test: np.ndarray
     loss_history: np.ndarray
-    metrics: dict[str, float | None]
+    metrics: Metrics
     diverged: bool
     diverged_epoch: int | None
-    timings: dict[str, float]
-    fingerprint: dict[str, Any]
+    timings: Timings
+    fingerprint: Fingerprint
     digests: dict[str, str] = field(default_factory=dict)
     #: How the run departed from a plain seeded `fit` (loaded initial weights, injected noise), if at all.
     options: dict[str, Any] = field(default_factory=dict)
@@ -88,12 +191,12 @@ class RunResult:
             "config": self.config.to_dict(),
             "config_id": self.config.config_id,
             "engine": self.engine,
-            "metrics": {k: json_float(v) for k, v in self.metrics.items()},
+            "metrics": self.metrics.to_json(),
             "diverged": self.diverged,
             "diverged_epoch": self.diverged_epoch,
             "epochs_run": self.epochs_run,
             "final_loss": json_float(float(self.loss_history[-1])) if len(self.loss_history) else None,
-            "timings": self.timings,
+            "timings": self.timings.to_json(),
             "digests": self.digests,
             "fingerprint": self.fingerprint,
             "options": self.options,
@@ -127,6 +230,10 @@ class RunResult:
                 f"{json_path}: result schema {meta.get('schema')!r}, this sinecheck reads "
                 f"{RESULT_SCHEMA}; re-run the experiment to regenerate it"
             )
+        try:
+            metrics, timings = Metrics.from_json(meta["metrics"]), Timings.from_json(meta["timings"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{json_path}: malformed sinecheck result ({type(exc).__name__}: {exc})") from exc
         tensors = load_tensors(stem.with_suffix(".npz"))
         initial = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("initial/")}
         final = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("final/")}
@@ -138,10 +245,10 @@ class RunResult:
             pred_train=tensors["pred/train"],
             pred_test=tensors["pred/test"],
             loss_history=tensors["loss"],
-            metrics={k: from_json_float(v) for k, v in meta["metrics"].items()},
+            metrics=metrics,
             diverged=meta["diverged"],
             diverged_epoch=meta["diverged_epoch"],
-            timings=meta["timings"],
+            timings=timings,
             fingerprint=meta["fingerprint"],
             digests=meta["digests"],
             options=meta.get("options", {}),
@@ -149,13 +256,18 @@ class RunResult:
 
 
 def error_metrics(
-    pred_train: np.ndarray, pred_test: np.ndarray, y_train: np.ndarray, y_test: np.ndarray
-) -> dict[str, float | None]:
+    pred_train: np.ndarray,
+    pred_test: np.ndarray,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    final_loss: float | None,
+) -> Metrics:
     """MSE and max |error| against the clean sin(x), on the training grid and the held-out grid (float64)."""
-    out: dict[str, float | None] = {}
-    for split, pred, target in (("train", pred_train, y_train), ("test", pred_test, y_test)):
+    errors = []
+    for pred, target in ((pred_train, y_train), (pred_test, y_test)):
         err = pred.astype(np.float64) - target.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
-            out[f"mse_{split}"] = float(np.mean(err**2))
-            out[f"max_err_{split}"] = float(np.max(np.abs(err)))
-    return out
+            errors += [float(np.mean(err**2)), float(np.max(np.abs(err)))]
+    mse_train, max_err_train, mse_test, max_err_test = errors
+    return Metrics(mse_train, max_err_train, mse_test, max_err_test, final_loss)

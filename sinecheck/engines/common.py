@@ -18,7 +18,7 @@ import numpy as np
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import SineData, make_data
 from sinecheck.core.environment import fingerprint, keras_backend
-from sinecheck.core.result import RunResult, digest_tensors, error_metrics
+from sinecheck.core.result import RunResult, Timings, digest_tensors, error_metrics
 from sinecheck.keras.models import build_model, compile_model, model_weight_names, weight_names
 from sinecheck.keras.runtime import is_compiled, keras_module, to_numpy
 from sinecheck.keras.seeding import private_initializer_seeds, seed_everything, unseed_everything
@@ -101,25 +101,34 @@ def finish(
     engine: str,
     start: Start,
     loss_history: Any,
-    timings: dict[str, float],
     *,
+    setup_s: float,
+    fit_s: float,
+    first_epoch_s: float,
+    epoch_ms_median: float,
+    trace_s: float | None = None,
     predictions: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> RunResult:
     """Record final weights and predictions (one forward call per grid) and build the RunResult.
 
-    A run is diverged when a logged loss or a final weight is not finite; `timings` gains ``total_s``.
-    `predictions` (train grid, held-out grid) replaces the Keras forward call, for an engine that computes
-    them itself (the NumPy engine in float64).
+    A run is diverged when a logged loss or a final weight is not finite.  The engine's own times (see
+    `Timings`) gain ``total_s``, from the fresh start to here.  `predictions` (train grid, held-out grid)
+    replaces the Keras forward call, for an engine that computes them itself (the NumPy engine in float64).
     """
     model, data = start.model, start.data
     final = weights_of(model, config)
     if predictions is None:
         predictions = (to_numpy(model(data.x_train, training=False)), to_numpy(model(data.x_test, training=False)))
     pred_train, pred_test = (np.asarray(p, dtype=np.float32) for p in predictions)  # stored as float32
-    metrics = error_metrics(np.asarray(predictions[0]), np.asarray(predictions[1]), data.y_train_clean, data.y_test)
     loss = np.asarray(loss_history, dtype=np.float32)
     bad = np.flatnonzero(~np.isfinite(loss))
-    metrics["final_loss"] = float(loss[-1]) if loss.size else None
+    metrics = error_metrics(
+        np.asarray(predictions[0]),
+        np.asarray(predictions[1]),
+        data.y_train_clean,
+        data.y_test,
+        final_loss=float(loss[-1]) if loss.size else None,
+    )
     return RunResult(
         config=config,
         engine=engine,
@@ -131,7 +140,14 @@ def finish(
         metrics=metrics,
         diverged=bool(bad.size) or not all(np.isfinite(w).all() for w in final.values()),
         diverged_epoch=int(bad[0]) + 1 if bad.size else None,
-        timings={"total_s": time.perf_counter() - start.started, **timings},
+        timings=Timings(
+            total_s=time.perf_counter() - start.started,
+            setup_s=setup_s,
+            fit_s=fit_s,
+            first_epoch_s=first_epoch_s,
+            epoch_ms_median=epoch_ms_median,
+            trace_s=trace_s,
+        ),
         fingerprint=fingerprint(probe_tensorflow=keras_backend() == "tensorflow"),
         options=start.options,
     )

@@ -360,11 +360,14 @@ def train_fused(
     if progress is not None:
         progress(len(loss), config.epochs)
     # XLA compiles per number of epochs inside the timed call; `fit_s` includes it there.
-    timings = {
-        "setup_s": t1 - start.started - trace_s,
-        "trace_s": trace_s,
-        "fit_s": t2 - t1,
-        "first_epoch_s": (t2 - t1) / max(len(loss), 1),
-        "epoch_ms_median": 1000 * (t2 - t1) / max(len(loss), 1),
-    }
-    return finish(config, "fused-xla" if jit_compile else "fused", start, loss, timings)
+    return finish(
+        config,
+        "fused-xla" if jit_compile else "fused",
+        start,
+        loss,
+        setup_s=t1 - start.started - trace_s,
+        trace_s=trace_s,
+        fit_s=t2 - t1,
+        first_epoch_s=(t2 - t1) / max(len(loss), 1),
+        epoch_ms_median=1000 * (t2 - t1) / max(len(loss), 1),
+    )

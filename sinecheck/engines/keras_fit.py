@@ -75,10 +75,13 @@ def train_keras(
     history = fit(start, config, recorder)
     t2 = time.perf_counter()
     epoch_s = recorder.seconds
-    timings = {
-        "setup_s": t1 - start.started,
-        "fit_s": t2 - t1,
-        "first_epoch_s": epoch_s[0] if epoch_s else 0.0,
-        "epoch_ms_median": 1000 * float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s)),
-    }
-    return finish(config, "keras", start, history.history.get("loss", []), timings)
+    return finish(
+        config,
+        "keras",
+        start,
+        history.history.get("loss", []),
+        setup_s=t1 - start.started,
+        fit_s=t2 - t1,
+        first_epoch_s=epoch_s[0] if epoch_s else 0.0,
+        epoch_ms_median=1000 * float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s)),
+    )

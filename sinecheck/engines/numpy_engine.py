@@ -162,12 +162,16 @@ def train_numpy(
     t2 = time.perf_counter()
     predictions = (loop.predict(start.data.x_train), loop.predict(start.data.x_test))
     start.model.set_weights([w.astype(np.float32) for w in loop.weights])
-    timings = {
-        "setup_s": t1 - start.started,
-        "fit_s": t2 - t1,
-        "first_epoch_s": (t2 - t1) / max(len(history), 1),
-        "epoch_ms_median": 1000 * (t2 - t1) / max(len(history), 1),
-    }
-    result = finish(config, name, start, history, timings, predictions=predictions)
+    result = finish(
+        config,
+        name,
+        start,
+        history,
+        setup_s=t1 - start.started,
+        fit_s=t2 - t1,
+        first_epoch_s=(t2 - t1) / max(len(history), 1),
+        epoch_ms_median=1000 * (t2 - t1) / max(len(history), 1),
+        predictions=predictions,
+    )
     result.options["precision"] = np.dtype(dtype).name
     return result

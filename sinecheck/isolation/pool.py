@@ -27,6 +27,7 @@ import numpy as np
 
 from sinecheck._io import save_tensors
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.environment import Fingerprint
 from sinecheck.core.result import RunResult
 from sinecheck.errors import WorkerDied
 from sinecheck.isolation.environment import Environment
@@ -76,7 +77,7 @@ class Worker:
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr_path = self.workdir / f"{environment.name}-{id(self):x}.stderr"
         self._counter = 0
-        self.fingerprint: dict[str, Any] | None = None
+        self.fingerprint: Fingerprint | None = None  # as the worker reported it
         self.startup_error: str | None = None
 
     # -- process management ------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from sinecheck.checks.factors import factor_by_name, select_factors
 from sinecheck.checks.matrix import SMALL, Cell, Matrix, matrix_rows, run_matrix
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import fingerprint
+from sinecheck.core.environment import Fingerprint, fingerprint
 from sinecheck.core.result import RunResult
 from sinecheck.core.specs import ModelSpec
 from sinecheck.engines.common import reset_keras_state
@@ -93,7 +92,7 @@ def sinecheck_models(sinecheck_settings: Settings) -> list[ModelSpec]:
 
 
 @pytest.fixture(scope="session")
-def sinecheck_fingerprint() -> dict[str, Any]:
+def sinecheck_fingerprint() -> Fingerprint:
     """The environment this session trains in (versions, backend, oneDNN, CPU, threads, op determinism)."""
     return fingerprint(probe_tensorflow=True)
 

@@ -48,7 +48,7 @@ class SessionRecord:
     def add_run(self, result: RunResult) -> None:
         self.runs += 1
         self.epochs += result.epochs_run
-        self.seconds += result.timings["total_s"]
+        self.seconds += result.timings.total_s
         self.diverged += bool(result.diverged)
 
     def add_cells(self, cells: Sequence[Cell], *, key: str | None = None) -> None:

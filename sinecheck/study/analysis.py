@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sinecheck._io import atomic_write
+from sinecheck.core.result import MetricName
 from sinecheck.study.claims import (
     Claim,
     claim_initializer_and_batch_matter,
@@ -44,6 +45,8 @@ from sinecheck.study.grid import (
 from sinecheck.study.runner import ExecutorScope, StudyResult, run_study
 from sinecheck.study.stats import Summary, summarize, variance_decomposition
 
+#: The metrics summarised per cell in the analysis JSON.
+_CELL_METRICS = (MetricName.MSE_TEST, MetricName.MAX_ERR_TEST, MetricName.FINAL_LOSS)
 #: (stage label, done, total, elapsed s, ETA s or None)
 Progress = Callable[[str, int, int, float, float | None], None]
 
@@ -213,9 +216,9 @@ def study_table(result: StudyResult) -> str:
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cell in spec.cells():
-        s = summarize(result.values("mse_test", cell))
-        err = summarize(result.values("max_err_test", cell))
-        loss = summarize(result.values("final_loss", cell))
+        s = summarize(result.values(MetricName.MSE_TEST, cell))
+        err = summarize(result.values(MetricName.MAX_ERR_TEST, cell))
+        loss = summarize(result.values(MetricName.FINAL_LOSS, cell))
         d0, d1 = result.values("dead_relu_init", cell), result.values("dead_relu_final", cell)
         dead = f"{np.nanmean(d0):.0%} → {np.nanmean(d1):.0%}" if np.isfinite(d0).any() else "—"
         lines.append(
@@ -237,7 +240,7 @@ def study_table(result: StudyResult) -> str:
     return "\n".join(lines)
 
 
-def decomposition_table(result: StudyResult, metric: str = "mse_test") -> str:
+def decomposition_table(result: StudyResult, metric: MetricName = MetricName.MSE_TEST) -> str:
     terms = variance_decomposition(result.array(metric), [a.name for a in result.spec.axes])
     if terms is None:
         return "Variance decomposition: not computable (a run diverged, so the design is unbalanced; or no variation)."
@@ -344,10 +347,10 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
                 {
                     "values": list(cell.values),
                     "config_id": cell.config.replace(seed=0).config_id,
-                    **{m: summarize(r.values(m, cell)).to_dict() for m in ("mse_test", "max_err_test", "final_loss")},
+                    **{m.value: summarize(r.values(m, cell)).to_dict() for m in _CELL_METRICS},
                 }
             )
-        terms = variance_decomposition(r.array("mse_test"), [a.name for a in r.spec.axes])
+        terms = variance_decomposition(r.array(MetricName.MSE_TEST), [a.name for a in r.spec.axes])
         return {
             "spec": r.spec.to_dict(),
             "spec_id": r.spec.spec_id,

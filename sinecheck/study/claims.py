@@ -20,7 +20,7 @@ import numpy as np
 from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import make_data
-from sinecheck.core.result import RunResult
+from sinecheck.core.result import MetricName
 from sinecheck.engines.common import fresh_start
 from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
 from sinecheck.engines.numpy_engine import loss_and_gradients
@@ -97,7 +97,7 @@ def verdict_from_test(p: float | None) -> ClaimVerdict:
     return ClaimVerdict.SUPPORTED if p is not None and p < ALPHA else ClaimVerdict.INCONCLUSIVE
 
 
-def _without(result: StudyResult, axis: str, value: str, metric: str) -> tuple[np.ndarray, list[str]]:
+def _without(result: StudyResult, axis: str, value: str, metric: MetricName) -> tuple[np.ndarray, list[str]]:
     """The study array of `metric` with one level of `axis` (e.g. the zeros control) left out."""
     data = result.array(metric)
     names = [a.name for a in result.spec.axes]
@@ -106,12 +106,6 @@ def _without(result: StudyResult, axis: str, value: str, metric: str) -> tuple[n
     if value in values:
         data = np.delete(data, values.index(value), axis=i)
     return data, names
-
-
-def _mse(result: RunResult) -> float:
-    """The held-out MSE of a run (NaN when it diverged)."""
-    value = result.metrics["mse_test"]
-    return math.nan if value is None else value
 
 
 # -- the claims ----------------------------------------------------------------------------------------------
@@ -123,8 +117,8 @@ def claim_seeding_consistency(config: TrainConfig, *, runs: int = 4, engine: str
     unseeded = [train(config.replace(seed=None), engine=engine) for _ in range(runs)]
     seeded_digests = {r.digests["final_weights"] for r in seeded}
     unseeded_digests = {r.digests["final_weights"] for r in unseeded}
-    mse_seeded = [_mse(r) for r in seeded]
-    mse_unseeded = [_mse(r) for r in unseeded]
+    mse_seeded = [r.metrics.mse_test for r in seeded]
+    mse_unseeded = [r.metrics.mse_test for r in unseeded]
     if len(seeded_digests) > 1:
         verdict = ClaimVerdict.NOT_SUPPORTED
     elif len(unseeded_digests) > 1:
@@ -154,7 +148,7 @@ def claim_seeding_consistency(config: TrainConfig, *, runs: int = 4, engine: str
 
 def claim_initializer_and_batch_matter(grid: StudyResult, *, control: str = "zeros") -> Claim:
     """The initializer and the batch size change the predictions (ANOVA main effects, zeros control left out)."""
-    data, names = _without(grid, "initializer", control, "mse_test")
+    data, names = _without(grid, "initializer", control, MetricName.MSE_TEST)
     terms = variance_decomposition(data, names) or {}
     init, batch = terms.get("initializer"), terms.get("batch_size")
     ps = [t.p if t else None for t in (init, batch)]
@@ -197,10 +191,10 @@ def claim_lr_with_small_stddev_fits_better(explanation: Explanation) -> Claim:
 
 def claim_stddev_drastic(sweep: StudyResult, *, drastic_share: float = 0.5) -> Claim:
     """Changing the TruncatedNormal stddev drastically alters the outcome."""
-    terms = variance_decomposition(sweep.array("mse_test"), [a.name for a in sweep.spec.axes]) or {}
+    terms = variance_decomposition(sweep.array(MetricName.MSE_TEST), [a.name for a in sweep.spec.axes]) or {}
     term = terms.get("stddev")
     means = {
-        v: float(np.nanmean(sweep.values("mse_test", c)))
+        v: float(np.nanmean(sweep.values(MetricName.MSE_TEST, c)))
         for v, c in zip(sweep.spec.axes[0].values, sweep.spec.cells(), strict=True)
     }
     if term is None or term.p is None:
@@ -233,7 +227,7 @@ def claim_smaller_batches_fit_better(grid: StudyResult, *, control: str = "zeros
     """Smaller batches fit better in a fixed number of epochs (Spearman rank correlation over every run)."""
     from scipy import stats
 
-    data, names = _without(grid, "initializer", control, "mse_test")
+    data, names = _without(grid, "initializer", control, MetricName.MSE_TEST)
     axis = names.index("batch_size")
     sizes = [grid.spec.cells()[0].config.n_points if v == "full" else int(v) for v in grid.spec.axes[axis].values]
     shape = [1] * data.ndim
@@ -291,7 +285,7 @@ def claim_larger_batches_accurate_gradient(
     errors = gradient_error_by_batch(config, batch_sizes, seeds)
     values = [errors[b] for b in batch_sizes if b in errors]
     decreasing = all(a > b for a, b in itertools.pairwise(values))
-    terms = variance_decomposition(*(_without(grid, "initializer", "zeros", "final_loss"))) or {}
+    terms = variance_decomposition(*(_without(grid, "initializer", "zeros", MetricName.FINAL_LOSS))) or {}
     term = terms.get("batch_size")
     converge = term is not None and term.p is not None and term.p < ALPHA
     verdict = (
@@ -336,8 +330,8 @@ def claim_reused_permutation(
         distinct.append(len({o.tobytes() for o in keras_orders}))
         rng = np.random.default_rng([seed, 1])
         new_orders = np.stack([rng.permutation(cfg.n_points) for _ in range(cfg.epochs)]).astype(np.int32)
-        reused.append(_mse(train(cfg, engine=engine)))
-        fresh.append(_mse(train_fused(cfg, orders=new_orders)))
+        reused.append(train(cfg, engine=engine).metrics.mse_test)
+        fresh.append(train_fused(cfg, orders=new_orders).metrics.mse_test)
     diff = np.array(reused) - np.array(fresh)
     low, high = bootstrap_ci(diff)
     verdict = verdict_from_interval(low, high, better_if_negative=False)

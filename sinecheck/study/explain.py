@@ -202,7 +202,7 @@ def explain(
             if progress is not None:
                 progress(done, total, f"{label[subset]} seed {seed}")
             record, curve = run_one(config.replace(seed=seed), engine)
-            values.append(np.nan if record["diverged"] else record["metrics"]["mse_test"])
+            values.append(np.nan if record["diverged"] else record["metrics"].mse_test)
             rows.append(curve)
         mse[subset], curves[subset] = np.array(values, np.float64), np.stack(rows)
     full: frozenset[int] = frozenset(range(k))

@@ -11,6 +11,7 @@ import numpy as np
 
 from sinecheck.checks.diverge import Divergence
 from sinecheck.core.data import make_data
+from sinecheck.core.result import MetricName
 from sinecheck.study.explain import Explanation
 from sinecheck.study.grid import format_value
 from sinecheck.study.reference import ExperimentRuns
@@ -65,7 +66,7 @@ def plot_study_curves(result: StudyResult, *, column: str | None = None) -> byte
     x = data.x_test[:, 0]
     for ax, cell in zip(axes.flat, cells, strict=False):
         curves = np.stack([result.curves[(cell.index, s)] for s in spec.seeds])
-        mse = result.values("mse_test", cell)
+        mse = result.values(MetricName.MSE_TEST, cell)
         ok = np.isfinite(mse)
         ax.plot(x, data.y_test[:, 0], color="black", lw=1.8, label="sin(x)")
         if ok.any():
@@ -95,7 +96,7 @@ def plot_study_heatmap(result: StudyResult) -> bytes:
     """Mean held-out MSE over seeds for every cell of a two-axis study, annotated."""
     plt = pyplot()
     spec = result.spec
-    mean = np.nanmean(result.array("mse_test"), axis=-1)
+    mean = np.nanmean(result.array(MetricName.MSE_TEST), axis=-1)
     fig, ax = plt.subplots(figsize=(1.3 * mean.shape[1] + 3, 0.45 * mean.shape[0] + 1.6))
     im = ax.imshow(mean, cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(mean.shape[1]), [format_value(v) for v in spec.axes[1].values])
@@ -127,7 +128,7 @@ def plot_study_spread(result: StudyResult) -> bytes:
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     second = spec.axes[1].values if len(spec.axes) > 1 else ("",)
     for i, cell in enumerate(cells):
-        values = result.values("mse_test", cell)
+        values = result.values(MetricName.MSE_TEST, cell)
         color = colors[second.index(cell.values[1]) % len(colors)] if len(spec.axes) > 1 else colors[0]
         jitter = np.linspace(-0.25, 0.25, len(values))
         ax.scatter(i + jitter, values, s=9, color=color, alpha=0.75)
@@ -153,7 +154,7 @@ def plot_sweep(result: StudyResult) -> bytes:
     cells = spec.cells()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for i, cell in enumerate(cells):
-        values = result.values("mse_test", cell)
+        values = result.values(MetricName.MSE_TEST, cell)
         ax.scatter(np.full(len(values), i), values, s=8, color="tab:gray", alpha=0.6)
         s = summarize(values)
         if s.n:
@@ -226,7 +227,7 @@ def plot_waves(experiments: Sequence[ExperimentRuns]) -> bytes:
         for i, e in enumerate(group):
             color = colors[i % len(colors)]
             for j, r in enumerate(e.runs):
-                label = f"{e.label} (seed {r.config.seed}, MSE {r.metrics['mse_test']:.3f})" if j == 0 else None
+                label = f"{e.label} (seed {r.config.seed}, MSE {r.metrics.mse_test:.3f})" if j == 0 else None
                 ax.plot(
                     data.x_test[:, 0],
                     r.pred_test[:, 0],

@@ -22,6 +22,7 @@ from typing import Any
 
 from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, field_names
 from sinecheck.core.presets import get_preset
+from sinecheck.core.result import MetricName
 from sinecheck.engines.base import parse_engine
 from sinecheck.errors import ConfigError
 
@@ -45,7 +46,14 @@ DEFAULT_BATCH_SIZES: tuple[str, ...] = ("8", "32", "64", "128", "full")
 STDDEV_SWEEP: tuple[str, ...] = ("0.002", "0.005", "0.02", "0.05", "0.1", "0.2", "0.5")
 LEARNING_RATE_SWEEP: tuple[str, ...] = ("0.0003", "0.001", "0.003", "0.01", "0.03", "0.1")
 OPTIMIZER_SWEEP: tuple[str, ...] = ("adam", "sgd", "rmsprop")
-METRICS: tuple[str, ...] = ("mse_test", "mse_train", "max_err_test", "max_err_train", "final_loss")
+#: The metrics a study records per run, in the order of its run files.
+METRICS: tuple[MetricName, ...] = (
+    MetricName.MSE_TEST,
+    MetricName.MSE_TRAIN,
+    MetricName.MAX_ERR_TEST,
+    MetricName.MAX_ERR_TRAIN,
+    MetricName.FINAL_LOSS,
+)
 
 
 # -- axes ----------------------------------------------------------------------------------------------------

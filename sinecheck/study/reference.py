@@ -9,7 +9,7 @@ import numpy as np
 
 from sinecheck.core.config import InitializerSpec, TrainConfig
 from sinecheck.core.presets import PRESETS
-from sinecheck.core.result import RunResult
+from sinecheck.core.result import MetricName, RunResult
 from sinecheck.engines import registry
 
 #: Called before each run with (index from 1, total, label).
@@ -25,8 +25,9 @@ class ExperimentRuns:
     config: TrainConfig  # the seed-0 (first seed) config
     runs: list[RunResult]
 
-    def values(self, metric: str) -> np.ndarray:
-        return np.array([np.nan if r.metrics[metric] is None else r.metrics[metric] for r in self.runs])
+    def values(self, metric: MetricName) -> np.ndarray:
+        """`metric` of each seed (NaN where it is None)."""
+        return np.array([np.nan if (v := r.metrics.get(metric)) is None else v for r in self.runs])
 
 
 def run_reference(

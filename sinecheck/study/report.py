@@ -13,7 +13,8 @@ import numpy as np
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import json_float
 from sinecheck.core.data import constant_baseline_mse
-from sinecheck.core.environment import fingerprint, format_fingerprint
+from sinecheck.core.environment import Fingerprint, fingerprint, format_fingerprint
+from sinecheck.core.result import MetricName
 from sinecheck.study.analysis import Analysis, analysis_json, render_analysis, write_analysis
 from sinecheck.study.figures import plot_losses, plot_waves
 from sinecheck.study.reference import ExperimentRuns, check_fresh_starts
@@ -44,22 +45,22 @@ def summary_rows(experiments: Sequence[ExperimentRuns]) -> list[dict[str, Any]]:
                 "batch_size": cfg.batch_size,
                 "epochs": cfg.epochs,
                 "seeds": [r.config.seed for r in exp.runs],
-                "mse_train": [json_float(r.metrics["mse_train"]) for r in exp.runs],
-                "mse_test": [json_float(r.metrics["mse_test"]) for r in exp.runs],
-                "max_err_test": [json_float(r.metrics["max_err_test"]) for r in exp.runs],
-                "final_loss": [json_float(r.metrics["final_loss"]) for r in exp.runs],
+                "mse_train": [json_float(r.metrics.mse_train) for r in exp.runs],
+                "mse_test": [json_float(r.metrics.mse_test) for r in exp.runs],
+                "max_err_test": [json_float(r.metrics.max_err_test) for r in exp.runs],
+                "final_loss": [json_float(r.metrics.final_loss) for r in exp.runs],
                 "diverged": [r.diverged for r in exp.runs],
                 "initial_digest": [r.digests["initial_weights"] for r in exp.runs],
                 "final_digest": [r.digests["final_weights"] for r in exp.runs],
-                "fit_s": [r.timings["fit_s"] for r in exp.runs],
-                "epoch_ms_median": [r.timings["epoch_ms_median"] for r in exp.runs],
+                "fit_s": [r.timings.fit_s for r in exp.runs],
+                "epoch_ms_median": [r.timings.epoch_ms_median for r in exp.runs],
             }
         )
     return rows
 
 
 def render_markdown(
-    experiments: Sequence[ExperimentRuns], env: dict[str, Any], *, elapsed_s: float, figures: Sequence[str]
+    experiments: Sequence[ExperimentRuns], env: Fingerprint, *, elapsed_s: float, figures: Sequence[str]
 ) -> str:
     """The report text: environment, one table row per config, the figures, and how to read them."""
     seeds = sorted({r.config.seed for e in experiments for r in e.runs if r.config.seed is not None})
@@ -83,10 +84,10 @@ def render_markdown(
         cfg, first = e.config, e.runs[0]
         lines.append(
             f"| {e.preset} | {e.label} | {cfg.kernel_initializer} | {cfg.optimizer} | {cfg.batch_size} "
-            f"| {_fmt_stats(e.values('mse_train'))} | {_fmt_stats(e.values('mse_test'))} "
-            f"| {_fmt_stats(e.values('max_err_test'))} | {_fmt_stats(e.values('final_loss'))} "
-            f"| {np.mean([r.timings['fit_s'] for r in e.runs]):.2f} "
-            f"| {np.median([r.timings['epoch_ms_median'] for r in e.runs]):.1f} "
+            f"| {_fmt_stats(e.values(MetricName.MSE_TRAIN))} | {_fmt_stats(e.values(MetricName.MSE_TEST))} "
+            f"| {_fmt_stats(e.values(MetricName.MAX_ERR_TEST))} | {_fmt_stats(e.values(MetricName.FINAL_LOSS))} "
+            f"| {np.mean([r.timings.fit_s for r in e.runs]):.2f} "
+            f"| {np.median([r.timings.epoch_ms_median for r in e.runs]):.1f} "
             f"| `{first.digests['initial_weights'][:16]}` | `{first.digests['final_weights'][:16]}` |"
         )
     sweep = [e.runs[0] for e in experiments if e.preset == "batch-sweep"]

@@ -10,14 +10,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict, cast
 
 import numpy as np
 
 from sinecheck._io import atomic_write
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import make_data
-from sinecheck.core.environment import fingerprint
+from sinecheck.core.environment import Fingerprint, fingerprint
+from sinecheck.core.result import MetricName, Metrics
 from sinecheck.engines.registry import train
 from sinecheck.errors import ConfigError
 from sinecheck.study.grid import METRICS, GridCell, StudySpec
@@ -35,20 +36,34 @@ def dead_relu_fraction(weights: Sequence[np.ndarray], x: np.ndarray) -> float:
     return dead / units if units else 0.0
 
 
+#: A per-run figure of a study's records besides its `Metrics`.
+Diagnostic = Literal["dead_relu_init", "dead_relu_final", "fit_s", "total_s"]
+
+
 class RunRecord(TypedDict):
-    """What the study keeps of one (cell, seed) run: the JSON of ``runs/<cell>/seed-<s>.json`` (plus ``cell``,
-    its axis values, once stored)."""
+    """What the study keeps of one (cell, seed) run: ``runs/<cell>/seed-<s>.json`` (plus ``cell``, its axis
+    values, once stored), the metrics there written as `METRICS` in that order by `record_to_json`."""
 
     config_id: str
     seed: int | None
     engine: str
-    metrics: dict[str, float | None]  # METRICS: errors against the clean sin(x), the final loss
+    metrics: Metrics  # errors against the clean sin(x), the final loss
     diverged: bool
     diverged_epoch: int | None
     dead_relu_init: float | None  # share of hidden ReLU units never active on the training inputs
     dead_relu_final: float | None
     fit_s: float | None
     total_s: float | None
+
+
+def record_to_json(record: RunRecord) -> dict[str, Any]:
+    """`record` as its run file holds it: the metrics as `METRICS`, in that order (NaN as JSON's ``NaN``)."""
+    return {**record, "metrics": {name.value: record["metrics"].get(name) for name in METRICS}}
+
+
+def record_from_json(data: dict[str, Any]) -> RunRecord:
+    """Inverse of `record_to_json` (the record keeps any other key of the file, such as ``cell``)."""
+    return cast(RunRecord, {**data, "metrics": Metrics.from_json(data["metrics"])})
 
 
 class RunOutput(NamedTuple):
@@ -67,15 +82,15 @@ def run_one(config: TrainConfig, engine: str) -> RunOutput:
         "config_id": config.config_id,
         "seed": config.seed,
         "engine": result.engine,
-        "metrics": {k: result.metrics.get(k) for k in METRICS},
+        "metrics": result.metrics,
         "diverged": result.diverged,
         "diverged_epoch": result.diverged_epoch,
         "dead_relu_init": dead_relu_fraction(list(result.initial_weights.values()), x) if relu else None,
         "dead_relu_final": (
             dead_relu_fraction(list(result.final_weights.values()), x) if relu and not result.diverged else None
         ),
-        "fit_s": result.timings.get("fit_s"),
-        "total_s": result.timings.get("total_s"),
+        "fit_s": result.timings.fit_s,
+        "total_s": result.timings.total_s,
     }
     return RunOutput(record, result.pred_test.reshape(-1))
 
@@ -95,18 +110,21 @@ class StudyResult:
     curves: dict[tuple[int, int], np.ndarray]
     elapsed_s: float = 0.0
     resumed: int = 0
-    fingerprint: dict[str, Any] = field(default_factory=dict)
+    fingerprint: Fingerprint = field(default_factory=Fingerprint)
 
-    def values(self, metric: str, cell: GridCell) -> np.ndarray:
+    def values(self, metric: MetricName | Diagnostic, cell: GridCell) -> np.ndarray:
         """`metric` of each seed of `cell` (NaN where a run diverged or the metric is missing)."""
         out = []
         for seed in self.spec.seeds:
             rec = self.records[(cell.index, seed)]
-            value: Any = rec["metrics"].get(metric) if metric in METRICS else rec.get(metric)
-            out.append(np.nan if value is None or (rec["diverged"] and metric in METRICS) else float(value))
+            if isinstance(metric, MetricName):
+                value = None if rec["diverged"] else rec["metrics"].get(metric)
+            else:
+                value = rec.get(metric)
+            out.append(np.nan if value is None else float(value))
         return np.array(out)
 
-    def array(self, metric: str) -> np.ndarray:
+    def array(self, metric: MetricName | Diagnostic) -> np.ndarray:
         """`metric` as an array shaped (len(axis 1), ..., len(axis k), seeds)."""
         shape = [len(a.values) for a in self.spec.axes] + [len(self.spec.seeds)]
         return np.stack([self.values(metric, c) for c in self.spec.cells()]).reshape(shape)
@@ -235,7 +253,7 @@ class StudyStore:
     def save(self, cell: GridCell, record: RunRecord, curve: np.ndarray) -> None:
         json_path, npy_path = self._paths(cell, record["seed"])
         atomic_write(npy_path, lambda fh: np.save(fh, np.asarray(curve, np.float32), allow_pickle=False))
-        atomic_write(json_path, json.dumps({**record, "cell": list(cell.values)}, indent=1) + "\n")
+        atomic_write(json_path, json.dumps({**record_to_json(record), "cell": list(cell.values)}, indent=1) + "\n")
 
     def load(self) -> StudyResult:
         records, curves = {}, {}
@@ -243,9 +261,9 @@ class StudyStore:
             for seed in self.spec.seeds:
                 json_path, npy_path = self._paths(cell, seed)
                 try:
-                    records[(cell.index, seed)] = json.loads(json_path.read_text())
+                    records[(cell.index, seed)] = record_from_json(json.loads(json_path.read_text()))
                     curves[(cell.index, seed)] = np.load(npy_path, allow_pickle=False)
-                except (OSError, ValueError) as exc:
+                except (OSError, KeyError, TypeError, ValueError) as exc:
                     raise ConfigError(
                         f"{json_path}: missing or unreadable run ({exc}); rerun the study to fill it"
                     ) from None
