@@ -6,10 +6,11 @@ TensorFlow; training does.
 
 from sinecheck.core.compare import Comparison, Tolerance, Verdict, compare
 from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
-from sinecheck.core.environment import Fingerprint, fingerprint
+from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import PRESETS, Preset, get_preset
 from sinecheck.core.result import MetricName, Metrics, RunResult, Timings
 from sinecheck.engines.registry import train
+from sinecheck.keras.runtime import probed_fingerprint as fingerprint
 from sinecheck.keras.seeding import seed_everything
 
 __all__ = [

@@ -86,7 +86,7 @@ def test_fingerprint_probe_reads_thread_and_determinism_state() -> None:
         "import tensorflow as tf, json; tf.config.threading.set_intra_op_parallelism_threads(1); "
         "tf.config.threading.set_inter_op_parallelism_threads(2); "
         "tf.config.experimental.enable_op_determinism(); "
-        "from sinecheck.core.environment import fingerprint; print(json.dumps(fingerprint(probe_tensorflow=True)))"
+        "from sinecheck import fingerprint; print(json.dumps(fingerprint(probe_tensorflow=True)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import json

@@ -33,12 +33,13 @@ from filelock import FileLock
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import Fingerprint, fingerprint
+from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import PRESETS
 from sinecheck.core.result import Metrics, RunResult
 from sinecheck.core.specs import ModelSpec, spec_identity
 from sinecheck.engines.registry import train
 from sinecheck.errors import BaselineError, ConfigError
+from sinecheck.keras.runtime import probed_fingerprint
 
 BASELINE_SCHEMA = 1
 DEFAULT_DIR = "tests/baselines"
@@ -148,7 +149,7 @@ class EnvKey:
 
     @classmethod
     def current(cls) -> EnvKey:
-        return cls.from_fingerprint(fingerprint(probe_tensorflow=True))
+        return cls.from_fingerprint(probed_fingerprint(probe_tensorflow=True))
 
     @classmethod
     def from_fingerprint(cls, fp: Fingerprint) -> EnvKey:
@@ -393,7 +394,7 @@ def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -
     return Baseline(
         key or EnvKey.current(),
         {n: Entry.from_result(r) for n, r in results.items()},
-        fingerprint(probe_tensorflow=True),
+        probed_fingerprint(probe_tensorflow=True),
         time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
 

@@ -8,8 +8,9 @@ from sinecheck import options
 from sinecheck.checks.bench import BENCH_ENGINES, BenchRow, EngineTiming, render_bench, run_bench, time_backend_fit
 from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, write_json
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import Fingerprint, fingerprint, format_fingerprint
+from sinecheck.core.environment import Fingerprint, format_fingerprint
 from sinecheck.core.presets import PRESETS, get_preset
+from sinecheck.keras.runtime import probed_fingerprint
 
 #: The Keras 3 backends whose `fit` --backends times, each in its own process.
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     with Progress(total) as progress:
         rows = run_bench(cases, epochs_per_call=args.epochs_per_call, rounds=rounds, progress=progress.advance)
         backends = _time_backends(cases[0][1], args.epochs_per_call, rounds, progress) if with_backends else []
-    info = fingerprint(probe_tensorflow=True)
+    info = probed_fingerprint(probe_tensorflow=True)
     print(render_bench(rows, backends=backends))
     print(
         f"\n{rounds} timed calls of {args.epochs_per_call} epochs per engine, after one untimed first call "

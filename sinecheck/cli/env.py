@@ -6,7 +6,8 @@ import argparse
 import json
 
 from sinecheck.cli._common import quiet_tensorflow
-from sinecheck.core.environment import fingerprint, format_fingerprint
+from sinecheck.core.environment import format_fingerprint
+from sinecheck.keras.runtime import probed_fingerprint
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
-    info = fingerprint(probe_tensorflow=True)
+    info = probed_fingerprint(probe_tensorflow=True)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

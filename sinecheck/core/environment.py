@@ -1,7 +1,8 @@
 """Seeding helpers and the environment fingerprint that says where a result was produced.
 
-`fingerprint()` only imports TensorFlow when asked to (``probe_tensorflow=True``) or when it is already
-imported, so the pytest header and `sinecheck env --light` stay fast.
+This module never imports TensorFlow (an import-linter contract says so): the TensorFlow-side facts (threads,
+op determinism) come in as a `TensorflowState`, read by `sinecheck.keras.runtime.probed_fingerprint`, so the pytest
+header and `sinecheck env --light` stay fast.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from typing import TypedDict
 
@@ -136,11 +138,20 @@ def keras_backend() -> str:
         return "tensorflow"
 
 
-def fingerprint(*, probe_tensorflow: bool = False) -> Fingerprint:
+@dataclass(frozen=True)
+class TensorflowState:
+    """TensorFlow's process-wide settings that change bits: its thread pools and op determinism."""
+
+    intra_op_threads: int
+    inter_op_threads: int
+    op_determinism: bool | None  # None: this TensorFlow cannot say
+
+
+def fingerprint(*, tensorflow: TensorflowState | None = None) -> Fingerprint:
     """Facts about this process and machine that can change the bits a training run produces.
 
-    Versions come from package metadata (no import).  Thread settings and the op-determinism state need
-    TensorFlow: they are read when TF is already imported or `probe_tensorflow` is set, else reported None.
+    Versions come from package metadata (no import).  The thread settings and the op-determinism state are
+    TensorFlow's: given as `tensorflow` (see `sinecheck.keras.runtime.probed_fingerprint`), else reported None.
     """
     model, flags = _cpu_info()
     info: Fingerprint = {
@@ -160,18 +171,10 @@ def fingerprint(*, probe_tensorflow: bool = False) -> Fingerprint:
         "isa_flags": [f for f in ISA_FLAGS if f in flags],
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "pythonhashseed": os.environ.get("PYTHONHASHSEED"),
-        "intra_op_threads": None,
-        "inter_op_threads": None,
-        "op_determinism": None,
+        "intra_op_threads": None if tensorflow is None else tensorflow.intra_op_threads,
+        "inter_op_threads": None if tensorflow is None else tensorflow.inter_op_threads,
+        "op_determinism": None if tensorflow is None else tensorflow.op_determinism,
     }
-    if probe_tensorflow or "tensorflow" in sys.modules:
-        import tensorflow as tf
-        from tensorflow.python.framework import config as tf_config
-
-        info["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
-        info["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
-        is_enabled = getattr(tf_config, "is_op_determinism_enabled", None)
-        info["op_determinism"] = bool(is_enabled()) if is_enabled else None
     return info
 
 

@@ -17,10 +17,10 @@ import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import SineData, make_data
-from sinecheck.core.environment import fingerprint, keras_backend
+from sinecheck.core.environment import keras_backend
 from sinecheck.core.result import RunResult, Timings, digest_tensors, error_metrics
 from sinecheck.keras.models import build_model, compile_model, model_weight_names, weight_names
-from sinecheck.keras.runtime import is_compiled, keras_module, to_numpy
+from sinecheck.keras.runtime import is_compiled, keras_module, probed_fingerprint, to_numpy
 from sinecheck.keras.seeding import private_initializer_seeds, seed_everything, unseed_everything
 from sinecheck.keras.user_model import build_spec_model
 
@@ -148,6 +148,6 @@ def finish(
             epoch_ms_median=epoch_ms_median,
             trace_s=trace_s,
         ),
-        fingerprint=fingerprint(probe_tensorflow=keras_backend() == "tensorflow"),
+        fingerprint=probed_fingerprint(probe_tensorflow=keras_backend() == "tensorflow"),
         options=start.options,
     )

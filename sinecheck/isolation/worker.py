@@ -18,10 +18,10 @@ from sinecheck._io import load_tensors
 from sinecheck.checks.bench import epoch_runner, time_runner
 from sinecheck.checks.diverge import Trace, trace_fit
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import fingerprint
 from sinecheck.engines.registry import train
 from sinecheck.isolation.protocol import RequestKind
 from sinecheck.keras.probes import epoch_orders
+from sinecheck.keras.runtime import probed_fingerprint
 
 _RUNNERS: dict[tuple[str, int], Any] = {}  # bench_fit's built models, for this worker process's lifetime
 
@@ -102,7 +102,7 @@ def main() -> int:
     environment = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
     try:
         _apply(environment)
-        _send(channel, {"ready": True, "fingerprint": fingerprint(probe_tensorflow=True)})
+        _send(channel, {"ready": True, "fingerprint": probed_fingerprint(probe_tensorflow=True)})
     except Exception:
         _send(channel, {"ready": False, "error": traceback.format_exc(limit=5)})
         return 1

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from sinecheck.core.environment import uses_legacy_keras
+from sinecheck.core.environment import Fingerprint, TensorflowState, fingerprint, uses_legacy_keras
 
 
 def keras_module() -> Any:
@@ -37,3 +38,23 @@ def to_numpy(tensor: Any) -> Any:
     if hasattr(keras, "ops"):
         return keras.ops.convert_to_numpy(tensor)
     return tensor.numpy()
+
+
+def tensorflow_state() -> TensorflowState:
+    """TensorFlow's thread pools and op-determinism switch in this process (imports TensorFlow)."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    is_enabled = getattr(tf_config, "is_op_determinism_enabled", None)
+    return TensorflowState(
+        intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+        inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+        op_determinism=bool(is_enabled()) if is_enabled else None,
+    )
+
+
+def probed_fingerprint(*, probe_tensorflow: bool = False) -> Fingerprint:
+    """`sinecheck.core.environment.fingerprint` with TensorFlow's thread and op-determinism state, read when TF is
+    already imported or `probe_tensorflow` is set (importing it takes seconds), else reported None."""
+    probe = probe_tensorflow or "tensorflow" in sys.modules
+    return fingerprint(tensorflow=tensorflow_state() if probe else None)

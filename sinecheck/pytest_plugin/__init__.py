@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 
 from sinecheck import options
-from sinecheck.core.environment import fingerprint, format_fingerprint
+from sinecheck.core.environment import format_fingerprint
+from sinecheck.keras.runtime import probed_fingerprint
 from sinecheck.pytest_plugin import xdist
 from sinecheck.pytest_plugin.baseline import BaselineSession
 from sinecheck.pytest_plugin.fixtures import (
@@ -131,7 +132,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = get_settings(config)
     return [
-        f"sinecheck: {format_fingerprint(fingerprint())}",
+        f"sinecheck: {format_fingerprint(probed_fingerprint())}",
         f"sinecheck: base seed {settings.seed}, short runs {settings.epochs} epochs "
         "(--sinecheck-seed / --sinecheck-epochs)",
     ]

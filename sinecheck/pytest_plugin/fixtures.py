@@ -14,13 +14,14 @@ from sinecheck.checks.factors import factor_by_name, select_factors
 from sinecheck.checks.matrix import SMALL, Cell, Matrix, matrix_rows, run_matrix
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.environment import Fingerprint, fingerprint
+from sinecheck.core.environment import Fingerprint
 from sinecheck.core.result import RunResult
 from sinecheck.core.specs import ModelSpec
 from sinecheck.engines.common import reset_keras_state
 from sinecheck.engines.registry import train
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import DEFAULT_TIMEOUT_S, RunError, WorkerPool
+from sinecheck.keras.runtime import probed_fingerprint
 from sinecheck.pytest_plugin import xdist
 from sinecheck.pytest_plugin.baseline import BaselineSession
 from sinecheck.pytest_plugin.settings import Settings, get_settings
@@ -94,7 +95,7 @@ def sinecheck_models(sinecheck_settings: Settings) -> list[ModelSpec]:
 @pytest.fixture(scope="session")
 def sinecheck_fingerprint() -> Fingerprint:
     """The environment this session trains in (versions, backend, oneDNN, CPU, threads, op determinism)."""
-    return fingerprint(probe_tensorflow=True)
+    return probed_fingerprint(probe_tensorflow=True)
 
 
 @pytest.fixture

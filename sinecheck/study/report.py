@@ -13,8 +13,9 @@ import numpy as np
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import json_float
 from sinecheck.core.data import constant_baseline_mse
-from sinecheck.core.environment import Fingerprint, fingerprint, format_fingerprint
+from sinecheck.core.environment import Fingerprint, format_fingerprint
 from sinecheck.core.result import MetricName
+from sinecheck.keras.runtime import probed_fingerprint
 from sinecheck.study.analysis import Analysis, analysis_json, render_analysis, write_analysis
 from sinecheck.study.figures import plot_losses, plot_waves
 from sinecheck.study.reference import ExperimentRuns, check_fresh_starts
@@ -123,7 +124,7 @@ def write_report(
     """Write report.md, report.json, waves.png and loss.png — and the study's figures and section when an
     `analysis` is given — into `out_dir` (each atomically); return report.md."""
     out = Path(out_dir)
-    env = experiments[0].runs[0].fingerprint if experiments else fingerprint()
+    env = experiments[0].runs[0].fingerprint if experiments else probed_fingerprint()
     atomic_write(out / "waves.png", plot_waves(experiments))
     atomic_write(out / "loss.png", plot_losses(experiments))
     payload: dict[str, Any] = {

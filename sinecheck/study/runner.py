@@ -17,10 +17,11 @@ import numpy as np
 from sinecheck._io import atomic_write
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import make_data
-from sinecheck.core.environment import Fingerprint, fingerprint
+from sinecheck.core.environment import Fingerprint
 from sinecheck.core.result import MetricName, Metrics
 from sinecheck.engines.registry import train
 from sinecheck.errors import ConfigError
+from sinecheck.keras.runtime import probed_fingerprint
 from sinecheck.study.grid import METRICS, GridCell, StudySpec
 
 
@@ -267,4 +268,4 @@ class StudyStore:
                     raise ConfigError(
                         f"{json_path}: missing or unreadable run ({exc}); rerun the study to fill it"
                     ) from None
-        return StudyResult(self.spec, records, curves, fingerprint=fingerprint())
+        return StudyResult(self.spec, records, curves, fingerprint=probed_fingerprint())
