@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from sinecheck.checks.baseline import STRICT_LEVELS
+from sinecheck.checks.baseline import STRICT_LEVELS, Strictness
 from sinecheck.checks.factors import FACTOR_NAMES
 from sinecheck.core.presets import PRESETS
 from sinecheck.engines.base import EngineName
@@ -109,9 +109,9 @@ def parse_factor(text: str) -> str:
     return _one_of(text, FACTOR_NAMES)
 
 
-def parse_strictness(text: str) -> str:
-    """A baseline strictness level (`sinecheck.checks.baseline.STRICT_LEVELS`)."""
-    return _one_of(text, STRICT_LEVELS)
+def parse_strictness(text: str) -> Strictness:
+    """A baseline strictness level (`sinecheck.checks.baseline.Strictness`)."""
+    return Strictness(_one_of(text, STRICT_LEVELS))
 
 
 def parse_engine(text: str) -> str:

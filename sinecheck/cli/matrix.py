@@ -7,7 +7,7 @@ import argparse
 from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.checks.factors import FACTORS, Factor, select_factors
-from sinecheck.checks.matrix import DEFAULT_EPOCHS, Matrix, Row, matrix_rows, run_matrix
+from sinecheck.checks.matrix import DEFAULT_EPOCHS, Locate, Matrix, Row, matrix_rows, run_matrix
 from sinecheck.cli._common import Progress, model_specs, prepare_outputs, write_json
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.environment import format_fingerprint
@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_model_options(p.add_argument, what="add a row for this model (without --preset: only the model rows)")
     p.add_argument(
         "--locate",
-        default="broken",
-        choices=("broken", "all", "none"),
+        default=Locate.BROKEN.value,
+        choices=[where.value for where in Locate],
         help="replay cells step by step to print where the two runs first parted: cells that break "
         "their expectation (default), every non-identical cell (slower), or none",
     )
@@ -56,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
     prepare_outputs(args)
     with Progress() as progress:
         matrix = run_matrix(
-            rows, factors, parallel=args.parallel, tolerance=tolerance, progress=progress.step, locate=args.locate
+            rows,
+            factors,
+            parallel=args.parallel,
+            tolerance=tolerance,
+            progress=progress.step,
+            locate=Locate(args.locate),
         )
     print(matrix.table())
     _print_details(matrix, rows, factors, epochs)

@@ -27,7 +27,7 @@ import numpy as np
 from sinecheck.core.config import OptimizerSpec, TrainConfig
 from sinecheck.core.environment import keras_backend, uses_legacy_keras
 from sinecheck.core.result import RunResult
-from sinecheck.engines.base import refuse_custom
+from sinecheck.engines.base import Progress, refuse_custom
 from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.engines.updates import Math, update_rule
 from sinecheck.errors import ConfigError, EngineUnsupported
@@ -321,7 +321,7 @@ def logged_losses(step_losses: np.ndarray, config: TrainConfig) -> np.ndarray:
 def train_fused(
     config: TrainConfig,
     *,
-    progress: Any = None,
+    progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
     jit_compile: bool = False,

@@ -10,11 +10,12 @@ import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
+from sinecheck.engines.base import Progress
 from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.keras.runtime import keras_module
 
 
-def _epoch_recorder(progress: Any, epochs: int) -> Any:
+def _epoch_recorder(progress: Progress | None, epochs: int) -> Any:
     keras = keras_module()
 
     callback_base: Any = keras.callbacks.Callback  # keras is resolved at run time (Keras 3 or tf_keras)
@@ -57,7 +58,7 @@ def fit(start: Start, config: TrainConfig, callback: Any) -> Any:
 def train_keras(
     config: TrainConfig,
     *,
-    progress: Any = None,
+    progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
 ) -> RunResult:

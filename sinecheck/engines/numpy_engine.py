@@ -18,7 +18,7 @@ import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult
-from sinecheck.engines.base import refuse_custom
+from sinecheck.engines.base import Progress, refuse_custom
 from sinecheck.engines.common import finish, fresh_start
 from sinecheck.engines.fused import epoch_orders_from_keras
 from sinecheck.engines.updates import Math, update_rule
@@ -109,7 +109,7 @@ class NumpyLoop:
         self.y: np.ndarray = y.astype(dtype)
         self.iterations = 0
 
-    def run(self, orders: np.ndarray, progress: Any = None) -> tuple[list[Any], bool]:
+    def run(self, orders: np.ndarray, progress: Progress | None = None) -> tuple[list[Any], bool]:
         """Train ``len(orders)`` epochs; return the logged loss of each (Keras's running mean) and whether all
         were finite.  Stops at the first batch with a non-finite loss, like ``TerminateOnNaN``."""
         dtype, bs, lr = self.dtype, self.config.batch_size, self.dtype(self.config.optimizer.rate)
@@ -146,7 +146,7 @@ class NumpyLoop:
 def train_numpy(
     config: TrainConfig,
     *,
-    progress: Any = None,
+    progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
     dtype: type = np.float32,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sinecheck.checks import baseline as bl
+from sinecheck.checks.baseline import Strictness
 from sinecheck.core.specs import ModelSpec
 from sinecheck.errors import BaselineError
 from sinecheck.pytest_plugin.settings import BaselineMode, Settings
@@ -22,7 +23,7 @@ class BaselineSession:
     def __init__(self, settings: Settings, lines: list[str]) -> None:
         self.mode: BaselineMode = settings.baseline
         self.directory: Path = settings.baseline_dir
-        self.strict: str = settings.strict
+        self.strict: Strictness = settings.strict
         self.lines = lines  # the summary lines of the session (shown after the run)
 
     def _command(self, mode: BaselineMode, model: ModelSpec | None = None) -> str:

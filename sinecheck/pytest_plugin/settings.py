@@ -13,6 +13,7 @@ from typing import TypeVar
 import pytest
 
 from sinecheck import options
+from sinecheck.checks.baseline import Strictness
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.specs import ModelSpec, load_specs
 
@@ -70,7 +71,7 @@ class Settings:
     factors: tuple[str, ...]  # empty: every factor
     baseline: BaselineMode
     baseline_dir: Path  # absolute
-    strict: str  # one of sinecheck.checks.baseline.STRICT_LEVELS
+    strict: Strictness
     models: tuple[ModelSpec, ...]
 
     @classmethod

@@ -15,13 +15,16 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from filelock import FileLock
 
 from sinecheck._io import atomic_write
 from sinecheck.pytest_plugin.summary import SessionRecord, get_record
+
+if TYPE_CHECKING:  # pytest-xdist is optional: its types only
+    from xdist.workermanage import WorkerController
 
 __all__ = ["ControllerHooks", "computed_once", "is_worker", "register", "send_record", "shared_dir"]
 
@@ -79,12 +82,12 @@ class ControllerHooks:
         self.config = config
         self.directory: Path | None = None
 
-    def pytest_configure_node(self, node: Any) -> None:
+    def pytest_configure_node(self, node: WorkerController) -> None:
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="sinecheck-xdist-"))
         node.workerinput[_SHARED_DIR] = str(self.directory)
 
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
+    def pytest_testnodedown(self, node: WorkerController, error: object) -> None:
         output: dict[str, Any] = getattr(node, "workeroutput", {})
         if _RECORD in output:
             get_record(self.config).merge(SessionRecord.from_dict(json.loads(output[_RECORD])))
