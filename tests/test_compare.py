@@ -552,9 +552,11 @@ def test_assert_reproducible_levels():
     with pytest.raises(AssertionError, match="CLOSE"):
         assert_reproducible(a, c, at_most=Verdict.ULP)
     assert assert_reproducible(a, c, at_most="close").verdict is Verdict.CLOSE
-    assert assert_reproducible(a, c, at_most=Verdict.ULP, max_ulp=1000).verdict is Verdict.ULP
+    assert assert_reproducible(a, c, at_most=Verdict.ULP, tolerance=Tolerance(max_ulp=1000)).verdict is Verdict.ULP
     with pytest.raises(AssertionError):
-        assert_reproducible(a, c, at_most=Verdict.CLOSE, rtol=0, atol=0)
+        assert_reproducible(a, c, at_most=Verdict.CLOSE, tolerance=Tolerance(rtol=0, atol=0))
+    with pytest.raises(ValueError, match="at_most: invalid value 'bitwise'; allowed: a Verdict or one of identical"):
+        assert_reproducible(a, a, at_most="bitwise")
 
 
 # ------------------------------------------------------------------------------------------

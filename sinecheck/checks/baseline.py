@@ -15,7 +15,6 @@ material changes.
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from filelock import FileLock
 from sinecheck._io import atomic_write
 from sinecheck.core.compare import Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import PRESETS
 from sinecheck.core.result import Metrics, RunResult
@@ -54,7 +54,7 @@ NOISE_SIGMAS = 2.0
 NOISE_FLOOR = 1e-4
 
 
-class Grade(str, enum.Enum):
+class Grade(TextEnum):
     """How an entry compares with its baseline, best first; grades compare by this order (``Grade.ULP <
     Grade.CLOSE``, also against their text)."""
 
@@ -64,9 +64,6 @@ class Grade(str, enum.Enum):
     DIVERGENT = "divergent"  # weights beyond tolerance, held-out error within the seed-noise band
     MATERIAL = "material"  # held-out MSE moved beyond the seed-noise band (or divergence differs)
     MISSING = "missing"  # not in the baseline
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def rank(self) -> int:
@@ -85,16 +82,13 @@ class Grade(str, enum.Enum):
         return self.rank >= Grade(other).rank
 
 
-class Strictness(str, enum.Enum):
+class Strictness(TextEnum):
     """What fails against a baseline of an older TensorFlow/Keras version (the same environment must always
     match bit for bit)."""
 
     BITWISE = "bitwise"  # anything not identical
     ULP = "ulp"  # anything worse than ULP
     MATERIAL = "material"  # only material changes
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def limit(self) -> Grade:
@@ -115,15 +109,12 @@ class Strictness(str, enum.Enum):
 STRICT_LEVELS: tuple[str, ...] = tuple(level.value for level in Strictness)
 
 
-class Relation(str, enum.Enum):
+class Relation(TextEnum):
     """How a reference baseline's environment relates to the one checked against it."""
 
     SAME_ENVIRONMENT = "same environment"  # anything but bitwise identical is a regression
     OLDER_VERSION = "older version"  # the most recent older TensorFlow/Keras on the same machine class
     OTHER_MACHINE_CLASS = "other machine class"  # reported, never failed: oneDNN picks kernels by ISA
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def regenerate_hint(directory: str | os.PathLike[str]) -> str:

@@ -23,7 +23,6 @@ on/off, thread counts, Keras 2 vs 3, another venv's TensorFlow/Keras, ...) are m
 from __future__ import annotations
 
 import abc
-import enum
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +37,7 @@ from sinecheck.checks.factors import Factor, Side, factor_by_name
 from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig, changed_fields
 from sinecheck.core.data import sample_count
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import keras_backend
 from sinecheck.engines.common import Start, fresh_start
 from sinecheck.engines.keras_fit import fit
@@ -241,7 +241,7 @@ class _StepReplay:
         return output, float(loss), np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-class Stage(str, enum.Enum):
+class Stage(TextEnum):
     """Where two traces part (see the module doc for how each stage is told apart)."""
 
     IDENTICAL = "identical"
@@ -256,9 +256,6 @@ class Stage(str, enum.Enum):
     GRADIENT_OR_SLOT = "gradient or optimizer slot (seen in the slot)"
     WEIGHT_UPDATE = "weight update"
     GRADIENT_OR_WEIGHT_UPDATE = "gradient or weight update (no comparable optimizer slots)"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Divergence(abc.ABC):

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import enum
 import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.enums import TextEnum
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import Environment
 
 
-class Expectation(str, enum.Enum):
+class Expectation(TextEnum):
     """What a factor promises on any machine: its two sides bitwise IDENTICAL, NOT_IDENTICAL (a negative
     control), or nothing (MEASURED: the verdict is reported, not judged)."""
 
     IDENTICAL = "identical"
     NOT_IDENTICAL = "not identical"
     MEASURED = "measured"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 BASE = Environment("default")

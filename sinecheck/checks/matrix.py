@@ -10,7 +10,6 @@ environment, shared by every row and factor that needs that environment; base ru
 from __future__ import annotations
 
 import dataclasses
-import enum
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from sinecheck.checks.diverge import Identical, trace_factor
 from sinecheck.checks.factors import BASE, FACTORS, Expectation, Factor, Side, factor_by_name
 from sinecheck.core.compare import Comparison, Tolerance, Verdict, compare, json_float
 from sinecheck.core.config import OptimizerSpec, TrainConfig
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import get_preset
 from sinecheck.core.result import RunResult, from_json_float
@@ -38,15 +38,12 @@ DEFAULT_EPOCHS = 5
 LOCATE_EPOCHS = 10
 
 
-class Locate(str, enum.Enum):
+class Locate(TextEnum):
     """Which cells `run_matrix` replays step by step to say where the two sides first parted."""
 
     BROKEN = "broken"  # only cells that break their factor's expectation (so a failing check says where)
     ALL = "all"  # every cell that is not identical
     NONE = "none"  # no replay
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: A small Dense(32) config: the fastest row, used by the test suite.

@@ -645,17 +645,18 @@ def assert_reproducible(
     *,
     at_most: Verdict | str = Verdict.IDENTICAL,
     tolerance: Tolerance | None = None,
-    max_ulp: int | None = None,
-    rtol: float | None = None,
-    atol: float | None = None,
     names: Iterable[str] | None = None,
 ) -> Comparison:
     """Compare and raise AssertionError (message: the full report) if worse than `at_most`.
 
-    `at_most` may be a Verdict or its name ("ulp"); other keywords go to :func:`compare`.
+    `at_most` may be a Verdict or its name ("ulp"); `tolerance` (default: `Tolerance()`) and `names` are
+    :func:`compare`'s.
     """
+    if isinstance(at_most, str) and at_most.upper() not in Verdict.__members__:
+        allowed = ", ".join(v.name.lower() for v in Verdict)
+        raise ValueError(f"at_most: invalid value {at_most!r}; allowed: a Verdict or one of {allowed}")
     limit = Verdict[at_most.upper()] if isinstance(at_most, str) else Verdict(at_most)
-    result = compare(a, b, tolerance=tolerance, max_ulp=max_ulp, rtol=rtol, atol=atol, names=names)
+    result = compare(a, b, tolerance=tolerance, names=names)
     if result.verdict > limit:
         raise AssertionError(f"expected at most {limit}, got {result.verdict}\n{result.report()}")
     return result

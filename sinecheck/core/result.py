@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import json
 import os
@@ -16,6 +15,7 @@ import numpy as np
 from sinecheck._io import atomic_write, load_tensors, save_tensors
 from sinecheck.core.compare import digest, json_float
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
 
 RESULT_SCHEMA = 1
@@ -51,7 +51,7 @@ def _required(data: Mapping[str, object], key: str) -> float:
     return value
 
 
-class MetricName(str, enum.Enum):
+class MetricName(TextEnum):
     """The name of one of a run's `Metrics`, in the order of its JSON (``Metrics.get(MetricName.MSE_TEST)``)."""
 
     MSE_TRAIN = "mse_train"  # mean squared error against sin(x) on the training grid

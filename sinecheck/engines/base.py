@@ -3,13 +3,13 @@ configs it cannot train."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.result import RunResult
 from sinecheck.errors import ConfigError, EngineUnsupported
 
@@ -17,7 +17,7 @@ from sinecheck.errors import ConfigError, EngineUnsupported
 Progress = Callable[[int, int], None]
 
 
-class EngineName(str, enum.Enum):
+class EngineName(TextEnum):
     """The ways to train a TrainConfig.  ``keras`` (Keras ``fit``) is the reference the others are checked against."""
 
     KERAS = "keras"
@@ -25,9 +25,6 @@ class EngineName(str, enum.Enum):
     FUSED_XLA = "fused-xla"
     NUMPY = "numpy"
     NUMPY_FLOAT64 = "numpy-float64"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def parse_engine(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import enum
+from sinecheck.core.enums import TextEnum
 
 
-class RequestKind(str, enum.Enum):
+class RequestKind(TextEnum):
     """What a JSON-line request asks a worker to do (its ``"kind"`` field)."""
 
     TRAIN = "train"  # train a config, save the RunResult, answer with its path
@@ -14,11 +14,8 @@ class RequestKind(str, enum.Enum):
     BENCH_FIT = "bench_fit"  # time epochs of fit on a model built once per (config, epochs per call)
     EXIT = "exit"  # leave the request loop
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class RunErrorKind(str, enum.Enum):
+class RunErrorKind(TextEnum):
     """Why a run produced no result."""
 
     STARTUP = "startup"  # the worker process never became ready
@@ -26,6 +23,3 @@ class RunErrorKind(str, enum.Enum):
     TIMEOUT = "timeout"  # it did not answer in time
     EXCEPTION = "exception"  # training (or reading its result) raised
     UNAVAILABLE = "unavailable"  # a run this one depends on failed
-
-    def __str__(self) -> str:
-        return self.value

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from sinecheck import options
 from sinecheck.checks.baseline import Strictness
 from sinecheck.core.compare import Tolerance
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.specs import ModelSpec, load_specs
 
 __all__ = ["SETTINGS_KEY", "BaselineMode", "Settings", "add_ini_keys", "get_settings", "parse_baseline_mode"]
@@ -22,16 +22,13 @@ __all__ = ["SETTINGS_KEY", "BaselineMode", "Settings", "add_ini_keys", "get_sett
 _T = TypeVar("_T")
 
 
-class BaselineMode(str, enum.Enum):
+class BaselineMode(TextEnum):
     """What ``--sinecheck-baseline`` asks of the `sinecheck_baseline` fixture."""
 
     CHECK = "check"  # compare this environment with its (or an older environment's) baseline
     RECORD = "record"  # store a baseline for a new environment (never overwrites)
     UPDATE = "update"  # store this environment's baseline, replacing an existing one
     OFF = "off"  # skip baseline tests
-
-    def __str__(self) -> str:
-        return self.value
 
 
 BASELINE_MODES: tuple[str, ...] = tuple(m.value for m in BaselineMode)

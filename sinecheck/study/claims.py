@@ -8,7 +8,6 @@ evidence clears the stated bar (a 95 % bootstrap interval that excludes zero, an
 
 from __future__ import annotations
 
-import enum
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ import numpy as np
 from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import make_data
+from sinecheck.core.enums import TextEnum
 from sinecheck.core.result import MetricName
 from sinecheck.engines.common import fresh_start
 from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
@@ -32,15 +32,12 @@ from sinecheck.study.stats import bootstrap_ci, variance_decomposition
 ALPHA = 0.05
 
 
-class ClaimVerdict(str, enum.Enum):
+class ClaimVerdict(TextEnum):
     """What the evidence says of a claim: only a result that clears the stated bar supports or refutes it."""
 
     SUPPORTED = "supported"
     NOT_SUPPORTED = "not supported"
     INCONCLUSIVE = "inconclusive"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
