@@ -184,6 +184,15 @@ def test_other_machine_class_is_reported_not_failed(tiny_baseline: bl.Baseline, 
         bl.failures([result], "loose")
 
 
+def test_record_leaves_no_lock_file_in_the_baseline_directory(tiny_baseline: bl.Baseline, tmp_path: Path) -> None:
+    """The lock that serialises concurrent writers lives outside the baseline directory: nothing but the baseline
+    files is left there to be committed by accident (and no .gitignore entry is needed)."""
+    bl.record(tiny_baseline, tmp_path / "models-tiny")
+    bl.record(tiny_baseline, tmp_path / "models-tiny", update=True)
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left == ["models-tiny", f"models-tiny/{KEY.slug}.json", f"models-tiny/{KEY.slug}.npz"]
+
+
 # -- CLI -----------------------------------------------------------------------------------------------------
 
 
@@ -224,6 +233,27 @@ def test_cli_diff_and_list(tiny_baseline: bl.Baseline, tmp_path: Path, capsys: p
     assert old_path.name in err and "regenerate" in err and len(err.strip().splitlines()) == 1
 
 
+def test_cli_list_without_model_shows_the_model_subdirectories(
+    tiny_baseline: bl.Baseline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`baseline list` without --model lists the presets' baselines and, grouped under each model's subdirectory,
+    the models' (it used to say "no baselines" when only model subdirectories held any)."""
+    from sinecheck.cli import main
+
+    bl.record(tiny_baseline, tmp_path / "models-lstm_sine")
+    bl.record(_with_key(tiny_baseline, tensorflow="2.20.0"), tmp_path / "models-conv_next")
+    (tmp_path / "drift").mkdir()  # other JSON in a subdirectory (a saved drift report) is not a baseline
+    (tmp_path / "drift" / "old--new.json").write_text('{"relation": "older version"}')
+    assert main(["baseline", "list", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no baselines" not in out and "drift" not in out
+    assert out.index("models-conv_next") < out.index("TensorFlow 2.20.0") < out.index("models-lstm_sine")
+    assert out.count(f"{KEY.slug}.json") == 1 and out.count("3 entries") == 2
+    (tmp_path / "empty").mkdir()
+    assert main(["baseline", "list", "--dir", str(tmp_path / "empty")]) == 0
+    assert "no baselines in" in capsys.readouterr().out
+
+
 # -- pytest integration --------------------------------------------------------------------------------------
 
 CONFTEST = """
@@ -251,6 +281,7 @@ def test_pytest_record_check_update_and_a_failing_edit(pytester: pytest.Pytester
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*recorded a new baseline for TensorFlow*"])
     (path,) = (pytester.path / "tests" / "baselines").glob("*.json")
+    assert not list(path.parent.glob("*.lock"))  # nothing to commit but the baseline's own files
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1)
     data = json.loads(path.read_text())

@@ -219,3 +219,45 @@ def test_a_broken_promise_says_where_the_runs_parted() -> None:
     assert back.first_divergence == cell.first_divergence is not None
     with pytest.raises(AssertionError, match="stage: shuffle order"):
         back.check()
+
+
+class _ProbeWorker:
+    """Stands in for a worker process: answers the shuffle probe with `n` sample indices per epoch (a new
+    permutation each epoch without a seed)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.fingerprint = {"keras_impl": "keras", "keras": "3.15.1", "tensorflow": "2.21.0"}
+
+    def call(self, kind: object, payload: dict) -> dict:
+        seeded = payload["config"].get("seed") is not None
+        orders = [list(range(self.n)) if seeded or e % 2 else list(reversed(range(self.n))) for e in range(3)]
+        return {"orders": orders}
+
+
+class _ProbePool:
+    def __init__(self, n: int) -> None:
+        self.worker = _ProbeWorker(n)
+
+    def get(self, environment: object, instance: int = 0) -> _ProbeWorker:
+        return self.worker
+
+
+def test_shuffle_finding_describes_what_was_probed_on_a_user_model() -> None:
+    """On a user's model and data the finding names the row, the samples the probe really saw (the data's, not the
+    sine default of 1000) and the batch size, and says a probe model stood in for the user's model; on a preset
+    the statement is unchanged."""
+    from sinecheck.checks.matrix import shuffle_findings
+    from sinecheck.core.config import TrainConfig
+
+    model = TrainConfig(model="examples/models.py:lstm_next", data="examples/models.py:sine_windows", batch_size=16)
+    (finding,) = shuffle_findings(_ProbePool(64), model, factors=[])
+    assert "1000 samples" not in finding.statement, finding.statement
+    assert "64 samples" in finding.statement and "batch 16" in finding.statement
+    assert "lstm_next+sine_windows" in finding.statement and "stood in" in finding.statement
+    assert finding.evidence["samples"] == 64 and finding.evidence["batch_size"] == 16
+    (preset,) = shuffle_findings(_ProbePool(64), TrainConfig(n_points=64), factors=[])
+    assert preset.statement == (
+        "Keras 3.15.1 on TF 2.21.0: with a seed, every epoch of fit(shuffle=True) used the SAME permutation; "
+        "without a seed, a new one each epoch (seed 0, 3 epochs, 64 samples, batch 32)"
+    )

@@ -241,6 +241,79 @@ def test_cli_matrix_on_your_model_only(capsys: pytest.CaptureFixture[str], tmp_p
         str(tmp_path / "m.json"),
     )
     assert "lstm_sine" in out and "small" not in out.split("finding")[0]
+    assert "the data and batch size of lstm_sine; a pass-through probe model stood in" in out.split("finding")[1]
     assert "shuffle-off / lstm_sine: first divergence at epoch 1, batch 1 (step 1), stage: shuffle order" in out
     data = json.loads((tmp_path / "m.json").read_text())
     assert list(data["rows"]) == ["lstm_sine"] and data["rows"]["lstm_sine"]["model"] == LSTM
+
+
+# -- only what was asked for, named as the user knows it -----------------------------------------------------
+
+TINY_MODEL = """
+def tiny():
+    import keras
+
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(2), keras.layers.Dense(1)])
+"""
+
+ONLY_THE_MODEL = """
+import pytest
+
+
+def test_rows(sinecheck_matrix, sinecheck_models):
+    assert [label for label, _ in sinecheck_matrix.rows] == [m.label for m in sinecheck_models]
+
+
+@pytest.mark.sinecheck_factor("same-process")
+def test_marker_without_config(sinecheck_cell):
+    assert sinecheck_cell.row == "tiny" and "model" in sinecheck_cell.evidence.config
+"""
+
+
+def test_suite_with_only_a_model_adds_no_small_row(pytester: pytest.Pytester) -> None:
+    """``pytest --sinecheck-model=SPEC`` without presets: the session matrix has the model's row only (no
+    unrequested small Dense row), and a ``sinecheck_factor`` marker without a config runs on the model."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs tensorflow")
+    pytester.makepyfile(user_models=TINY_MODEL, test_only=ONLY_THE_MODEL)
+    result = pytester.runpytest_subprocess(
+        "--sinecheck-model=user_models.py:tiny", "--sinecheck-epochs=1", "--sinecheck-factor=same-process", "-v"
+    )
+    text = _output(result)
+    assert result.ret == pytest.ExitCode.OK, text
+    assert "test_marker_without_config[tiny] PASSED" in text
+    table = text.split("reproducibility (factor")[1]
+    assert "small" not in table and "tiny" in table
+
+
+MARKED = """
+import pytest
+
+from sinecheck.core.config import TrainConfig
+
+CONFIG = TrainConfig(model="user_models.py:tiny", epochs=1, n_points=64)
+
+
+@pytest.mark.sinecheck_factor("same-process", config=CONFIG)
+def test_marked(sinecheck_cell):
+    assert sinecheck_cell.row == "tiny"
+    sinecheck_cell.check()
+
+
+@pytest.mark.sinecheck_factor("same-process", config=CONFIG.replace(seed=1))
+def test_marked_other_seed(sinecheck_cell):
+    sinecheck_cell.check()
+"""
+
+
+def test_marker_rows_are_named_after_the_model(pytester: pytest.Pytester) -> None:
+    """``@pytest.mark.sinecheck_factor(..., config=TrainConfig(model=...))``: the cell's row (in failure messages
+    and the terminal summary) is the model's name, not a config id; two configs of one model stay two rows."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs tensorflow")
+    pytester.makepyfile(user_models=TINY_MODEL, test_marked=MARKED)
+    result = pytester.runpytest_subprocess()
+    text = _output(result)
+    assert result.ret == pytest.ExitCode.OK, text
+    header = next(line for line in result.stdout.lines if line.strip().startswith("factor"))
+    assert header.split()[2:] == ["tiny", "tiny#2"], header

@@ -15,10 +15,12 @@ material changes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -390,6 +392,15 @@ def make_baseline(results: Mapping[str, RunResult], key: EnvKey | None = None) -
     )
 
 
+def lock_path(path: str | os.PathLike[str]) -> Path:
+    """The lock file that serialises writers of `path` on this machine (parallel CLI runs, pytest-xdist workers).
+    It lives in the temporary directory, named by a hash of the absolute path (and the user, so that two users'
+    locks never collide), never in the baseline directory: nothing is left there to be committed by accident."""
+    owner = str(os.getuid()) if hasattr(os, "getuid") else ""
+    digest = hashlib.sha256(f"{Path(path).resolve()}\0{owner}".encode()).hexdigest()[:20]
+    return Path(tempfile.gettempdir()) / f"sinecheck-{digest}.lock"
+
+
 class Recorded(NamedTuple):
     """Where `record` stored a baseline, and the one it replaced (with ``update``)."""
 
@@ -400,10 +411,10 @@ class Recorded(NamedTuple):
 def record(baseline: Baseline, directory: str | os.PathLike[str], *, update: bool = False) -> Recorded:
     """Store `baseline` under its key.  Without `update` an existing baseline of that key is never touched
     (BaselineError); with it, the old one is replaced and returned, so the caller can say what it replaced.
-    Safe for concurrent callers (a file lock per key)."""
+    Safe for concurrent callers (a file lock per key, outside `directory`: see `lock_path`)."""
     json_path, _ = baseline_paths(directory, baseline.key)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(json_path.with_suffix(".lock"))):
+    with FileLock(lock_path(json_path)):
         replaced = None
         if json_path.exists():
             if not update:

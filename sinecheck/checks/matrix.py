@@ -24,7 +24,7 @@ from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import get_preset
 from sinecheck.core.result import RunResult, from_json_float
-from sinecheck.core.specs import ModelSpec
+from sinecheck.core.specs import ModelSpec, spec_label
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import Outcome, RunError, WorkerPool
@@ -477,12 +477,15 @@ def shuffle_findings(
         ) + f" on TF {fp.get('tensorflow')}"
         same_seeded = all(o == seeded[0] for o in seeded[1:])
         same_unseeded = all(o == unseeded[0] for o in unseeded[1:])
+        samples = len(seeded[0])  # what the probe saw: the config's data (a data spec's own sample count)
         statement = (
             f"{impl}: with a seed, every epoch of fit(shuffle=True) used "
             + ("the SAME permutation" if same_seeded else "a new permutation")
             + "; without a seed, "
             + ("the same permutation" if same_unseeded else "a new one each epoch")
-            + f" (seed {cfg.seed}, {epochs} epochs, {cfg.n_points} samples, batch {cfg.batch_size})"
+            + f" (seed {cfg.seed}, {epochs} epochs, {samples} samples, batch {cfg.batch_size}"
+            + _probed_for(cfg)
+            + ")"
         )
         findings.append(
             Finding(
@@ -490,6 +493,8 @@ def shuffle_findings(
                 statement,
                 {
                     "implementation": impl,
+                    "samples": samples,
+                    "batch_size": cfg.batch_size,
                     "seeded_same_every_epoch": same_seeded,
                     "unseeded_same_every_epoch": same_unseeded,
                     "seeded_first_indices": [o[:10] for o in seeded],
@@ -498,3 +503,14 @@ def shuffle_findings(
             )
         )
     return findings
+
+
+def _probed_for(config: TrainConfig) -> str:
+    """For a user's model or data: whose fit the shuffle probe measured.  The probe trains a pass-through model
+    in place of the user's (fit's order comes from its data pipeline: sample count, batch size and seed)."""
+    if not config.custom:
+        return ""
+    subject = (
+        ModelSpec(config.model, config.data).label if config.model else f"the data spec {spec_label(config.data or '')}"
+    )
+    return f" — the data and batch size of {subject}; a pass-through probe model stood in for its model"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from sinecheck import options
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     model = single_model(args)
     directory = bl.subject_dir(args.dir, model)
     if args.action == "list":
-        return _list(directory, _record_hint(args.dir, model))
+        return _list(directory, _record_hint(args.dir, model), models=model is None)
     prepare_outputs(args)
     quiet_tensorflow()
     key = bl.EnvKey.current()
@@ -95,15 +96,38 @@ def _record_hint(directory: str, model: ModelSpec | None) -> str:
     return f"`sinecheck baseline record --dir {directory}{options}`"
 
 
-def _list(directory: Path, hint: str) -> int:
-    paths = bl.list_baselines(directory)
-    if not paths:
+def _list(directory: Path, hint: str, *, models: bool) -> int:
+    """The baselines in `directory`; with `models`, then those of each model, grouped by its subdirectory (other
+    subdirectories and JSON files that are not baselines, such as saved drift reports, are left out)."""
+    groups: list[tuple[Path | None, list[Path]]] = [(None, bl.list_baselines(directory))]
+    if models and directory.is_dir():
+        subdirectories = sorted(p for p in directory.iterdir() if p.is_dir())
+        groups += [(sub, [p for p in bl.list_baselines(sub) if _is_baseline(p)]) for sub in subdirectories]
+    groups = [(sub, paths) for sub, paths in groups if paths]
+    if not groups:
         print(f"no baselines in {directory}; record one with {hint}")
         return 0
-    for path in paths:
-        b = bl.load_baseline(path, with_arrays=False)
-        print(f"{path.name:70} {len(b.entries):3} entries  recorded {b.created}\n    {b.key.describe()}")
+    for sub, paths in groups:
+        indent = "" if sub is None else "  "
+        baselines = [bl.load_baseline(path, with_arrays=False) for path in paths]
+        if sub is not None:
+            specs = sorted({e.config.model for b in baselines for e in b.entries.values() if e.config.model})
+            print(f"{sub.name}/" + (f" (model {', '.join(specs)})" if specs else ""))
+        for path, b in zip(paths, baselines, strict=True):
+            print(
+                f"{indent}{path.name:70} {len(b.entries):3} entries  recorded {b.created}\n"
+                f"{indent}    {b.key.describe()}"
+            )
     return 0
+
+
+def _is_baseline(path: Path) -> bool:
+    """Whether a JSON file in a subdirectory says it is a baseline (a damaged one is listed, and its error shown)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return True
+    return isinstance(data, dict) and data.get("kind") == "sinecheck-baseline"
 
 
 def _resolve_baseline(text: str, directory: str) -> Path:

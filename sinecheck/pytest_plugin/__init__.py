@@ -74,7 +74,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         prefix=_PREFIX,
         metavar="NAME",
         help="add this preset's configs as rows of the reproducibility matrix (repeatable; "
-        "default: only the small Dense(32) row)",
+        "default: only the small Dense(32) row, or with --sinecheck-model only the models' rows)",
     )
     options.add_factor_option(
         add,
@@ -111,22 +111,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "sinecheck_factor(name, config=None): run this reproducibility factor (see `sinecheck matrix "
-        "--list-factors`) on `config` (default: the small Dense(32) config) for the `sinecheck_cell` fixture",
+        "--list-factors`) on `config` (default: the small Dense(32) config; with --sinecheck-model and no "
+        "--sinecheck-preset, each model) for the `sinecheck_cell` fixture",
     )
     get_settings(config)  # resolve and validate every setting up front: a bad value is a usage error
     xdist.register(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize tests that take ``sinecheck_model`` with each model spec (a skip when none is given)."""
+    """Parametrize tests that take ``sinecheck_model`` with each model spec (a skip when none is given), and
+    ``sinecheck_cell`` tests whose marker has no config with each model when only models were asked for."""
+    settings = get_settings(metafunc.config)
     if "sinecheck_model" in metafunc.fixturenames:
-        specs = get_settings(metafunc.config).models
-        params = [pytest.param(s, id=s.label) for s in specs] or [
+        params = [pytest.param(s, id=s.label) for s in settings.models] or [
             pytest.param(
                 None, id="no-model", marks=pytest.mark.skip(reason="no model spec given (--sinecheck-model=SPEC)")
             )
         ]
         metafunc.parametrize("sinecheck_model", params, scope="session")
+    marker = metafunc.definition.get_closest_marker("sinecheck_factor")
+    models = settings.models if settings.only_models else ()
+    if models and "sinecheck_cell" in metafunc.fixturenames and marker is not None and not marker.kwargs.get("config"):
+        # the user asked for their models only: a marker without a config runs on each of them
+        metafunc.parametrize("sinecheck_cell", models, ids=[m.label for m in models], indirect=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -121,10 +121,13 @@ def sinecheck_isolated(sinecheck_pool: WorkerPool) -> SinecheckIsolated:
 
 @pytest.fixture(scope="session")
 def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_settings: Settings, sinecheck_pool: WorkerPool) -> Matrix:
-    """The reproducibility matrix of this session (rows from ``--sinecheck-preset`` plus the small row, factors
-    from ``--sinecheck-factor``), computed once and shared by pytest-xdist workers."""
+    """The reproducibility matrix of this session (rows from ``--sinecheck-preset`` and ``--sinecheck-model``, plus
+    the small row unless only models were asked for; factors from ``--sinecheck-factor``), computed once and shared
+    by pytest-xdist workers."""
     settings = sinecheck_settings
-    rows = matrix_rows(list(settings.presets), epochs=settings.epochs, models=list(settings.models))
+    rows = matrix_rows(
+        list(settings.presets), small=not settings.only_models, epochs=settings.epochs, models=list(settings.models)
+    )
     factors = select_factors(list(settings.factors))
     identity = [[label, cfg.config_id] for label, cfg in rows] + [f.name for f in factors] + [repr(settings.tolerance)]
     key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
@@ -142,13 +145,16 @@ def sinecheck_matrix(pytestconfig: pytest.Config, sinecheck_settings: Settings, 
 @pytest.fixture
 def sinecheck_cell(request: pytest.FixtureRequest, sinecheck_settings: Settings, sinecheck_pool: WorkerPool) -> Cell:
     """The `Cell` for the test's ``@pytest.mark.sinecheck_factor(name, config=...)``: both sides run in worker
-    processes; ``.check()`` fails the test when the factor's expectation is broken."""
+    processes; ``.check()`` fails the test when the factor's expectation is broken.  Without a config it runs on
+    the small Dense(32) config — or, when only models were asked for, on each model (the test is parametrized)."""
     marker = request.node.get_closest_marker("sinecheck_factor")
     if marker is None or not marker.args:
         raise pytest.UsageError(f"{request.node.nodeid}: sinecheck_cell needs @pytest.mark.sinecheck_factor(NAME)")
     factor = factor_by_name(marker.args[0])
-    config: TrainConfig = marker.kwargs.get("config") or SMALL.replace(epochs=sinecheck_settings.epochs)
-    label: str = marker.kwargs.get("label", config.config_id)
+    model: ModelSpec | None = getattr(request, "param", None)  # see pytest_generate_tests
+    default = SMALL if model is None else model.config()
+    config: TrainConfig = marker.kwargs.get("config") or default.replace(epochs=sinecheck_settings.epochs)
+    label: str = marker.kwargs.get("label") or row_label(config)
     matrix = run_matrix(
         [(label, config)], [factor], pool=sinecheck_pool, tolerance=sinecheck_settings.tolerance, probe_shuffle=False
     )
@@ -164,3 +170,9 @@ def sinecheck_baseline(pytestconfig: pytest.Config, sinecheck_settings: Settings
     """Golden baselines of this environment: ``sinecheck_baseline.verify()`` checks (or records / updates, per
     ``--sinecheck-baseline``) the reference configs' ``fit`` results against ``--sinecheck-baseline-dir``."""
     return BaselineSession(sinecheck_settings, get_record(pytestconfig).baseline_lines)
+
+
+def row_label(config: TrainConfig) -> str:
+    """How a marker's config is named in the summary table and failure messages: a model spec by the model's name
+    (``lstm_sine``, ``lstm_next+sine_windows`` with data), any other config by its id."""
+    return config.config_id if config.model is None else ModelSpec(config.model, config.data).label

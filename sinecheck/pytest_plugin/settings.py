@@ -71,6 +71,12 @@ class Settings:
     strict: Strictness
     models: tuple[ModelSpec, ...]
 
+    @property
+    def only_models(self) -> bool:
+        """Models given and no presets: the user asked for their models only, so the matrix has their rows and
+        no small Dense(32) row, and a ``sinecheck_factor`` marker without a config runs on each model."""
+        return bool(self.models) and not self.presets
+
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         """Resolve and validate every setting: options first, else ini keys (a bad ini value → UsageError)."""

@@ -133,11 +133,19 @@ def write_summary(writer: TerminalWriter, record: SessionRecord) -> None:
 
 
 def cell_table(cells: Sequence[Cell]) -> list[str]:
-    """Factor × row → short verdict (``!`` where the factor's expectation is broken), as aligned lines."""
-    rows = list(dict.fromkeys(c.row for c in cells))
+    """Factor × row → short verdict (``!`` where the factor's expectation is broken), as aligned lines.  A cell
+    whose factor and row are already taken (two marker tests of one model, say) goes to a row ``ROW#2`` (``#3``…)
+    rather than hiding the first."""
+    text: dict[tuple[str, str], str] = {}
+    for c in cells:
+        row, n = c.row, 1
+        while (c.factor.name, row) in text:
+            n += 1
+            row = f"{c.row}#{n}"
+        text[(c.factor.name, row)] = c.short() + ("!" if c.meets_expectation is False else "")
+    rows = list(dict.fromkeys(row for _, row in text))
     factors = list(dict.fromkeys(c.factor.name for c in cells))
     expect = {c.factor.name: str(c.factor.expect) for c in cells}
-    text = {(c.factor.name, c.row): c.short() + ("!" if c.meets_expectation is False else "") for c in cells}
     table = [["factor", "expect", *rows]]
     table += [[f, expect[f], *(text.get((f, r), "") for r in rows)] for f in factors]
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
