@@ -203,3 +203,28 @@ def test_engines_and_diverge_refuse_what_they_cannot_handle(capsys: pytest.Captu
     code = main(["diverge", "--model", spec("two_in_two_out"), "--data", spec("two_in_two_out_data")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "several inputs" in err, err
+
+
+def test_inputs_that_do_not_fit_the_model_are_a_one_line_error() -> None:
+    text = one_line_error(SpecError, train, config("two_in_two_out", "ids"))
+    assert "2 inputs ['numbers', 'tokens'] but x is one array" in text
+    text = one_line_error(SpecError, train, config("two_in_two_out", "wrong_keys_data"))
+    assert "inputs are ['numbers', 'tokens'] but x has keys ['numbers', 'words']" in text
+
+
+def test_the_injected_noise_control_wraps_any_model() -> None:
+    """The matrix's negative control (GaussianNoise on every output, seeded from the OS) on a subclassed model and
+    on two inputs / two outputs: the same initial weights as the plain run, other final weights."""
+    for cfg in (config("subclassed"), config("two_in_two_out", "two_in_two_out_data")):
+        plain, noisy = train(cfg), train(cfg, unseeded_noise=0.01)
+        assert plain.digests["initial_weights"] == noisy.digests["initial_weights"]
+        assert plain.digests["final_weights"] != noisy.digests["final_weights"]
+
+
+def test_cli_run_says_what_the_specs_changed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--model", spec("with_callbacks"), "--epochs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "FitSpec: callbacks EarlyStopping, ReduceLROnPlateau; fit arguments validation_split (epochs run: 2)" in out
+    assert main(["run", "--model", spec("window_model"), "--data", spec("py_windows"), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "data: PyDataset: the pipeline decides batching and shuffling (the config's batch_size and shuffle" in out

@@ -11,7 +11,8 @@ import numpy as np
 
 import sinecheck
 
-sys.path.insert(0, str(Path(__file__).parent))  # loaded by file path: its neighbour too
+if str(Path(__file__).parent) not in sys.path:  # loaded by file path (a spec): its neighbour too
+    sys.path.insert(0, str(Path(__file__).parent))
 from user_forms import classifier, small_dense
 
 

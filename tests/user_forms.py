@@ -85,6 +85,11 @@ def dict_inputs_data() -> tuple[object, ...]:
     return {"tokens": tokens, "numbers": numbers}, (score, kind)
 
 
+def wrong_keys_data() -> tuple[object, ...]:
+    numbers, tokens, score, kind = _two_inputs()
+    return {"numbers": numbers, "words": tokens}, (score, kind)
+
+
 # -- a subclassed model --------------------------------------------------------------------------------------
 
 
@@ -135,10 +140,14 @@ def windows() -> object:
     batched by 16."""
     import tensorflow as tf
 
-    series = _series()
-    ds = tf.data.Dataset.from_tensor_slices(series).window(9, shift=1, drop_remainder=True)
-    ds = ds.flat_map(lambda w: w.batch(9)).map(lambda w: (w[:-1, None], w[-1:]))
-    return ds.shuffle(64).batch(16)
+    def whole(window: tf.data.Dataset) -> tf.data.Dataset:
+        return window.batch(9)
+
+    def split(values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return values[:-1, None], values[-1:]
+
+    ds = tf.data.Dataset.from_tensor_slices(_series()).window(9, shift=1, drop_remainder=True)
+    return ds.flat_map(whole).map(split).shuffle(64).batch(16)
 
 
 def windows_with_held_out() -> tuple[object, object]:

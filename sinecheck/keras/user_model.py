@@ -101,11 +101,24 @@ def output_shapes(model: Any, data: TrainingData, *, batch_size: int) -> dict[st
     """Each output's shape (sample axis first, None where open), by `output_names`: read from a functional model's
     graph, else from one inference call on a batch of the data."""
     inner = getattr(model, "sinecheck_inner", model)
-    try:
-        outputs = inner.output
-    except (AttributeError, ValueError):  # a subclassed model has no symbolic output
+    outputs = _symbolic_outputs(inner)
+    if outputs is None:  # a subclassed model has no graph
         outputs = inner(build_batch(data, batch_size), training=False)
     return {name: _shape(value) for name, value in named_outputs(inner, outputs).items()}
+
+
+def _symbolic_outputs(model: Any) -> Any:
+    """A graph model's outputs in its structure (a tensor, a list or a dict), or None for a model without a graph."""
+    for attribute in ("output", "outputs"):  # (a Keras 3 Sequential has only the list)
+        try:
+            outputs = getattr(model, attribute)
+        except (AttributeError, ValueError):
+            continue
+        if isinstance(outputs, list) and len(outputs) == 1:
+            return outputs[0]
+        if outputs is not None and (not isinstance(outputs, list) or outputs):
+            return outputs
+    return None
 
 
 def _model_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...]]] | None:
@@ -182,7 +195,7 @@ def _with_noise(model: Any, noise: tuple[float, int], data: TrainingData, batch_
     model when the factory compiled it."""
     keras = keras_module()
     inputs = _model_inputs(model)
-    if inputs is not None and len(inputs) == 1 and not isinstance(model.output, (Mapping, tuple, list)):
+    if inputs is not None and len(inputs) == 1 and not isinstance(_symbolic_outputs(model), (Mapping, tuple, list)):
         graph_input = keras.Input(shape=tuple(inputs[0][1][1:]), dtype=model.inputs[0].dtype)
         wrapped = keras.Model(graph_input, keras.layers.GaussianNoise(noise[0], seed=noise[1])(model(graph_input)))
         wrapped.sinecheck_inner = model
