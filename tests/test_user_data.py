@@ -134,6 +134,11 @@ def test_tf_data_with_a_held_out_pipeline() -> None:
     assert result.metrics.mse_test != result.metrics.mse_train
 
 
+def test_a_pipeline_that_never_ends_is_a_one_line_error() -> None:
+    text = one_line_error(SpecError, train, config("window_model", "windows_forever"))
+    assert "windows_forever" in text and "tf.data.Dataset never ends" in text and "allowed" in text
+
+
 def test_py_dataset() -> None:
     result = twice(config("window_model", "py_windows"))
     assert result.pred_train.shape == (128, 1)

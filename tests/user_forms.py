@@ -150,6 +150,10 @@ def windows() -> object:
     return ds.flat_map(whole).map(split).shuffle(64).batch(16)
 
 
+def windows_forever() -> object:
+    return windows().repeat()
+
+
 def windows_with_held_out() -> tuple[object, object]:
     import tensorflow as tf
 

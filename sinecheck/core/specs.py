@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.structure import frozen, map_leaves, named_leaves, pipeline_form
+from sinecheck.core.structure import finite, frozen, map_leaves, named_leaves, pipeline_form
 from sinecheck.errors import SpecError
 
 
@@ -103,7 +103,7 @@ def data_from_spec(spec: str) -> tuple[Any, ...]:
     except Exception as exc:
         raise spec_error("data", spec, f"the function raised {type(exc).__name__}: {exc}") from None
     if pipeline_form(out) is not None:
-        return (out,)
+        return (_finite(spec, out),)
     if not isinstance(out, (tuple, list)) or len(out) not in (2, 3, 4):
         what = f"a {len(out)}-tuple" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}"
         raise spec_error("data", spec, f"returned {what}; expected {DATA_FORMS}")
@@ -112,7 +112,7 @@ def data_from_spec(spec: str) -> tuple[Any, ...]:
         if len(out) != 2 or not all(forms):
             kinds = ", ".join(str(f) if f else type(p).__name__ for f, p in zip(forms, out, strict=True))
             raise spec_error("data", spec, f"returned ({kinds}); expected {DATA_FORMS}")
-        return tuple(out)
+        return tuple(_finite(spec, part) for part in out)
     names = ("x", "y", "sample_weight") if len(out) == 3 else ("x", "y", "x_held_out", "y_held_out")
     parts = tuple(_arrays(spec, name, part) for name, part in zip(names, out, strict=False))
     splits = [names[:3] if len(out) == 3 else names[:2]] + ([names[2:]] if len(out) == 4 else [])
@@ -130,6 +130,17 @@ def data_from_spec(spec: str) -> tuple[Any, ...]:
     if len(out) == 4:
         _same_structure(spec, parts[0], parts[2])
     return parts
+
+
+def _finite(spec: str, pipeline: Any) -> Any:
+    if not finite(pipeline):
+        raise spec_error(
+            "data",
+            spec,
+            f"the {pipeline_form(pipeline)} never ends (it repeats forever, or has no number of batches); allowed: "
+            "a pipeline whose one pass is one epoch (no .repeat(); a PyDataset with __len__ or num_batches)",
+        )
+    return pipeline
 
 
 def _suffix(key: str) -> str:

@@ -67,11 +67,37 @@ def map_leaves(value: object, fn: Any) -> Any:
     return fn(value)
 
 
-def batches(pipeline: Any) -> Iterator[Any]:
-    """Every batch of one pass over a pipeline: a tf.data.Dataset is iterated, a PyDataset indexed ``0 … len-1``."""
+#: tf.data's cardinality of a dataset that repeats forever (``tf.data.INFINITE_CARDINALITY``).
+_INFINITE = -1
+
+
+def batch_count(pipeline: Any) -> int | None:
+    """A PyDataset's number of batches (``num_batches``, else ``len``); None when it has none (infinite)."""
+    try:
+        count = pipeline.num_batches
+    except (AttributeError, NotImplementedError):
+        count = None
+    if count is None:
+        try:
+            count = len(pipeline)
+        except TypeError:
+            return None
+    return int(count)
+
+
+def finite(pipeline: Any) -> bool:
+    """Whether one pass over a pipeline ends: a tf.data.Dataset that does not repeat forever, a PyDataset with a
+    number of batches."""
     if pipeline_form(pipeline) is DataForm.PY_DATASET:
-        count = getattr(pipeline, "num_batches", None)
-        for index in range(len(pipeline) if count is None else count):
+        return batch_count(pipeline) is not None
+    return int(pipeline.cardinality()) != _INFINITE
+
+
+def batches(pipeline: Any) -> Iterator[Any]:
+    """Every batch of one pass over a (finite) pipeline: a tf.data.Dataset is iterated, a PyDataset indexed
+    ``0 … batch_count - 1``."""
+    if pipeline_form(pipeline) is DataForm.PY_DATASET:
+        for index in range(batch_count(pipeline) or 0):
             yield pipeline[index]
     else:
         yield from pipeline
