@@ -10,6 +10,7 @@ from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import PRESETS, Preset, get_preset
 from sinecheck.core.result import MetricName, Metrics, RunResult, Timings
 from sinecheck.engines.registry import train
+from sinecheck.keras.fit_spec import FitSpec
 from sinecheck.keras.runtime import probed_fingerprint as fingerprint
 from sinecheck.keras.seeding import seed_everything
 
@@ -17,6 +18,7 @@ __all__ = [
     "PRESETS",
     "Comparison",
     "Fingerprint",
+    "FitSpec",
     "InitializerSpec",
     "MetricName",
     "Metrics",

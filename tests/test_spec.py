@@ -25,12 +25,16 @@ def not_a_pair():
     return np.zeros(3)
 def ragged():
     return np.zeros((5, 1)), np.zeros((4, 1))
-def triple():
-    return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((5, 1))
+def five():
+    return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((5, 1))
+def weights_short():
+    return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros(4)
 def held_out_shape():
     return np.zeros((5, 1)), np.zeros((5, 1)), np.zeros((3, 2)), np.zeros((3, 1))
 def strings():
-    return np.array(["a", "b"]), np.zeros(2)
+    return np.array(["a", "b"]), np.array(["c", "d"])
+def nested():
+    return (np.zeros((5, 1)), {"a": np.zeros((5, 1))}), np.zeros(5)
 """
 
 
@@ -77,9 +81,11 @@ def test_data_spec_checks_the_arrays(bad_file: Path) -> None:
     assert "expected a pair (x, y)" in _message(data_from_spec, f"{bad_file}:not_a_pair")
     assert "same number (> 0) of samples" in _message(data_from_spec, f"{bad_file}:ragged")
     assert "raised ValueError" in _message(data_from_spec, f"{bad_file}:boom")
-    assert "returned a 3-tuple" in _message(data_from_spec, f"{bad_file}:triple")
+    assert "returned a 5-tuple" in _message(data_from_spec, f"{bad_file}:five")
+    assert "sample_weight (4,); expected the same number" in _message(data_from_spec, f"{bad_file}:weights_short")
     assert "x_held_out has shape (3, 2) but x (5, 1)" in _message(data_from_spec, f"{bad_file}:held_out_shape")
-    assert "expected numbers" in _message(data_from_spec, f"{bad_file}:strings")
+    assert "y is <U1; expected numbers" in _message(data_from_spec, f"{bad_file}:strings")  # (x may be strings)
+    assert "x[1] is a dict; allowed: an array" in _message(data_from_spec, f"{bad_file}:nested")
 
 
 def test_module_specs_import_from_the_working_directory(tmp_path: Path, monkeypatch) -> None:

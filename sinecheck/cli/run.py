@@ -67,10 +67,25 @@ def run(args: argparse.Namespace) -> int:
             )
     print(text_table(HEADER, [_row(preset.name, label, r) for label, r in zip(preset.labels, results, strict=True)]))
     print(f"\n{results[0].config.describe()}")
+    for line in _spec_notes(results[0]):
+        print(line)
     if args.json:
         write_json(args.json, [r.to_dict() for r in results])
         print(f"wrote {args.json}")
     return 0
+
+
+def _spec_notes(result: RunResult) -> list[str]:
+    """What a model or data spec changed about the run: its pipeline (the config's batch size and shuffle unused),
+    its FitSpec's callbacks and fit arguments."""
+    notes = [f"data: {result.options['data']}"] if "data" in result.options else []
+    fit_spec = result.options.get("fit_spec")
+    if fit_spec:
+        notes.append(
+            f"FitSpec: callbacks {', '.join(fit_spec['callbacks']) or 'none'}; fit arguments "
+            f"{', '.join(fit_spec['fit_kwargs']) or 'none'} (epochs run: {result.epochs_run})"
+        )
+    return notes
 
 
 def _preset(args: argparse.Namespace, models: list[ModelSpec]) -> Preset:

@@ -1,13 +1,17 @@
-"""The sine dataset: a training grid, a dense held-out grid between its points, and clean targets."""
+"""The training data of a config: the sine dataset (a training grid, a dense held-out grid between its points, and
+clean targets) or what a data spec returns, kept exactly as given."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.specs import data_from_spec
+from sinecheck.core.structure import DataForm, named_leaves, pipeline_form, sample_count_of
+from sinecheck.errors import SpecError
 
 #: The held-out grid has this many points per training interval (none of them on the training grid).
 HELD_OUT_PER_INTERVAL = 3
@@ -28,14 +32,43 @@ class SineData:
     y_test: np.ndarray
 
 
-def make_data(config: TrainConfig) -> SineData:
+@dataclass(frozen=True)
+class UserData:
+    """What a data spec returned, exactly as given: no casts, no reshapes (arrays as read-only views).
+
+    For `DataForm.ARRAYS` each of `x_train`, `y_train`, `sample_weight`, `x_test`, `y_test` is an array, a tuple
+    of arrays or a dict name -> array (`sinecheck.core.structure.Arrays`); `sample_weight` may be None.  For a
+    pipeline form `x_train` / `x_test` are the pipelines (batches of ``(x, y[, sample_weight])``) and the other
+    fields None.  Without held-out data the held-out split is the training data itself (`held_out` False).
+    """
+
+    spec: str
+    form: DataForm
+    x_train: Any
+    y_train: Any
+    sample_weight: Any
+    x_test: Any
+    y_test: Any
+    held_out: bool
+
+    @property
+    def y_train_clean(self) -> Any:
+        """The training targets errors are measured against: the targets themselves (there is no clean truth)."""
+        return self.y_train
+
+
+#: A config's training data: the sine grid, or a data spec's.
+TrainingData: TypeAlias = SineData | UserData
+
+
+def make_data(config: TrainConfig) -> TrainingData:
     """Build the dataset a config describes.
 
     ``x = linspace(x_min, x_max, n_points)`` in float64, cast to float32 once (what Keras would do), and
     ``y = sin(x)`` plus optional Gaussian noise from `noise_seed`.  The held-out grid splits every
     training interval into four, keeping only the three interior points, so it never touches a training x.
     Errors are always measured against the clean sin(x).  A config with a data spec gets that function's
-    arrays instead (`spec_data`).
+    data instead, as given (`spec_data`).
     """
     if config.data is not None:
         return spec_data(config.data)
@@ -56,26 +89,52 @@ def make_data(config: TrainConfig) -> SineData:
     )
 
 
-def spec_data(spec: str) -> SineData:
-    """The arrays a data spec returns, as float32 training arrays; errors are measured against its y (float64).
+def spec_data(spec: str) -> UserData:
+    """The data a data spec returns, as given (see `sinecheck.core.specs.data_from_spec` for the forms).
 
-    Without held-out arrays the "held-out" split is the training data itself: there is nothing else to score.
+    Without held-out data the "held-out" split is the training data itself: there is nothing else to score.
     """
-    arrays = data_from_spec(spec)
-    x, y = arrays[:2]
-    x_test, y_test = arrays[2:] if len(arrays) == 4 else (x, y)
-    return SineData(
-        x_train=_frozen(x),
-        y_train=_frozen(y),
-        y_train_clean=_frozen(y, np.float64),
-        x_test=_frozen(x_test),
-        y_test=_frozen(y_test, np.float64),
-    )
+    parts = data_from_spec(spec)
+    form = pipeline_form(parts[0])
+    if form is not None:
+        return UserData(spec, form, parts[0], None, None, parts[-1], None, held_out=len(parts) == 2)
+    x, y = parts[:2]
+    weight = parts[2] if len(parts) == 3 else None
+    x_test, y_test = parts[2:] if len(parts) == 4 else (x, y)
+    return UserData(spec, DataForm.ARRAYS, x, y, weight, x_test, y_test, held_out=len(parts) == 4)
 
 
 def sample_count(config: TrainConfig) -> int:
-    """How many training samples a config has (for a data spec, what its function returns)."""
-    return config.n_points if config.data is None else len(make_data(config).x_train)
+    """How many training samples a config has: for a data spec, what its function returns (one pass over a
+    pipeline)."""
+    if config.data is None:
+        return config.n_points
+    return sample_count_of(make_data(config).x_train)
+
+
+#: What the step-by-step replay (``sinecheck diverge``, ``matrix --locate``) takes from a data spec.
+STEP_REPLAY_DATA = "(x, y) arrays with one input and one output (optionally sample weights and held-out arrays)"
+
+
+def refuse_step_replay(config: TrainConfig) -> None:
+    """A one-line SpecError when the config's data cannot be replayed step by step (``sinecheck diverge``,
+    ``matrix --locate``): the replay indexes one input array and one target array by sample; a pipeline, several
+    inputs or several outputs it cannot (yet)."""
+    if config.data is None:
+        return
+    data = spec_data(config.data)
+    if data.form.pipeline:
+        what = f"a {data.form}"
+    elif len(named_leaves(data.x_train)) > 1 or named_leaves(data.x_train)[0][0]:
+        what = "several inputs" if len(named_leaves(data.x_train)) > 1 else "a dict of inputs"
+    elif len(named_leaves(data.y_train)) > 1 or named_leaves(data.y_train)[0][0]:
+        what = "several outputs" if len(named_leaves(data.y_train)) > 1 else "a dict of targets"
+    else:
+        return
+    raise SpecError(
+        f"data spec {config.data!r}: the step-by-step replay (diverge, matrix --locate) cannot take {what} yet; "
+        f"allowed: {STEP_REPLAY_DATA}"
+    )
 
 
 def _frozen(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:

@@ -140,8 +140,13 @@ class RunResult:
     """The outcome of training one config with one engine.
 
     Weights are keyed by stable names (``layer0/kernel`` …); predictions are float32 columns on the
-    training grid and on the held-out grid; `metrics` are errors against the clean sin(x).  A run whose
-    loss became NaN/inf is a result with ``diverged=True``, not an exception.
+    training grid and on the held-out grid (a user's model: its outputs in the dtype it computes them);
+    `metrics` are errors against the clean sin(x).  A run whose loss became NaN/inf is a result with
+    ``diverged=True``, not an exception.
+
+    A model with several outputs (a list or dict of them) has every output's predictions in
+    `output_predictions`, keyed ``train/<output name>`` and ``test/<output name>``; `pred_train` / `pred_test`
+    are then its first output's, and `tensors` names them ``pred/train/<output name>`` … instead.
     """
 
     config: TrainConfig
@@ -159,14 +164,20 @@ class RunResult:
     digests: dict[str, str] = field(default_factory=dict)
     #: How the run departed from a plain seeded `fit` (loaded initial weights, injected noise), if at all.
     options: dict[str, Any] = field(default_factory=dict)
+    #: Every output's predictions when the model has several: ``{"train/<output>": …, "test/<output>": …}``.
+    output_predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.digests:
             self.digests = {
                 "initial_weights": digest_tensors(self.initial_weights),
                 "final_weights": digest_tensors(self.final_weights),
-                "predictions": digest_tensors({"train": self.pred_train, "test": self.pred_test}),
+                "predictions": digest_tensors(self.predictions()),
             }
+
+    def predictions(self) -> dict[str, np.ndarray]:
+        """The predictions by split (and output): ``{"train": …, "test": …}``, or `output_predictions`."""
+        return dict(self.output_predictions) or {"train": self.pred_train, "test": self.pred_test}
 
     @property
     def epochs_run(self) -> int:
@@ -178,8 +189,7 @@ class RunResult:
         out: dict[str, np.ndarray] = {}
         out.update({f"initial/{k}": v for k, v in self.initial_weights.items()})
         out.update({f"final/{k}": v for k, v in self.final_weights.items()})
-        out["pred/train"] = self.pred_train
-        out["pred/test"] = self.pred_test
+        out.update({f"pred/{k}": v for k, v in self.predictions().items()})
         out["loss"] = self.loss_history
         return out
 
@@ -237,13 +247,19 @@ class RunResult:
         tensors = load_tensors(stem.with_suffix(".npz"))
         initial = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("initial/")}
         final = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.startswith("final/")}
+        outputs = {} if "pred/train" in tensors else {k[5:]: v for k, v in tensors.items() if k.startswith("pred/")}
+        pred_train, pred_test = (
+            (tensors["pred/train"], tensors["pred/test"])
+            if not outputs
+            else (next(v for k, v in outputs.items() if k.startswith(f"{split}/")) for split in ("train", "test"))
+        )
         return cls(
             config=TrainConfig.from_dict(meta["config"]),
             engine=meta["engine"],
             initial_weights=initial,
             final_weights=final,
-            pred_train=tensors["pred/train"],
-            pred_test=tensors["pred/test"],
+            pred_train=pred_train,
+            pred_test=pred_test,
             loss_history=tensors["loss"],
             metrics=metrics,
             diverged=meta["diverged"],
@@ -252,6 +268,7 @@ class RunResult:
             fingerprint=meta["fingerprint"],
             digests=meta["digests"],
             options=meta.get("options", {}),
+            output_predictions=outputs,
         )
 
 

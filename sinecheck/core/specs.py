@@ -1,10 +1,11 @@
 """Bring your own model: ``package.module:factory`` or ``path/to/file.py:factory`` specs, loaded with one-line
 errors for every way they go wrong.
 
-A model spec names a callable returning a Keras model (compiled or not); a data spec names one returning
-``(x, y)`` arrays, or ``(x, y, x_held_out, y_held_out)``.  Every failure is a `SpecError` (a ConfigError: exit
-status 2 on the command line) that says which spec, what went wrong and what is expected.  Module specs are
-imported with the current directory on ``sys.path`` (as ``python -m`` would), file specs relative to it.
+A model spec names a callable returning a Keras model (compiled or not) or a ``sinecheck.FitSpec``; a data spec
+names one returning the data in one of the forms `DATA_FORMS` lists.  Every failure is a `SpecError` (a
+ConfigError: exit status 2 on the command line) that says which spec, what went wrong and what is expected.
+Module specs are imported with the current directory on ``sys.path`` (as ``python -m`` would), file specs relative
+to it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import importlib.util
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.structure import finite, frozen, map_leaves, named_leaves, pipeline_form
 from sinecheck.errors import SpecError
 
 
@@ -77,43 +79,124 @@ def _attribute(module: Any, target: str, name: str, kind: str, spec: str) -> Cal
     return obj
 
 
-def data_from_spec(spec: str) -> tuple[np.ndarray, ...]:
-    """Call a data spec's function and check it returned ``(x, y)`` or ``(x, y, x_held_out, y_held_out)``:
-    numeric arrays, each pair with the same number of samples on axis 0."""
+#: What a data spec may return, for its error messages.
+DATA_FORMS = (
+    "a pair (x, y), or (x, y, sample_weight) or (x, y, x_held_out, y_held_out), each an array, a tuple/list of "
+    "arrays or a dict name -> array; or a tf.data.Dataset / keras.utils.PyDataset of (x, y[, sample_weight]) "
+    "batches, or a pair (train, held_out) of them"
+)
+#: dtype kinds allowed: inputs may be numbers, booleans or strings; targets and sample weights numbers or booleans.
+_INPUT_KINDS, _TARGET_KINDS = "biufUS", "biuf"
+
+
+def data_from_spec(spec: str) -> tuple[Any, ...]:
+    """Call a data spec's function and check what it returned (see `DATA_FORMS`).
+
+    Arrays come back as given — the same dtype, shape and values, as read-only views (a tuple or list of them
+    as a tuple, a dict as a dict); pipelines (``tf.data.Dataset``, ``keras.utils.PyDataset``) as they are, one or
+    a pair (train, held-out).  Every array of one split has the same number (> 0) of samples on axis 0, and the
+    held-out inputs have the training inputs' structure and per-sample shapes.
+    """
     fn = load_callable(spec, kind="data")
     try:
         out = fn()
     except Exception as exc:
         raise spec_error("data", spec, f"the function raised {type(exc).__name__}: {exc}") from None
-    if not isinstance(out, (tuple, list)) or len(out) not in (2, 4):
+    if pipeline_form(out) is not None:
+        return (_finite(spec, out),)
+    if not isinstance(out, (tuple, list)) or len(out) not in (2, 3, 4):
         what = f"a {len(out)}-tuple" if isinstance(out, (tuple, list)) else f"a {type(out).__name__}"
-        raise spec_error(
-            "data", spec, f"returned {what}; expected a pair (x, y) of arrays, or (x, y, x_held_out, y_held_out)"
-        )
-    try:
-        arrays = tuple(np.asarray(a) for a in out)
-    except Exception as exc:
-        raise spec_error("data", spec, f"(x, y) are not arrays ({type(exc).__name__}: {exc})") from None
-    pairs = [(arrays[0], arrays[1], ("x", "y"))]
-    if len(arrays) == 4:
-        pairs.append((arrays[2], arrays[3], ("x_held_out", "y_held_out")))
-    for x, y, names in pairs:
-        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
-            raise spec_error(
-                "data",
-                spec,
-                f"{names[0]} has shape {x.shape} and {names[1]} {y.shape}; expected the "
-                "same number (> 0) of samples on axis 0",
-            )
-        if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
-            raise spec_error("data", spec, f"{names[0]} is {x.dtype} and {names[1]} {y.dtype}; expected numbers")
-    if len(arrays) == 4 and arrays[2].shape[1:] != arrays[0].shape[1:]:
+        raise spec_error("data", spec, f"returned {what}; expected {DATA_FORMS}")
+    forms = [pipeline_form(part) for part in out]
+    if any(forms):
+        if len(out) != 2 or not all(forms):
+            kinds = ", ".join(str(f) if f else type(p).__name__ for f, p in zip(forms, out, strict=True))
+            raise spec_error("data", spec, f"returned ({kinds}); expected {DATA_FORMS}")
+        return tuple(_finite(spec, part) for part in out)
+    names = ("x", "y", "sample_weight") if len(out) == 3 else ("x", "y", "x_held_out", "y_held_out")
+    parts = tuple(_arrays(spec, name, part) for name, part in zip(names, out, strict=False))
+    splits = [names[:3] if len(out) == 3 else names[:2]] + ([names[2:]] if len(out) == 4 else [])
+    for split in splits:
+        counts = {
+            f"{name}{_suffix(key)}": leaf for name in split for key, leaf in named_leaves(parts[names.index(name)])
+        }
+        if (
+            any(a.ndim == 0 for a in counts.values())
+            or len({len(a) for a in counts.values()}) != 1
+            or not len(next(iter(counts.values())))
+        ):
+            shapes = " and ".join(f"{name} {a.shape}" for name, a in counts.items())
+            raise spec_error("data", spec, f"{shapes}; expected the same number (> 0) of samples on axis 0 (shape[0])")
+    if len(out) == 4:
+        _same_structure(spec, parts[0], parts[2])
+    return parts
+
+
+def _finite(spec: str, pipeline: Any) -> Any:
+    if not finite(pipeline):
         raise spec_error(
             "data",
             spec,
-            f"x_held_out has shape {arrays[2].shape} but x {arrays[0].shape}; expected the same shape per sample",
+            f"the {pipeline_form(pipeline)} never ends (it repeats forever, or has no number of batches); allowed: "
+            "a pipeline whose one pass is one epoch (no .repeat(); a PyDataset with __len__ or num_batches)",
         )
-    return arrays
+    return pipeline
+
+
+def _suffix(key: str) -> str:
+    return "" if key == "" else f"[{key!r}]" if not key.isdigit() else f"[{key}]"
+
+
+def _arrays(spec: str, name: str, value: object) -> Any:
+    """One part of a data spec's return value as read-only arrays, or a one-line error."""
+    if _numeric_list(value):  # a plain list of numbers is one array, not several
+        value = np.asarray(value)
+    leaves = named_leaves(value)
+    if len(leaves) == 0:
+        raise spec_error("data", spec, f"{name} is an empty {type(value).__name__}; allowed: one or more arrays")
+    kinds = _INPUT_KINDS if name.startswith("x") else _TARGET_KINDS
+    for key, leaf in leaves:
+        nested = isinstance(leaf, (tuple, list)) and any(
+            isinstance(v, (np.ndarray, Mapping, tuple, list)) for v in leaf
+        )
+        if key != "" and (isinstance(leaf, Mapping) or nested):
+            raise spec_error(
+                "data",
+                spec,
+                f"{name}{_suffix(key)} is a {type(leaf).__name__}; allowed: an array, a tuple/list of arrays or a "
+                "dict name -> array (one level)",
+            )
+    try:
+        out = map_leaves(value, frozen)
+    except Exception as exc:
+        raise spec_error("data", spec, f"{name} is not arrays ({type(exc).__name__}: {exc})") from None
+    for key, leaf in named_leaves(out):
+        if leaf.dtype.kind not in kinds:
+            what = "numbers, booleans or strings" if kinds == _INPUT_KINDS else "numbers"
+            raise spec_error("data", spec, f"{name}{_suffix(key)} is {leaf.dtype}; expected {what}")
+    return out
+
+
+def _numeric_list(value: object) -> bool:
+    return isinstance(value, (tuple, list)) and all(isinstance(v, (int, float, bool, np.generic)) for v in value)
+
+
+def _same_structure(spec: str, x: Any, x_held_out: Any) -> None:
+    ours, theirs = dict(named_leaves(x)), dict(named_leaves(x_held_out))
+    if list(ours) != list(theirs) and sorted(ours) != sorted(theirs):
+        raise spec_error(
+            "data",
+            spec,
+            f"x_held_out has inputs {sorted(theirs)} but x {sorted(ours)}; expected the same inputs",
+        )
+    for key, array in ours.items():
+        if theirs[key].shape[1:] != array.shape[1:]:
+            raise spec_error(
+                "data",
+                spec,
+                f"x_held_out{_suffix(key)} has shape {theirs[key].shape} but x{_suffix(key)} {array.shape}; "
+                "expected the same shape per sample",
+            )
 
 
 def spec_label(spec: str) -> str:

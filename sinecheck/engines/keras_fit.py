@@ -13,6 +13,7 @@ from sinecheck.core.result import RunResult
 from sinecheck.engines.base import Progress
 from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.keras.runtime import keras_module
+from sinecheck.keras.user_data import fit_data
 
 
 def _epoch_recorder(progress: Progress | None, epochs: int) -> Any:
@@ -41,17 +42,16 @@ def _epoch_recorder(progress: Progress | None, epochs: int) -> Any:
 
 def fit(start: Start, config: TrainConfig, callback: Any) -> Any:
     """Keras ``fit`` as this engine calls it: the start's model on its training data with `config`'s batch size,
-    epochs and shuffle, silent; the callbacks are `callback` and Keras's ``TerminateOnNaN`` (a NaN/inf loss stops
-    training).  Returns Keras's ``History``."""
+    epochs and shuffle (a pipeline batches and shuffles itself), silent; the callbacks are `callback`, a model
+    spec's own (its `sinecheck.FitSpec`) and Keras's ``TerminateOnNaN`` (a NaN/inf loss stops training), and the
+    FitSpec's fit arguments are passed as given.  Returns Keras's ``History``."""
     keras = keras_module()
     return start.model.fit(
-        start.data.x_train,
-        start.data.y_train,
-        batch_size=config.batch_size,
+        **fit_data(start.data, batch_size=config.batch_size, shuffle=config.shuffle),
         epochs=config.epochs,
-        shuffle=config.shuffle,
         verbose=0,
-        callbacks=[callback, keras.callbacks.TerminateOnNaN()],
+        callbacks=[callback, *start.callbacks, keras.callbacks.TerminateOnNaN()],
+        **start.fit_kwargs,
     )
 
 

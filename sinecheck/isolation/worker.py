@@ -18,7 +18,9 @@ from sinecheck._io import load_tensors
 from sinecheck.checks.bench import epoch_runner, time_runner
 from sinecheck.checks.diverge import Trace, trace_fit
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import refuse_step_replay
 from sinecheck.engines.registry import train
+from sinecheck.errors import ConfigError
 from sinecheck.isolation.protocol import RequestKind
 from sinecheck.keras.probes import epoch_orders
 from sinecheck.keras.runtime import probed_fingerprint
@@ -55,6 +57,7 @@ def _shuffle_orders(config: TrainConfig, request: Request) -> Reply:
 
 
 def _trace(config: TrainConfig, request: Request) -> Reply:
+    refuse_step_replay(config)
     initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
     trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
     return {"ok": True, "path": str(trace.save(request["out"]))}
@@ -112,6 +115,8 @@ def main() -> int:
             break
         try:
             reply = _handle(request)
+        except ConfigError as exc:  # a one-line refusal: the message says it all
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"}
         _send(channel, reply)
