@@ -17,22 +17,11 @@ Like ``examples/models.py``, the factories follow ``TF_USE_LEGACY_KERAS`` as ``t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-try:
-    from sinecheck import FitSpec
-except ImportError:  # a sinecheck before FitSpec (issue 14): a stand-in with its fields, which sinecheck refuses
-    # but plain Keras can use (model, callbacks, fit_kwargs); delete it once every supported sinecheck has FitSpec
-
-    @dataclass(frozen=True)
-    class FitSpec:  # type: ignore[no-redef]
-        model: Any
-        callbacks: Any = ()
-        fit_kwargs: dict[str, Any] = field(default_factory=dict)
-
+from sinecheck import FitSpec
 
 N_TRAIN = 192
 N_HELD_OUT = 64

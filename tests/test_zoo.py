@@ -20,7 +20,6 @@ import pytest
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.engines.registry import train
-from sinecheck.errors import SpecError
 
 ZOO = Path(__file__).resolve().parents[1] / "examples" / "zoo.py"
 MAX_TRAINING_SAMPLES = 256
@@ -35,14 +34,6 @@ def _load_zoo() -> ModuleType:
 
 
 zoo = _load_zoo()
-
-NOT_YET = {  # model -> why `sinecheck.train` refuses it today (issue 14, the contract's FitSpec and data forms)
-    "timeseries_classifier": "sinecheck has no FitSpec yet: a factory returning the model with its callbacks "
-    "(EarlyStopping, ReduceLROnPlateau) and validation_split is refused as 'not a Keras model'",
-    "weather_forecaster": "a data spec returning tf.data datasets (train, held-out) is refused: only (x, y) arrays",
-    "ticket_router": "a data spec returning dicts of inputs and outputs is refused: only (x, y) arrays",
-    "hashed_ids": "a data spec returning a dict of int64 id inputs is refused: only (x, y) arrays",
-}
 
 
 def _parts(built: Any) -> tuple[Any, list[Any], dict[str, Any]]:
@@ -64,7 +55,6 @@ def test_the_zoo_lists_every_model_and_its_data() -> None:
     public = {n for n, f in vars(zoo).items() if n[0].islower() and getattr(f, "__module__", None) == zoo.__name__}
     assert len(zoo.MODELS) >= 8
     assert public == {*zoo.MODELS, *(f"{m}_data" for m in zoo.MODELS)}
-    assert set(NOT_YET) <= set(zoo.MODELS)
 
 
 @pytest.mark.parametrize("name", zoo.MODELS)
@@ -104,15 +94,7 @@ def test_hashed_ids_need_int64() -> None:
         assert (ids.astype(np.float32).astype(np.int64) != ids).mean() > 0.5
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(m, marks=pytest.mark.xfail(strict=True, raises=SpecError, reason=NOT_YET[m]))
-        if m in NOT_YET
-        else m
-        for m in zoo.MODELS
-    ],
-)
+@pytest.mark.parametrize("name", zoo.MODELS)
 def test_sinecheck_trains_it_twice_bit_for_bit(name: str) -> None:
     pytest.importorskip("tensorflow")
     config = TrainConfig(model=f"{ZOO}:{name}", data=f"{ZOO}:{name}_data", epochs=2)
