@@ -7,6 +7,7 @@ predictions, metrics and divergence rule, so any difference `compare` finds come
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Mapping
@@ -18,7 +19,9 @@ import numpy as np
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import SineData, make_data
 from sinecheck.core.environment import keras_backend
+from sinecheck.core.records import Compiler, CompileRecord, data_record
 from sinecheck.core.result import RunResult, Timings, digest_tensors, error_metrics
+from sinecheck.keras.compiled import evaluate_compiled, read_model, settle
 from sinecheck.keras.models import build_model, compile_model, model_weight_names, weight_names
 from sinecheck.keras.runtime import is_compiled, keras_module, probed_fingerprint, to_numpy
 from sinecheck.keras.seeding import private_initializer_seeds, seed_everything, unseed_everything
@@ -34,6 +37,7 @@ class Start:
     initial: dict[str, np.ndarray]
     options: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    compiled: CompileRecord | None = None  # how the model was compiled, read back before training
 
 
 def reset_keras_state() -> None:
@@ -81,10 +85,12 @@ def fresh_start(
             model = compile_model(build_model(config, noise=noise), config)
         else:
             model = build_spec_model(config, data.x_train, noise=noise)
-            if is_compiled(model):  # the factory's own optimizer and loss, not the config's
+            if is_compiled(model):  # the factory's own compile (the config's changes re-compiled in by `settle`)
                 options["compiled_by_factory"] = True
             else:
                 model = compile_model(model, config)
+    by = Compiler.FACTORY if options.get("compiled_by_factory") else Compiler.SINECHECK
+    model, compiled = settle(model, config, compiled_by=by)
     if unseeded_noise > 0:
         options["unseeded_noise"] = unseeded_noise
     if initial_weights is not None:
@@ -93,7 +99,7 @@ def fresh_start(
             raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
         model.set_weights([np.asarray(initial_weights[n]) for n in names])
         options["initial_weights"] = digest_tensors(initial_weights)
-    return Start(model, data, weights_of(model, config), options, started)
+    return Start(model, data, weights_of(model, config), options, started, compiled)
 
 
 def finish(
@@ -129,6 +135,11 @@ def finish(
         data.y_test,
         final_loss=float(loss[-1]) if loss.size else None,
     )
+    if engine == "keras" and config.model is not None:  # a user's model: its own compiled loss and metrics
+        compiled = evaluate_compiled(
+            model, (data.x_train, data.y_train), (data.x_test, data.y_test), batch_size=config.batch_size
+        )
+        metrics = dataclasses.replace(metrics, compiled=compiled)
     return RunResult(
         config=config,
         engine=engine,
@@ -150,4 +161,7 @@ def finish(
         ),
         fingerprint=probed_fingerprint(probe_tensorflow=keras_backend() == "tensorflow"),
         options=start.options,
+        model_record=read_model(model),
+        compile_record=start.compiled if engine == "keras" else None,  # the other engines run their own loop
+        data_record=data_record(data),
     )
