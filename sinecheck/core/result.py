@@ -138,7 +138,7 @@ class Metrics:
 
     @property
     def held_out_loss_name(self) -> str:
-        return "held-out loss" if self.compiled.get("loss") is not None else "MSE held-out"
+        return "loss held-out" if self.compiled.get("loss") is not None else "MSE held-out"
 
     def get(self, name: MetricName) -> float | None:
         """The metric called `name` (for code that picks a metric by name, e.g. from an option)."""
