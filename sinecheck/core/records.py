@@ -177,7 +177,7 @@ class ModelRecord:
                 out.append("the layers are connected differently (functional graph)")
         old_weights = {w.name: w for w in self.weights}
         new_weights = {w.name: w for w in new.weights}
-        for name in old_weights.keys() | new_weights.keys():
+        for name in [*old_weights, *(n for n in new_weights if n not in old_weights)]:  # (in weight order)
             a_w, b_w = old_weights.get(name), new_weights.get(name)
             if a_w is None or b_w is None or (a_w.shape, a_w.dtype) != (b_w.shape, b_w.dtype):
                 before = "absent" if a_w is None else f"{a_w.dtype}{list(a_w.shape)}"

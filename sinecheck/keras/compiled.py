@@ -132,12 +132,19 @@ def _rate_entry(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _float(value: Any) -> float:
+    """A Python or NumPy number, or a backend scalar tensor, as a float."""
+    if isinstance(value, (int, float, np.number, np.ndarray)):
+        return float(value)
+    return float(np.asarray(to_numpy(value)))
+
+
 def learning_rate(optimizer: KerasObject) -> float | None:
     """The optimizer's learning rate (None when a schedule decides it)."""
     entry = _rate_entry(optimizer.get_config())
     if entry is None or isinstance(entry["learning_rate"], Mapping):
         return None
-    return float(np.asarray(to_numpy(optimizer.learning_rate)))
+    return _float(optimizer.learning_rate)
 
 
 def _jit_compile(model: KerasObject) -> bool:
@@ -148,7 +155,7 @@ def _steps_per_execution(model: KerasObject) -> int:
     value = getattr(model, "steps_per_execution", None)
     if value is None:
         value = getattr(model, "_steps_per_execution", None)  # tf_keras keeps it in a variable
-    return 1 if value is None else int(np.asarray(to_numpy(value) if not isinstance(value, int) else value))
+    return 1 if value is None else int(_float(value))
 
 
 def read_compile(model: KerasObject, compiled_by: Compiler) -> CompileRecord:
@@ -260,15 +267,15 @@ def _new_optimizer(optimizer: KerasObject, changes: Changes, spec: str) -> Keras
         config[key] = value
     if changes.learning_rate is not None or changes.lr_scale != 1.0:
         current = None if entry is None else entry["learning_rate"]
-        if not isinstance(current, (int, float)):
-            schedule = current.get("class_name", "a schedule") if isinstance(current, Mapping) else "none"
+        if current is None or isinstance(current, Mapping):
+            schedule = current.get("class_name", "a schedule") if isinstance(current, Mapping) else "nowhere"
             asked = "lr_scale" if changes.learning_rate is None else "learning_rate"
             value = changes.lr_scale if changes.learning_rate is None else changes.learning_rate
             raise ConfigError(
                 f"{asked}: invalid value {value:g} for model {spec}: its {name} takes the learning rate from "
                 f"{schedule}; allowed: the default (keep the factory's schedule) — change the rate in the factory"
             )
-        rate = (current if changes.learning_rate is None else changes.learning_rate) * changes.lr_scale
+        rate = (_float(current) if changes.learning_rate is None else changes.learning_rate) * changes.lr_scale
         config = _with_rate(config, float(rate))
     return cls.from_config(config)
 
@@ -358,6 +365,6 @@ def evaluate_compiled(
             values = model.evaluate(x, verbose=0, return_dict=True)
         else:
             values = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-        named = [(str(k), float(np.asarray(to_numpy(v)))) for k, v in values.items()]
+        named = [(str(k), _float(v)) for k, v in values.items()]
         splits.append(tuple(sorted(named, key=lambda kv: kv[0] != "loss")))  # the loss first, then Keras's order
     return CompiledMetrics(train=splits[0], held_out=splits[1])
