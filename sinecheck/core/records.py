@@ -111,15 +111,37 @@ def _sha(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class WeightRecord:
-    """One weight of the model: its stable name (``layer1.dense/kernel``), shape and dtype."""
+class TensorRecord:
+    """One named array: a model's weight (``layer1.dense/kernel``) or a data array (``x_train``, ``x_train.ids``),
+    with its dtype and shape."""
 
     name: str
-    shape: tuple[int, ...]
     dtype: str
+    shape: tuple[int, ...]
 
-    def describe(self) -> str:
-        return f"{self.name} {self.dtype}{list(self.shape)}"
+    @property
+    def kind(self) -> str:
+        """Its dtype and shape, ``float32[8, 16]``."""
+        return f"{self.dtype}{list(self.shape)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorRecord:
+        return cls(str(data["name"]), str(data["dtype"]), tuple(int(n) for n in data["shape"]))
+
+
+def _kind_changes(old: Sequence[TensorRecord], new: Sequence[TensorRecord], prefix: str = "") -> list[str]:
+    """``name float32[16] → float32[32]`` for every array added, removed or of another dtype or shape (in order)."""
+    old_by_name = {t.name: t for t in old}
+    new_by_name = {t.name: t for t in new}
+    out = []
+    for name in [*old_by_name, *(n for n in new_by_name if n not in old_by_name)]:
+        a, b = old_by_name.get(name), new_by_name.get(name)
+        if a is None or b is None or a.kind != b.kind:
+            out.append(f"{prefix}{name} {'absent' if a is None else a.kind} → {'absent' if b is None else b.kind}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -137,7 +159,7 @@ class ModelRecord:
 
     model_class: str
     layers: tuple[LayerRecord, ...]
-    weights: tuple[WeightRecord, ...]
+    weights: tuple[TensorRecord, ...]
     topology: str = ""
 
     @property
@@ -175,14 +197,7 @@ class ModelRecord:
                 out += [f"layer{i} {a.cls} {line}" for line in json_changes(json.loads(a.config), json.loads(b.config))]
             if self.topology and new.topology and self.topology != new.topology:
                 out.append("the layers are connected differently (functional graph)")
-        old_weights = {w.name: w for w in self.weights}
-        new_weights = {w.name: w for w in new.weights}
-        for name in [*old_weights, *(n for n in new_weights if n not in old_weights)]:  # (in weight order)
-            a_w, b_w = old_weights.get(name), new_weights.get(name)
-            if a_w is None or b_w is None or (a_w.shape, a_w.dtype) != (b_w.shape, b_w.dtype):
-                before = "absent" if a_w is None else f"{a_w.dtype}{list(a_w.shape)}"
-                after = "absent" if b_w is None else f"{b_w.dtype}{list(b_w.shape)}"
-                out.append(f"weight {name} {before} → {after}")
+        out += _kind_changes(self.weights, new.weights, "weight ")
         return _capped(out)
 
     def to_json(self) -> dict[str, Any]:
@@ -190,7 +205,7 @@ class ModelRecord:
             "class": self.model_class,
             "layers": [{"class": layer.cls, "config": json.loads(layer.config)} for layer in self.layers],
             "topology": json.loads(self.topology) if self.topology else None,
-            "weights": [{"name": w.name, "shape": list(w.shape), "dtype": w.dtype} for w in self.weights],
+            "weights": [w.to_dict() for w in self.weights],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,10 +219,7 @@ class ModelRecord:
         return cls(
             model_class=str(data["class"]),
             layers=tuple(LayerRecord(str(la["class"]), canonical(la["config"])) for la in data["layers"]),
-            weights=tuple(
-                WeightRecord(str(w["name"]), tuple(int(n) for n in w["shape"]), str(w["dtype"]))
-                for w in data["weights"]
-            ),
+            weights=tuple(TensorRecord.from_dict(w) for w in data["weights"]),
             topology="" if topology is None else canonical(topology),
         )
 
@@ -367,25 +379,16 @@ def _whole(old: Json, new: Json) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ArrayRecord:
-    """One array of the data: where it sits (``x_train``, ``x_train.ids``), its dtype and shape."""
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
 class DataRecord:
     """A digest of the data a run trained and was scored on (every array's name, dtype, shape and bytes), and
     what could not be digested (a ``tf.data`` pipeline is named, not read)."""
 
     digest: str
-    arrays: tuple[ArrayRecord, ...]
+    arrays: tuple[TensorRecord, ...]
     undigested: tuple[str, ...] = ()
 
     def describe(self) -> str:
-        shown = ", ".join(f"{a.name} {a.dtype}{list(a.shape)}" for a in self.arrays)
+        shown = ", ".join(f"{a.name} {a.kind}" for a in self.arrays)
         extra = f"; not digested: {', '.join(self.undigested)}" if self.undigested else ""
         return f"{shown or 'no arrays'}{extra}; digest {self.digest[:12]}"
 
@@ -393,33 +396,20 @@ class DataRecord:
         """What differs from `self` (the old record) in `new`: shapes and dtypes per array, else the values."""
         if self.digest == new.digest:
             return []
-        old_arrays = {a.name: a for a in self.arrays}
-        new_arrays = {a.name: a for a in new.arrays}
-        out: list[str] = []
-        for name in sorted(old_arrays.keys() | new_arrays.keys()):
-            a, b = old_arrays.get(name), new_arrays.get(name)
-            if a is None or b is None or (a.dtype, a.shape) != (b.dtype, b.shape):
-                before = "absent" if a is None else f"{a.dtype}{list(a.shape)}"
-                after = "absent" if b is None else f"{b.dtype}{list(b.shape)}"
-                out.append(f"{name} {before} → {after}")
+        out = _kind_changes(self.arrays, new.arrays)
         if not out:
             out.append(f"same arrays, dtypes and shapes, other values (digest {self.digest[:12]} → {new.digest[:12]})")
         return _capped(out)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "digest": self.digest,
-            "arrays": [{"name": a.name, "dtype": a.dtype, "shape": list(a.shape)} for a in self.arrays],
-            "undigested": list(self.undigested),
-        }
+        arrays = [a.to_dict() for a in self.arrays]
+        return {"digest": self.digest, "arrays": arrays, "undigested": list(self.undigested)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DataRecord:
         return cls(
             digest=str(data["digest"]),
-            arrays=tuple(
-                ArrayRecord(str(a["name"]), str(a["dtype"]), tuple(int(n) for n in a["shape"])) for a in data["arrays"]
-            ),
+            arrays=tuple(TensorRecord.from_dict(a) for a in data["arrays"]),
             undigested=tuple(str(u) for u in data.get("undigested", ())),
         )
 
@@ -445,7 +435,7 @@ def data_record(data: Any) -> DataRecord:
     """The `DataRecord` of a data value: NumPy arrays (any dtype) are digested with their names, dtypes and shapes;
     anything else that holds data (a ``tf.data.Dataset``, a ``PyDataset``) is named in ``undigested``."""
     h = hashlib.sha256()
-    arrays: list[ArrayRecord] = []
+    arrays: list[TensorRecord] = []
     undigested: list[str] = []
     for name, leaf in _leaves(data, ""):
         if leaf is None:
@@ -455,7 +445,7 @@ def data_record(data: Any) -> DataRecord:
                 piece = digest(leaf)
             except TypeError:  # object arrays (Python strings): their values, not their bytes
                 piece = _sha(repr(leaf.tolist()))
-            arrays.append(ArrayRecord(name, str(leaf.dtype), tuple(int(n) for n in leaf.shape)))
+            arrays.append(TensorRecord(name, str(leaf.dtype), tuple(int(n) for n in leaf.shape)))
         elif isinstance(leaf, (int, float, str, bool)):
             piece = _sha(repr(leaf))
         else:

@@ -24,7 +24,7 @@ from sinecheck.core.records import (
     CompileRecord,
     LayerRecord,
     ModelRecord,
-    WeightRecord,
+    TensorRecord,
     canonical,
     default_rate,
     normalize,
@@ -224,7 +224,7 @@ def read_model(model: KerasObject) -> ModelRecord:
         model_class=type(inner).__name__,
         layers=tuple(LayerRecord(type(la).__name__, canonical(normalize(_layer_config(la)))) for la in layers),
         weights=tuple(
-            WeightRecord(name, tuple(int(n) for n in w.shape), str(getattr(w.dtype, "name", w.dtype)))
+            TensorRecord(name, str(getattr(w.dtype, "name", w.dtype)), tuple(int(n) for n in w.shape))
             for name, w in zip(model_weight_names(inner), inner.weights, strict=True)
         ),
         topology=_topology(inner, positions),
