@@ -14,6 +14,8 @@ import pytest
 from sinecheck.cli import main
 from sinecheck.core.config import OptimizerSpec, TrainConfig
 
+pytest_plugins = ["pytester"]
+
 needs_tensorflow = pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs tensorflow")
 
 FACTORY = """
@@ -187,3 +189,25 @@ def test_matrix_compile_factors_change_a_compiled_model_or_say_why(user: Path) -
     assert "learning_rate 0.001 → 0.002" in matrix.cell("lr", "classifier").evidence.reached
     refused = matrix.cell("lr", "scheduled")
     assert refused.error is not None and "ExponentialDecay" in refused.error and refused.short() == "error"
+
+
+@needs_tensorflow
+def test_defect5_under_the_pytest_plugin(user: Path, pytester: pytest.Pytester) -> None:
+    """The plugin's baseline check fails on an edited model and says what changed, first."""
+    pytester.makepyfile(
+        test_suite="def test_baseline(sinecheck_baseline, sinecheck_model):\n"
+        "    sinecheck_baseline.verify(sinecheck_model)\n"
+    )
+    args = [f"--sinecheck-model={user}:classifier", f"--sinecheck-data={user}:data", "-p", "no:randomly"]
+    args.append(f"--sinecheck-baseline-dir={pytester.path / 'baselines'}")
+    recorded = pytester.runpytest_subprocess(*args, "--sinecheck-baseline=record")
+    assert recorded.ret == pytest.ExitCode.OK, recorded.stdout.str()
+    user.write_text(FACTORY.replace("keras.optimizers.Adam()", "keras.optimizers.Adam(0.002)"))
+    checked = pytester.runpytest_subprocess(*args)
+    assert checked.ret == pytest.ExitCode.TESTS_FAILED
+    checked.stdout.fnmatch_lines(
+        [
+            "*your model changed since the baseline was recorded: Adam learning_rate 0.001 → 0.002 (6 entries*",
+            "*6 entries changed since the baseline was recorded*",
+        ]
+    )

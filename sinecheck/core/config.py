@@ -217,6 +217,9 @@ class TrainConfig:
     Bring your own: `model` names a factory returning a Keras model (then the architecture fields above are
     unused; an uncompiled model is compiled with `optimizer` and `loss`) and `data` a function returning
     ``(x, y)`` (then the sine fields are unused); both are ``module:callable`` or ``file.py:callable`` specs.
+    On a model its factory compiled, `optimizer`, `loss`, `xla` and `lr_scale` at their defaults mean "as the
+    factory compiled it", and a changed one is re-compiled into the factory's own compile arguments or refused
+    (`sinecheck.keras.compiled`).
     """
 
     hidden_units: tuple[int, ...] = (128,)
