@@ -56,6 +56,8 @@ BAD_VALUES = [
     ("model", "examples/models.py", "MODULE:CALLABLE"),
     ("model", 3, "MODULE:CALLABLE"),
     ("data", "mod:not valid", "path/to/file.py:CALLABLE"),
+    ("lr_scale", 0.0, "> 0"),
+    ("lr_scale", math.inf, "finite"),
     ("kernel_initializer", 0.02, "InitializerSpec"),
     ("kernel_initializer", "xavier", "glorot_uniform"),
     ("optimizer", "adam", "OptimizerSpec"),
@@ -289,6 +291,7 @@ def test_id_changes_with_every_field() -> None:
         "noise_seed": 3,
         "model": "m:f",
         "data": "d:g",
+        "lr_scale": 2.0,
     }
     assert set(changed) == set(field_names())
     ids = {base.replace(**{k: v}).config_id for k, v in changed.items()}
@@ -350,3 +353,16 @@ def test_spec_fields_round_trip_and_leave_builtin_ids_alone() -> None:
     assert TrainConfig.from_json(custom.to_json()) == custom
     assert custom.config_id != plain.config_id
     assert "model examples/models.py:lstm_sine data pkg.data:windows" in custom.describe()
+
+
+def test_lr_scale_round_trips_and_leaves_other_ids_alone() -> None:
+    """``lr_scale`` (the matrix's lr factor: twice the model's own rate) is serialised only where it is set."""
+    plain = TrainConfig()
+    assert "lr_scale" not in plain.to_dict()
+    doubled = plain.replace(lr_scale=2)
+    assert doubled.lr_scale == 2.0 and doubled.to_dict()["lr_scale"] == 2.0
+    assert TrainConfig.from_json(doubled.to_json()) == doubled and doubled.config_id != plain.config_id
+    assert doubled.effective_optimizer.rate == 2 * plain.optimizer.rate and "lr×2" in doubled.describe()
+    spec = TrainConfig(model="m:f")
+    assert "adam" not in spec.describe() and "loss=" not in spec.describe()  # the factory may compile its own
+    assert "adam(lr=0.05)" in spec.replace(optimizer=OptimizerSpec("adam", 0.05)).describe()

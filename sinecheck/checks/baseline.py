@@ -37,7 +37,8 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import PRESETS
-from sinecheck.core.result import Metrics, RunResult
+from sinecheck.core.records import CompileRecord, DataRecord, ModelRecord
+from sinecheck.core.result import CompiledMetrics, Metrics, RunResult
 from sinecheck.core.specs import ModelSpec, spec_identity
 from sinecheck.engines.registry import train
 from sinecheck.errors import BaselineError, ConfigError
@@ -65,6 +66,7 @@ class Grade(TextEnum):
     CLOSE = "close"
     DIVERGENT = "divergent"  # weights beyond tolerance, held-out error within the seed-noise band
     MATERIAL = "material"  # held-out MSE moved beyond the seed-noise band (or divergence differs)
+    CHANGED = "changed"  # the model, its compile settings, the data or the config changed: not environment drift
     MISSING = "missing"  # not in the baseline
 
     @property
@@ -234,18 +236,65 @@ def group_of(name: str) -> str:
 
 @dataclass
 class Entry:
-    """One stored run: its config, digests, metrics and (compact) arrays."""
+    """One stored run: its config, digests, metrics, (compact) arrays, and what really trained — the model's
+    architecture fingerprint, its compile settings and the data's digest (None in baselines recorded before)."""
 
     config: TrainConfig
     digests: dict[str, str]
     metrics: Metrics
     diverged: bool
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    model: ModelRecord | None = None
+    compiled: CompileRecord | None = None
+    data: DataRecord | None = None
 
     @classmethod
     def from_result(cls, result: RunResult) -> Entry:
         arrays = {k: v for k, v in result.tensors().items() if k != "pred/train"}
-        return cls(result.config, dict(result.digests), result.metrics, result.diverged, arrays)
+        return cls(
+            result.config,
+            dict(result.digests),
+            result.metrics,
+            result.diverged,
+            arrays,
+            result.model_record,
+            result.compile_record,
+            result.data_record,
+        )
+
+    def changes(self, new: Entry) -> list[str]:
+        """What the user changed between this (stored) entry and `new`: ``your model changed: Adam learning_rate
+        0.001 → 0.002``, ``your data changed: …``, ``your config changed: …`` — empty when neither the model, its
+        compile settings, the data nor the config did (as far as the stored entry recorded them)."""
+        out: list[str] = []
+        old_config, new_config = _portable(self.config), _portable(new.config)
+        if old_config != new_config:
+            fields = [
+                k for k in sorted(old_config.keys() | new_config.keys()) if old_config.get(k) != new_config.get(k)
+            ]
+            lines = [f"{k} {_short(old_config.get(k))} → {_short(new_config.get(k))}" for k in fields]
+            out.append("your config changed: " + "; ".join(lines))
+        model: list[str] = []
+        if self.model is not None and new.model is not None:
+            model += self.model.changes(new.model)
+        if self.compiled is not None and new.compiled is not None:
+            model += self.compiled.changes(new.compiled)
+        if model:
+            out.append("your model changed: " + "; ".join(model))
+        if self.config.data is not None and self.data is not None and new.data is not None:  # a user's data spec
+            data = self.data.changes(new.data)
+            if data:
+                out.append("your data changed: " + "; ".join(data))
+        return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else value
+    return text if len(text) <= 50 else text[:47] + "..."
+
+
+#: Entry keys in a baseline file that point into its "records" table (one copy per distinct record).
+_RECORD_KINDS = ("model", "compile", "data")
 
 
 @dataclass
@@ -259,23 +308,34 @@ class Baseline:
     path: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The baseline file's content.  The entries' model, compile and data records are stored once each in
+        ``records`` (by kind and digest) and named by digest in every entry that has them."""
+        records: dict[str, dict[str, Any]] = {kind: {} for kind in _RECORD_KINDS}
+        entries: dict[str, Any] = {}
+        for name, e in self.entries.items():
+            entry: dict[str, Any] = {
+                "config": e.config.to_dict(),
+                "config_id": e.config.config_id,
+                "digests": e.digests,
+                "metrics": e.metrics.to_json(),
+                "diverged": e.diverged,
+            }
+            for kind, record in zip(_RECORD_KINDS, (e.model, e.compiled, e.data), strict=True):
+                if record is not None:
+                    records[kind][record.digest] = record.to_dict()
+                    entry[kind] = record.digest
+            entries[name] = entry
+        out: dict[str, Any] = {
             "schema": BASELINE_SCHEMA,
             "kind": "sinecheck-baseline",
             "key": self.key.to_dict(),
             "fingerprint": self.fingerprint,
             "created": self.created,
-            "entries": {
-                name: {
-                    "config": e.config.to_dict(),
-                    "config_id": e.config.config_id,
-                    "digests": e.digests,
-                    "metrics": e.metrics.to_json(),
-                    "diverged": e.diverged,
-                }
-                for name, e in self.entries.items()
-            },
+            "entries": entries,
         }
+        if any(records.values()):
+            out["records"] = {kind: table for kind, table in records.items() if table}
+        return out
 
 
 def subject_dir(directory: str | os.PathLike[str], model: ModelSpec | None = None) -> Path:
@@ -330,12 +390,19 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
         )
     try:
         key = EnvKey(**data["key"])
+        records = data.get("records", {})
+        models = {d: ModelRecord.from_dict(r) for d, r in records.get("model", {}).items()}
+        compiled = {d: CompileRecord.from_dict(r) for d, r in records.get("compile", {}).items()}
+        datas = {d: DataRecord.from_dict(r) for d, r in records.get("data", {}).items()}
         entries = {
             name: Entry(
                 TrainConfig.from_dict(e["config"]),
                 dict(e["digests"]),
                 Metrics.from_json(e["metrics"]),
                 bool(e["diverged"]),
+                model=models[e["model"]] if "model" in e else None,
+                compiled=compiled[e["compile"]] if "compile" in e else None,
+                data=datas[e["data"]] if "data" in e else None,
             )
             for name, e in data["entries"].items()
         }
@@ -475,9 +542,19 @@ class CheckResult:
         limit = Grade.IDENTICAL if same else Strictness.parse(strict).limit
         return [d for d in self.drifts if d.grade > limit]
 
+    def changes(self) -> list[str]:
+        """What the user changed since the baseline was recorded (model, compile settings, data, config), each
+        distinct change once, with the entries it concerns."""
+        seen: dict[str, list[str]] = {}
+        for d in self.drifts:
+            if d.grade is Grade.CHANGED:
+                seen.setdefault(d.detail, []).append(d.name)
+        return [f"{detail} ({_entries(names)})" for detail, names in seen.items()]
+
     def table(self) -> str:
-        """The drift table: config, verdict, max |Δw|, max ULP, ΔMSE against its noise band."""
-        rows = [("config", "verdict", "max |Δw|", "max ULP (w)", "ΔMSE held-out", "noise band")]
+        """The drift table: config, verdict, max |Δw|, max ULP, the held-out error's change (MSE against sin(x),
+        or a user's model's compiled loss) against its noise band."""
+        rows = [("config", "verdict", "max |Δw|", "max ULP (w)", f"Δ{self._metric()}", "noise band")]
         for d in self.drifts:
             rows.append(
                 (
@@ -492,10 +569,24 @@ class CheckResult:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        lines += [f"  {d.name}: {d.detail}" for d in self.drifts if d.grade is not Grade.IDENTICAL and d.detail]
+        lines += [
+            f"  {d.name}: {d.detail}"
+            for d in self.drifts
+            if d.grade not in (Grade.IDENTICAL, Grade.CHANGED) and d.detail  # (changes: said once, in the summary)
+        ]
         return "\n".join(lines)
 
+    def _metric(self) -> str:
+        names = {
+            self.against.entries[d.name].metrics.held_out_loss_name
+            for d in self.drifts
+            if d.name in self.against.entries
+        }
+        return names.pop() if len(names) == 1 else "held-out error"
+
     def summary(self) -> str:
+        """One line per check — and first, what the user changed since the baseline was recorded (those entries are
+        not graded as environment drift)."""
         counts = {g: sum(d.grade is g for d in self.drifts) for g in Grade}
         parts = ", ".join(f"{n} {g}" for g, n in counts.items() if n)
         note = ""
@@ -504,7 +595,22 @@ class CheckResult:
                 " — a baseline from another CPU/ISA class or oneDNN setting may legitimately differ "
                 "(oneDNN picks kernels by instruction set); not a regression"
             )
-        return f"vs {self.against.key.describe()} ({self.relation}): {parts}{note}"
+        line = f"vs {self.against.key.describe()} ({self.relation}): {parts}{note}"
+        changes = [
+            c.replace("your model changed: ", "your model changed since the baseline was recorded: ", 1)
+            .replace("your data changed: ", "your data changed since the baseline was recorded: ", 1)
+            .replace("your config changed: ", "your config changed since the baseline was recorded: ", 1)
+            for c in self.changes()
+        ]
+        if not changes:
+            return line
+        return "\n".join(
+            [
+                *changes,
+                "(not graded as environment drift: re-record the baseline if the change is intended)",
+                line,
+            ]
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -522,11 +628,18 @@ def _num(value: float | None, *, signed: bool = False) -> str:
     return f"{value:+.2e}" if signed else f"{value:.2e}"
 
 
+def _entries(names: Sequence[str]) -> str:
+    return (
+        f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}: {', '.join(names[:3])}{', …' if len(names) > 3 else ''}"
+    )
+
+
 def noise_bands(baseline: Baseline) -> dict[str, float]:
-    """Per group (config without seed): NOISE_SIGMAS × the std of held-out MSE over its seeds (floored)."""
+    """Per group (config without seed): NOISE_SIGMAS × the std over its seeds of the held-out error — the MSE
+    against sin(x), or a user's model's compiled held-out loss — floored."""
     groups: dict[str, list[float]] = {}
     for name, e in baseline.entries.items():
-        value = e.metrics.mse_test
+        value = e.metrics.held_out_loss
         if math.isfinite(value):
             groups.setdefault(group_of(name), []).append(value)
     return {
@@ -544,12 +657,15 @@ _GRADE_OF_VERDICT = {
 
 
 def grade(name: str, current: Entry, stored: Entry | None, band: float | None, tolerance: Tolerance) -> Drift:
-    """Grade one entry: the verdict of its arrays, promoted to MATERIAL when the held-out MSE moved beyond
-    the seed-noise band (or divergence differs)."""
+    """Grade one entry: CHANGED when the user changed the model, its compile settings, the data or the config
+    (`Entry.changes`: not environment drift, not graded further); else the verdict of its arrays, promoted to
+    MATERIAL when the held-out error (MSE against sin(x), or the compiled loss) moved beyond the seed-noise band
+    (or divergence differs)."""
     if stored is None:
         return Drift(name, Grade.MISSING, None, None, None, band, "not in the baseline")
-    if _portable(current.config) != _portable(stored.config):
-        return Drift(name, Grade.MATERIAL, None, None, None, band, "the baseline recorded another config")
+    changes = stored.changes(current)
+    if changes:
+        return Drift(name, Grade.CHANGED, None, None, None, band, "; ".join(changes))
     a, b = stored.arrays, current.arrays
     if not a:  # metadata-only load: digests decide
         same = stored.digests == current.digests
@@ -558,7 +674,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
     weights = [t for t in cmp.tensors if t.name.startswith("final/")]
     max_w = max((t.max_abs for t in weights), default=None)
     max_ulp = max((t.max_ulp for t in weights), default=None)
-    delta = current.metrics.mse_test - stored.metrics.mse_test
+    delta = current.metrics.held_out_loss - stored.metrics.held_out_loss
     level = _GRADE_OF_VERDICT[cmp.verdict]
     if stored.diverged != current.diverged:
         detail = f"diverged {stored.diverged} → {current.diverged}"
@@ -568,6 +684,7 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
         level = Grade.MATERIAL
     changed = [k for k in set(stored.digests) | set(current.digests) if stored.digests.get(k) != current.digests.get(k)]
     changed += [f"metric {k.value}" for k, v in stored.metrics.items() if not _same_number(v, current.metrics.get(k))]
+    changed += _compiled_changes(stored.metrics.compiled, current.metrics.compiled)
     if level is Grade.IDENTICAL and changed:  # the arrays agree but the recorded numbers do not: an edited file
         return Drift(
             name,
@@ -579,15 +696,29 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
             f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match",
         )
     worst = cmp.worst
-    return Drift(
-        name,
-        level,
-        max_w,
-        max_ulp,
-        delta,
-        band,
-        "" if level is Grade.IDENTICAL else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ",
-    )
+    detail = "" if level is Grade.IDENTICAL else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ"
+    moved = _compiled_moves(stored.metrics.compiled, current.metrics.compiled)
+    if detail and moved:
+        detail += f"; held-out {moved}"
+    return Drift(name, level, max_w, max_ulp, delta, band, detail)
+
+
+def _compiled_changes(old: CompiledMetrics, new: CompiledMetrics) -> list[str]:
+    """``metric compiled held_out/accuracy`` for every compiled metric whose recorded value differs."""
+    out = []
+    for split, a, b in (("train", old.train, new.train), ("held_out", old.held_out, new.held_out)):
+        values = dict(b)
+        out += [f"metric compiled {split}/{k}" for k, v in a if not _same_number(v, values.get(k))]
+    return out
+
+
+def _compiled_moves(old: CompiledMetrics, new: CompiledMetrics) -> str:
+    """How the compiled held-out metrics moved: ``loss 0.5312 → 0.5298, accuracy 0.7500 → 0.7656``."""
+    values = dict(new.held_out)
+    moves = [
+        f"{k} {v:.4g} → {values[k]:.4g}" for k, v in old.held_out if k in values and not _same_number(v, values[k])
+    ]
+    return ", ".join(moves)
 
 
 def _portable(config: TrainConfig) -> dict[str, Any]:

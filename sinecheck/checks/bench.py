@@ -73,9 +73,7 @@ def _fused_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
     start = fresh_start(cfg, clear_session=False)
     t = time.perf_counter()
     program = FusedProgram(GraphKey.of(cfg, jit_compile=jit))  # a new one: its tracing is what we measure
-    learning_rate = cfg.optimizer.learning_rate
-    assert learning_rate is not None  # (OptimizerSpec fills in the optimizer's default)
-    program.load(start, learning_rate)
+    program.load(start, cfg.effective_optimizer.rate)
     orders = epoch_orders_from_keras(cfg, start.data.y_train)
 
     def call() -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.enums import TextEnum
+from sinecheck.core.records import CompileSetting
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import Environment
 
@@ -53,6 +54,9 @@ class Factor:
     expect: Expectation = Expectation.MEASURED
     requires: tuple[str, ...] = ()  # importable modules the factor needs
     epoch_sensitive: bool = True  # whether the verdict's grade can change with the number of epochs
+    #: The compile setting side `b` changes: read back from both compiled models, it must differ, or the cell is an
+    #: error (a change that never reached the model would compare a run with itself and say "identical").
+    reaches: CompileSetting | None = None
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -138,7 +142,22 @@ FACTORS: tuple[Factor, ...] = (
         Side(Environment("pythonhashseed-1", (("PYTHONHASHSEED", "1"),))),
     ),
     Factor("shuffle-off", "fit(shuffle=False) vs shuffle=True, same seed", Side(), _BASE_NO_SHUFFLE),
-    Factor("xla", "jit_compile=True vs False", Side(), Side(changes=(("xla", True),))),
+    Factor(
+        "xla",
+        "jit_compile=True vs False (the model's own compile, re-compiled with XLA)",
+        Side(),
+        Side(changes=(("xla", True),)),
+        reaches=CompileSetting.JIT_COMPILE,
+    ),
+    Factor(
+        "lr",
+        "twice the model's own learning rate (a positive control: the change must reach the model)",
+        Side(),
+        Side(changes=(("lr_scale", 2.0),)),
+        Expectation.NOT_IDENTICAL,
+        epoch_sensitive=False,
+        reaches=CompileSetting.LEARNING_RATE,
+    ),
     Factor(
         "tf-keras",
         "Keras 2 (tf_keras) vs Keras 3, same seed",

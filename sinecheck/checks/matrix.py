@@ -108,6 +108,9 @@ class Evidence:
     summary: str
     config: str
     first_divergence: str | None = None  # the line `locate_divergences` adds
+    #: For a factor that changes a compile setting: that change as read back from both models
+    #: (``jit_compile False → True``), proof that it reached the model.
+    reached: str | None = None
 
     @classmethod
     def of(cls, a: RunResult, b: RunResult, comparison: Comparison) -> Evidence:
@@ -137,14 +140,15 @@ class Evidence:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (NaN/inf as strings); `first_divergence` only once located."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if self.first_divergence is None:
-            del out["first_divergence"]
+        for optional in ("first_divergence", "reached"):
+            if out[optional] is None:
+                del out[optional]
         return {k: json_float(v) if isinstance(v, float) else v for k, v in out.items()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Evidence:
         """Inverse of `to_dict` (other keys of `data` are ignored)."""
-        text = ("worst_tensor", "digest_a", "digest_b", "summary", "config", "first_divergence")
+        text = ("worst_tensor", "digest_a", "digest_b", "summary", "config", "first_divergence", "reached")
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
             value = data.get(f.name)
@@ -167,9 +171,26 @@ class Cell:
 
     @classmethod
     def measured(cls, factor: Factor, row: str, a: RunResult, b: RunResult, tolerance: Tolerance | None = None) -> Cell:
-        """Compare two runs and keep the numbers behind the verdict."""
+        """Compare two runs and keep the numbers behind the verdict.  A factor that changes a compile setting is
+        an error cell when the setting reads back the same from both models (the change never reached the model)."""
+        reached = None
+        if factor.reaches is not None and a.compile_record is not None and b.compile_record is not None:
+            setting, before, after = (
+                factor.reaches,
+                factor.reaches.of(a.compile_record),
+                factor.reaches.of(b.compile_record),
+            )
+            if before == after:
+                return cls(
+                    factor,
+                    row,
+                    error=f"the change did not reach the model: {setting} reads back {before} on both sides "
+                    f"({b.compile_record.describe()}); nothing to compare",
+                )
+            reached = "; ".join(a.compile_record.changes(b.compile_record))
         comparison = compare(a, b, tolerance=tolerance)
-        return cls(factor, row, comparison.verdict, Evidence.of(a, b, comparison), comparison.report())
+        evidence = dataclasses.replace(Evidence.of(a, b, comparison), reached=reached)
+        return cls(factor, row, comparison.verdict, evidence, comparison.report())
 
     @property
     def first_divergence(self) -> str | None:

@@ -188,7 +188,12 @@ def _check(current: bl.Baseline, directory: Path, key: bl.EnvKey, *, strict: str
         print()
     failed = bl.failures(checks, strict)
     for result, bad in failed:
-        print(f"FAILED ({strict}) vs {result.against.path}: {', '.join(d.name for d in bad)}")
+        drifted = [d.name for d in bad if d.grade is not bl.Grade.CHANGED]
+        changed = [d.name for d in bad if d.grade is bl.Grade.CHANGED]
+        if drifted:
+            print(f"FAILED ({strict}) vs {result.against.path}: {', '.join(drifted)}")
+        if changed:
+            print(f"FAILED (changed since recorded, see above) vs {result.against.path}: {', '.join(changed)}")
     if json_path:
         write_json(json_path, {"key": key.to_dict(), "strict": strict, "checks": [c.to_dict() for c in checks]})
     return 1 if failed else 0

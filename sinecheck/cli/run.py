@@ -65,8 +65,17 @@ def run(args: argparse.Namespace) -> int:
                 f"engine {r.options['fallback_from']} cannot train {r.config.model}; trained with {r.engine} "
                 "(--fallback-engine)"
             )
-    print(text_table(HEADER, [_row(preset.name, label, r) for label, r in zip(preset.labels, results, strict=True)]))
-    print(f"\n{results[0].config.describe()}")
+    _check_rate(args, results)
+    compiled = _compiled_names(results)
+    header = (*HEADER, *(f"{name} train / held-out" for name in compiled))
+    rows = [_row(preset.name, label, r, compiled) for label, r in zip(preset.labels, results, strict=True)]
+    print(text_table(header, rows))
+    if models:  # what really trained: each model as compiled (by its factory, or by sinecheck)
+        print()
+        for label, r in zip(preset.labels, results, strict=True):
+            print(f"{label}: {r.describe()}")
+    else:
+        print(f"\n{results[0].config.describe()}")
     for line in _spec_notes(results[0]):
         print(line)
     if args.json:
@@ -118,16 +127,47 @@ def _configs(args: argparse.Namespace, preset: Preset) -> list[TrainConfig]:
     return configs
 
 
-def _row(preset: str, label: str, r: RunResult) -> list[str]:
+def _check_rate(args: argparse.Namespace, results: list[RunResult]) -> None:
+    """--lr equal to the optimizer's default means "the factory's own rate" on a model its factory compiled: say so
+    (a one-line error) where that rate was another, rather than print a rate that did not run."""
+    if args.lr is None:
+        return
+    for r in results:
+        record = r.compile_record
+        if record is None or record.learning_rate is None or abs(record.learning_rate - args.lr) <= 1e-6 * args.lr:
+            continue
+        raise ConfigError(
+            f"--lr: {args.lr:g} is {r.config.optimizer.name}'s default, which on model {r.config.model} (its factory "
+            f"compiled {record.optimizer} with learning_rate {record.learning_rate:g}) means the factory's own rate; "
+            "allowed: another rate, or set this one in the factory"
+        )
+
+
+def _compiled_names(results: list[RunResult]) -> list[str]:
+    """The compiled loss and metric names of the runs (a user's model's), in first-seen order."""
+    names: list[str] = []
+    for r in results:
+        names += [n for n in r.metrics.compiled.names() if n not in names]
+    return names
+
+
+def _row(preset: str, label: str, r: RunResult, compiled: list[str]) -> list[str]:
+    own = r.metrics.compiled
+    missing = "—" if own else "nan"  # a user's model whose outputs are not shaped like y has no MSE against it
     return [
         f"{preset} {label}" + (" DIVERGED" if r.diverged else ""),
         r.config.config_id,
         r.digests["initial_weights"][:16],
         r.digests["final_weights"][:16],
         r.digests["predictions"][:16],
-        format_number(r.metrics.mse_train, ".5f"),
-        format_number(r.metrics.mse_test, ".5f"),
-        format_number(r.metrics.max_err_test, ".4f"),
+        format_number(r.metrics.mse_train, ".5f", missing=missing),
+        format_number(r.metrics.mse_test, ".5f", missing=missing),
+        format_number(r.metrics.max_err_test, ".4f", missing=missing),
         f"{r.timings.fit_s:.2f}",
         f"{r.timings.epoch_ms_median:.1f}",
+        *(
+            f"{format_number(own.get(n, held_out=False), '.4f', missing='—')} / "
+            f"{format_number(own.get(n), '.4f', missing='—')}"
+            for n in compiled
+        ),
     ]

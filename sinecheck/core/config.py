@@ -217,6 +217,9 @@ class TrainConfig:
     Bring your own: `model` names a factory returning a Keras model (then the architecture fields above are
     unused; an uncompiled model is compiled with `optimizer` and `loss`) and `data` a function returning
     ``(x, y)`` (then the sine fields are unused); both are ``module:callable`` or ``file.py:callable`` specs.
+    On a model its factory compiled, `optimizer`, `loss`, `xla` and `lr_scale` at their defaults mean "as the
+    factory compiled it", and a changed one is re-compiled into the factory's own compile arguments or refused
+    (`sinecheck.keras.compiled`).
     """
 
     hidden_units: tuple[int, ...] = (128,)
@@ -237,6 +240,9 @@ class TrainConfig:
     noise_seed: int = 0
     model: str | None = None
     data: str | None = None
+    #: Multiplies the learning rate in effect: the optimizer's above, or — on a model its factory compiled — the
+    #: compiled optimizer's (the matrix's ``lr`` factor: "twice the model's own", whatever that is).
+    lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         units = self.hidden_units
@@ -288,6 +294,8 @@ class TrainConfig:
                 _check_type(name, value, str, SPEC_FORM)
                 if not SPEC_PATTERN.fullmatch(value):
                     _fail(name, value, SPEC_FORM)
+        _check_float("lr_scale", self.lr_scale, positive=True)
+        object.__setattr__(self, "lr_scale", float(self.lr_scale))
 
     # -- derived views -------------------------------------------------------------------------------
     @property
@@ -303,22 +311,40 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     @property
+    def effective_optimizer(self) -> OptimizerSpec:
+        """The optimizer with `lr_scale` applied: what sinecheck builds when it compiles the model itself."""
+        if self.lr_scale == 1.0:
+            return self.optimizer
+        return OptimizerSpec(self.optimizer.name, self.optimizer.rate * self.lr_scale, self.optimizer.params)
+
+    @property
     def custom(self) -> bool:
         """Whether a model or data spec replaces the built-in Dense network or the sine data."""
         return self.model is not None or self.data is not None
 
     def describe(self) -> str:
         """One line for tables and logs, naming the knobs people compare."""
-        if self.custom:
-            what = f"model {self.model}" if self.model else "Dense presets' model"
+        scale = f" lr×{self.lr_scale:g}" if self.lr_scale != 1.0 else ""
+        xla = " xla" if self.xla else ""
+        if self.model is not None:
+            # a factory may compile its own model: the optimizer and loss are named only where the config sets them
+            # (the run's compile record says what really ran)
+            default = TrainConfig()
+            optimizer = "" if self.optimizer == default.optimizer else f" {self.optimizer}"
+            loss = "" if self.loss == default.loss else f" loss={self.loss}"
             data = f" data {self.data}" if self.data else ""
             return (
-                f"{what}{data} {self.optimizer} loss={self.loss} batch={self.batch_size} epochs={self.epochs} "
-                f"shuffle={self.shuffle} seed={self.seed}"
+                f"model {self.model}{data}{optimizer}{scale}{loss}{xla} batch={self.batch_size} "
+                f"epochs={self.epochs} shuffle={self.shuffle} seed={self.seed}"
+            )
+        if self.custom:
+            return (
+                f"Dense presets' model data {self.data} {self.optimizer}{scale} loss={self.loss}{xla} "
+                f"batch={self.batch_size} epochs={self.epochs} shuffle={self.shuffle} seed={self.seed}"
             )
         widths = "-".join(str(u) for u in self.hidden_units)
         return (
-            f"Dense({widths},{self.activation})→1 init={self.kernel_initializer} {self.optimizer} "
+            f"Dense({widths},{self.activation})→1 init={self.kernel_initializer} {self.optimizer}{scale}{xla} "
             f"batch={self.batch_size} epochs={self.epochs} shuffle={self.shuffle} seed={self.seed}"
         )
 
@@ -352,6 +378,7 @@ class TrainConfig:
             "noise_seed": self.noise_seed,
             # Left out when unset, so the ids of built-in configs (and the baselines keyed by them) stay put.
             **{name: value for name in ("model", "data") if (value := getattr(self, name)) is not None},
+            **({"lr_scale": self.lr_scale} if self.lr_scale != 1.0 else {}),
         }
 
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sinecheck.core.compare import digest, json_float
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
+from sinecheck.core.records import CompileRecord, DataRecord, ModelRecord, unused_fields
 
 RESULT_SCHEMA = 1
 
@@ -44,6 +46,12 @@ def _number(data: Mapping[str, object], key: str) -> float | None:
     raise TypeError(f"{key}: {value!r} is not a number")
 
 
+def _mapping(value: object, what: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what}: {value!r} is not a mapping")
+    return value
+
+
 def _required(data: Mapping[str, object], key: str) -> float:
     value = _number(data, key)
     if value is None:
@@ -66,16 +74,71 @@ class MetricName(TextEnum):
         return tuple(name for name in cls if name is not cls.FINAL_LOSS)
 
 
+#: (name, value) pairs in the order Keras reports them (``loss`` first).
+NamedValues = tuple[tuple[str, float], ...]
+
+
+def _named_values(data: object, what: str) -> NamedValues:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"{what}: {data!r} is not a mapping of metric name to value")
+    return tuple((str(k), _required(data, k)) for k in data)
+
+
+@dataclass(frozen=True)
+class CompiledMetrics:
+    """The compiled loss and every compiled metric of the model (Keras ``evaluate`` after training), on the training
+    data and on the held-out data.  Empty for the presets, whose errors are measured against sin(x)."""
+
+    train: NamedValues = ()
+    held_out: NamedValues = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.train or self.held_out)
+
+    def names(self) -> list[str]:
+        """Every metric name, training split first, in Keras's order (``loss``, ``accuracy`` …)."""
+        seen = [name for name, _ in self.train]
+        return seen + [name for name, _ in self.held_out if name not in seen]
+
+    def get(self, name: str, *, held_out: bool = True) -> float | None:
+        """The metric called `name` on the held-out (default) or training split; None when there is none."""
+        return dict(self.held_out if held_out else self.train).get(name)
+
+    def to_json(self) -> dict[str, dict[str, float | str | None]]:
+        return {
+            "train": {k: json_float(v) for k, v in self.train},
+            "held_out": {k: json_float(v) for k, v in self.held_out},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> CompiledMetrics:
+        """Inverse of `to_json`; TypeError / KeyError on a malformed value."""
+        return cls(_named_values(data["train"], "compiled.train"), _named_values(data["held_out"], "compiled.held_out"))
+
+
 @dataclass(frozen=True)
 class Metrics:
     """A run's errors against the clean sin(x) (float64), on the training grid and the held-out grid, and its
-    last logged loss (None when no epoch ran).  NaN/inf when the run diverged."""
+    last logged loss (None when no epoch ran).  NaN/inf when the run diverged.  `compiled`: a user's model's own
+    compiled loss and metrics after training (empty for the presets)."""
 
     mse_train: float
     max_err_train: float
     mse_test: float
     max_err_test: float
     final_loss: float | None
+    compiled: CompiledMetrics = CompiledMetrics()
+
+    @property
+    def held_out_loss(self) -> float:
+        """The number a baseline grades: the compiled loss on the held-out data where the model has one (a user's
+        model), else the MSE against sin(x) on the held-out grid."""
+        loss = self.compiled.get("loss")
+        return self.mse_test if loss is None else loss
+
+    @property
+    def held_out_loss_name(self) -> str:
+        return "loss held-out" if self.compiled.get("loss") is not None else "MSE held-out"
 
     def get(self, name: MetricName) -> float | None:
         """The metric called `name` (for code that picks a metric by name, e.g. from an option)."""
@@ -86,16 +149,27 @@ class Metrics:
         """(name, value) of every metric, in JSON order."""
         return ((name, self.get(name)) for name in MetricName)
 
-    def to_json(self) -> dict[str, float | str | None]:
+    def to_json(self) -> dict[str, Any]:
         """``{"mse_train": …, "max_err_train": …, "mse_test": …, "max_err_test": …, "final_loss": …}``, NaN/inf
-        as strings (`json_float`)."""
-        return {name.value: json_float(value) for name, value in self.items()}
+        as strings (`json_float`), and ``"compiled": {"train": {…}, "held_out": {…}}`` where there are any."""
+        out: dict[str, Any] = {name.value: json_float(value) for name, value in self.items()}
+        if self.compiled:
+            out["compiled"] = self.compiled.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Metrics:
         """Inverse of `to_json`; KeyError / TypeError / ValueError on a missing or malformed field."""
         mse_train, max_err_train, mse_test, max_err_test = (_required(data, n.value) for n in MetricName.errors())
-        return cls(mse_train, max_err_train, mse_test, max_err_test, _number(data, MetricName.FINAL_LOSS.value))
+        compiled = data.get("compiled")
+        return cls(
+            mse_train,
+            max_err_train,
+            mse_test,
+            max_err_test,
+            _number(data, MetricName.FINAL_LOSS.value),
+            CompiledMetrics() if compiled is None else CompiledMetrics.from_json(_mapping(compiled, "compiled")),
+        )
 
 
 @dataclass(frozen=True)
@@ -166,6 +240,11 @@ class RunResult:
     options: dict[str, Any] = field(default_factory=dict)
     #: Every output's predictions when the model has several: ``{"train/<output>": …, "test/<output>": …}``.
     output_predictions: dict[str, np.ndarray] = field(default_factory=dict)
+    #: What really trained: the architecture fingerprint, how the model was compiled (Keras ``fit`` runs; the other
+    #: engines run their own loop) and a digest of the data.  None in results written before they were recorded.
+    model_record: ModelRecord | None = None
+    compile_record: CompileRecord | None = None
+    data_record: DataRecord | None = None
 
     def __post_init__(self) -> None:
         if not self.digests:
@@ -210,7 +289,30 @@ class RunResult:
             "digests": self.digests,
             "fingerprint": self.fingerprint,
             "options": self.options,
+            **self.records_json(),
         }
+
+    def records_json(self) -> dict[str, Any]:
+        """The JSON keys of what really trained: ``model``, ``compile``, ``data`` (those recorded), and
+        ``config_unused`` — the config fields that did not decide this run (a user's model or data)."""
+        out: dict[str, Any] = {}
+        if self.model_record is not None:
+            out["model"] = self.model_record.to_dict()
+        if self.compile_record is not None:
+            out["compile"] = self.compile_record.to_dict()
+        if self.data_record is not None:
+            out["data"] = self.data_record.to_dict()
+        compiled_by = None if self.compile_record is None else self.compile_record.compiled_by
+        unused = unused_fields(self.config, compiled_by)
+        if unused:
+            out["config_unused"] = unused
+        return out
+
+    def describe(self) -> str:
+        """What ran, in one line: the config, and for a user's model how it was really compiled."""
+        if self.config.model is None or self.compile_record is None:
+            return self.config.describe()
+        return f"{self.config.describe()}; {self.compile_record.describe()}"
 
     def save(self, path: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``PATH.json`` (metadata) and ``PATH.npz`` (arrays), each atomically; return both paths."""
@@ -242,6 +344,11 @@ class RunResult:
             )
         try:
             metrics, timings = Metrics.from_json(meta["metrics"]), Timings.from_json(meta["timings"])
+            records = (
+                None if meta.get("model") is None else ModelRecord.from_dict(meta["model"]),
+                None if meta.get("compile") is None else CompileRecord.from_dict(meta["compile"]),
+                None if meta.get("data") is None else DataRecord.from_dict(meta["data"]),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{json_path}: malformed sinecheck result ({type(exc).__name__}: {exc})") from exc
         tensors = load_tensors(stem.with_suffix(".npz"))
@@ -269,6 +376,9 @@ class RunResult:
             digests=meta["digests"],
             options=meta.get("options", {}),
             output_predictions=outputs,
+            model_record=records[0],
+            compile_record=records[1],
+            data_record=records[2],
         )
 
 
@@ -280,9 +390,16 @@ def error_metrics(
     *,
     final_loss: float | None,
 ) -> Metrics:
-    """MSE and max |error| against the clean sin(x), on the training grid and the held-out grid (float64)."""
+    """MSE and max |error| against the clean sin(x), on the training grid and the held-out grid (float64).
+
+    NaN where the predictions are not shaped like the targets (a classifier's class scores against its labels):
+    there is no error to measure, and broadcasting one against the other would make up a number.
+    """
     errors = []
     for pred, target in ((pred_train, y_train), (pred_test, y_test)):
+        if pred.shape != target.shape:
+            errors += [math.nan, math.nan]
+            continue
         err = pred.astype(np.float64) - target.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
             errors += [float(np.mean(err**2)), float(np.max(np.abs(err)))]

@@ -7,6 +7,7 @@ predictions, metrics and divergence rule, so any difference `compare` finds come
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import time
 from collections.abc import Mapping
@@ -18,8 +19,10 @@ import numpy as np
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import TrainingData, make_data
 from sinecheck.core.environment import keras_backend
+from sinecheck.core.records import Compiler, CompileRecord, data_record
 from sinecheck.core.result import RunResult, Timings, digest_tensors, error_metrics
 from sinecheck.core.specs import spec_error
+from sinecheck.keras.compiled import evaluate_compiled, read_model, settle
 from sinecheck.keras.models import build_model, compile_model, model_weight_names, weight_names
 from sinecheck.keras.runtime import is_compiled, keras_module, probed_fingerprint, to_numpy
 from sinecheck.keras.seeding import private_initializer_seeds, seed_everything, unseed_everything
@@ -39,6 +42,7 @@ class Start:
     started: float = field(default_factory=time.perf_counter)
     callbacks: tuple[Any, ...] = ()
     fit_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    compiled: CompileRecord | None = None  # how the model was compiled, read back before training
 
 
 def reset_keras_state() -> None:
@@ -100,6 +104,8 @@ def fresh_start(
     note = data_note(data)
     if note is not None:
         options["data"] = note
+    by = Compiler.FACTORY if options.get("compiled_by_factory") else Compiler.SINECHECK
+    model, compiled = settle(model, config, compiled_by=by)
     if unseeded_noise > 0:
         options["unseeded_noise"] = unseeded_noise
     if initial_weights is not None:
@@ -108,7 +114,7 @@ def fresh_start(
             raise ValueError(f"initial_weights: tensors {list(initial_weights)}; allowed: exactly {names}")
         model.set_weights([np.asarray(initial_weights[n]) for n in names])
         options["initial_weights"] = digest_tensors(initial_weights)
-    return Start(model, data, weights_of(model, config), options, started, callbacks, fit_kwargs)
+    return Start(model, data, weights_of(model, config), options, started, callbacks, fit_kwargs, compiled)
 
 
 def finish(
@@ -166,6 +172,8 @@ def finish(
             }
         (p_train, t_train), (p_test, t_test) = _scored(train), _scored(test)
         metrics = error_metrics(p_train, p_test, t_train, t_test, final_loss=final_loss)
+    if engine == "keras" and config.model is not None:  # a user's model: its own compiled loss and metrics
+        metrics = dataclasses.replace(metrics, compiled=evaluate_compiled(model, data, batch_size=config.batch_size))
     return RunResult(
         config=config,
         engine=engine,
@@ -188,6 +196,9 @@ def finish(
         fingerprint=probed_fingerprint(probe_tensorflow=keras_backend() == "tensorflow"),
         options=start.options,
         output_predictions=outputs,
+        model_record=read_model(model),
+        compile_record=start.compiled if engine == "keras" else None,  # the other engines run their own loop
+        data_record=data_record(data),
     )
 
 

@@ -349,10 +349,10 @@ def train_fused(
         start.options["sample_order"] = "given"
     trace_s = program.warm_up()
     t1 = time.perf_counter()
-    program.load(start, config.optimizer.rate)
+    program.load(start, config.effective_optimizer.rate)
     step_losses, done, finite = program.run(orders, False)
     if not bool(finite):  # the fast path stops at the end of an unrolled block: replay, stopping at the bad step
-        program.load(start, config.optimizer.rate)
+        program.load(start, config.effective_optimizer.rate)
         step_losses, done, finite = program.run(orders, True)
     loss = logged_losses(step_losses.numpy()[: int(done)], config)
     t2 = time.perf_counter()

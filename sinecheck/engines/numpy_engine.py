@@ -112,7 +112,7 @@ class NumpyLoop:
     def run(self, orders: np.ndarray, progress: Progress | None = None) -> tuple[list[Any], bool]:
         """Train ``len(orders)`` epochs; return the logged loss of each (Keras's running mean) and whether all
         were finite.  Stops at the first batch with a non-finite loss, like ``TerminateOnNaN``."""
-        dtype, bs, lr = self.dtype, self.config.batch_size, self.dtype(self.config.optimizer.rate)
+        dtype, bs, lr = self.dtype, self.config.batch_size, self.dtype(self.config.effective_optimizer.rate)
         history: list[Any] = []
         with np.errstate(all="ignore"):  # overflow is a diverged run, reported, not a warning
             for epoch, order in enumerate(orders):

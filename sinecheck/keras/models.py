@@ -73,14 +73,14 @@ def build_model(config: TrainConfig, *, noise: tuple[float, int] | None = None) 
 
 
 def compile_model(model: Any, config: TrainConfig) -> Any:
-    """Compile with the config's optimizer and loss.
+    """Compile with the config's optimizer (its learning rate times ``lr_scale``) and loss.
 
     On TensorFlow ``jit_compile`` is explicit (`config.xla`), never Keras's "auto", whose meaning depends on
     the device.  JAX always compiles its train step with XLA (without it every op dispatches alone, ~70×
     slower here) and torch never does, so other backends keep "auto".
     """
     jit = config.xla if keras_backend() == "tensorflow" else "auto"
-    model.compile(optimizer=build_optimizer(config.optimizer), loss=config.loss, jit_compile=jit)
+    model.compile(optimizer=build_optimizer(config.effective_optimizer), loss=config.loss, jit_compile=jit)
     return model
 
 

@@ -86,12 +86,18 @@ class BaselineSession:
                 if result.relation is bl.Relation.SAME_ENVIRONMENT
                 else f"--sinecheck-strict={self.strict} allows"
             )
-            text += [
-                "",
-                result.summary(),
-                result.table(),
-                f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} beyond what {allowed}: "
-                + ", ".join(d.name for d in bad),
-            ]
+            drifted = [d.name for d in bad if d.grade is not bl.Grade.CHANGED]
+            changed = [d.name for d in bad if d.grade is bl.Grade.CHANGED]
+            text += ["", result.summary(), result.table()]
+            if drifted:
+                text.append(f"{_count(drifted)} beyond what {allowed}: {', '.join(drifted)}")
+            if changed:
+                text.append(
+                    f"{_count(changed)} changed since the baseline was recorded (see above): {', '.join(changed)}"
+                )
         text += ["", f"if the change is intended: {self._command(BaselineMode.UPDATE, model)}"]
         return "\n".join(text)
+
+
+def _count(names: list[str]) -> str:
+    return f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}"
