@@ -226,7 +226,7 @@ class Cell:
     def short(self) -> str:
         """Cell text for tables: the verdict with its size, e.g. ``ulp 12`` or ``divergent 2.1e-02``."""
         if self.skipped:
-            return "skipped"
+            return "refused" if self.skipped.startswith("refused:") else "skipped"
         if self.error or self.verdict is None or self.evidence is None:
             return "error"
         if self.verdict is Verdict.IDENTICAL:
@@ -435,6 +435,9 @@ def run_matrix(
                     cells.append(Cell(f, label, skipped=f"needs {', '.join(missing)}: not installed"))
                     continue
                 a, b = results[(label, f.a)], results[(label, f.b)]
+                if isinstance(b, RunError) and b.kind is RunErrorKind.REFUSED and not isinstance(a, RunError):
+                    cells.append(Cell(f, label, skipped=f"refused: {b.message}"))  # the factor's change, stated
+                    continue
                 if isinstance(a, RunError) or isinstance(b, RunError):
                     err = a if isinstance(a, RunError) else b
                     cells.append(Cell(f, label, error=str(err)))

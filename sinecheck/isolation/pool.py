@@ -230,7 +230,8 @@ class Worker:
             )
             return self._error(config, kind, str(exc))
         if not reply.get("ok"):
-            return RunError(config, self.environment.name, RunErrorKind.EXCEPTION, reply.get("error", "unknown error"))
+            kind = RunErrorKind.REFUSED if reply.get("refused") else RunErrorKind.EXCEPTION
+            return RunError(config, self.environment.name, kind, reply.get("error", "unknown error"))
         try:
             result = RunResult.load(reply["path"])
         except (KeyError, ValueError, OSError) as exc:  # e.g. a worker interpreter with another sinecheck

@@ -22,4 +22,6 @@ class RunErrorKind(TextEnum):
     CRASH = "crash"  # it died while serving the request
     TIMEOUT = "timeout"  # it did not answer in time
     EXCEPTION = "exception"  # training (or reading its result) raised
+    REFUSED = "refused"  # the config asks for what this model cannot do (a one-line ConfigError, e.g. a new rate
+    # on a learning-rate schedule): a stated refusal, not a failure
     UNAVAILABLE = "unavailable"  # a run this one depends on failed

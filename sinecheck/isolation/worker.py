@@ -116,7 +116,7 @@ def main() -> int:
         try:
             reply = _handle(request)
         except ConfigError as exc:  # a one-line refusal: the message says it all
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            reply = {"ok": False, "refused": True, "error": f"{type(exc).__name__}: {exc}"}
         except Exception as exc:
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"}
         _send(channel, reply)
