@@ -13,6 +13,7 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import TrainingData
 from sinecheck.core.specs import load_callable, spec_error
 from sinecheck.core.structure import map_leaves, named_leaves
+from sinecheck.keras.compiled import compile_arguments
 from sinecheck.keras.fit_spec import FitSpec
 from sinecheck.keras.runtime import is_compiled, keras_module
 from sinecheck.keras.user_data import Leaf, build_batch, input_leaves, named_outputs
@@ -202,8 +203,10 @@ def _with_noise(model: Any, noise: tuple[float, int], data: TrainingData, batch_
     else:
         wrapped = _noisy_wrapper(model, noise)
         wrapped(build_batch(data, batch_size), training=False)
-    if is_compiled(model):
-        wrapped.compile(optimizer=model.optimizer.__class__.from_config(model.optimizer.get_config()), loss=model.loss)
+    if is_compiled(model):  # as the factory compiled it (losses, loss weights, metrics), with a fresh optimizer
+        arguments = compile_arguments(model) or {"loss": model.loss}
+        optimizer = model.optimizer.__class__.from_config(model.optimizer.get_config())
+        wrapped.compile(**{**arguments, "optimizer": optimizer})
     return wrapped
 
 
