@@ -1,36 +1,16 @@
-"""The model zoo of ``examples/zoo.py``: every model builds and trains with plain Keras on its data, and
-``sinecheck.train`` on it twice in one process gives the same digests.
-
-The second test is an expected failure (strict) for the models whose forms sinecheck does not take yet: a
-`FitSpec` with callbacks, `tf.data` datasets, dicts of inputs and outputs.  When support lands the mark turns the
-pass into an XPASS failure, which says: remove the mark.
-"""
+"""The model zoo of ``examples/zoo.py``: every model builds and trains with plain Keras on its data (sinecheck's
+checks of the zoo: test_zoo_matrix.py and test_zoo_baselines.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from zoo_support import zoo
 
-ZOO = Path(__file__).resolve().parents[1] / "examples" / "zoo.py"
 MAX_TRAINING_SAMPLES = 256
-
-
-def _load_zoo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sinecheck_examples_zoo", ZOO)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-zoo = _load_zoo()
 
 
 def _parts(built: Any) -> tuple[Any, list[Any], dict[str, Any]]:

@@ -1,22 +1,28 @@
-"""Shared by the zoo's check tests: the zoo's specs, loaded once by file path (as a user's ``models.py:NAME``)."""
+"""Shared by the zoo's tests: ``examples/zoo.py`` loaded once by file path (as a user's ``models.py``), its model
+names, and the spec of each model with its data function."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from sinecheck.core.specs import ModelSpec
 
 ZOO = Path(__file__).resolve().parents[1] / "examples" / "zoo.py"
-MODELS = (
-    "mnist_convnet",
-    "timeseries_classifier",
-    "weather_forecaster",
-    "text_transformer",
-    "ticket_router",
-    "recommender",
-    "hashed_ids",
-    "mixed_precision_mlp",
-)
+
+
+def _load_zoo() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sinecheck_examples_zoo", ZOO)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+zoo = sys.modules.get("sinecheck_examples_zoo") or _load_zoo()
+MODELS: tuple[str, ...] = tuple(zoo.MODELS)
 
 
 def zoo_spec(name: str, path: Path = ZOO) -> ModelSpec:
