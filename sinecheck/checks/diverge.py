@@ -1,244 +1,66 @@
-"""Where did two runs part?  Step-by-step traces of Keras ``fit`` and the first (epoch, batch) and stage at which
-they differ.
+"""Where did two runs part?  Compare two step-by-step traces of Keras ``fit`` (`sinecheck.checks.trace`): the first
+(epoch, batch), the stage, and — where the step was replayed — the layer and the op at which they differ.
 
-A trace records, after every batch, the loss ``fit`` logs, every weight and every optimizer slot (Adam's
-moments, ...), plus the initial weights and the sample order of the first epochs.  Before every batch of those
-epochs it also *replays* the step eagerly from the weights the step starts with: the model's output on the
-batch, the loss and the gradient (TensorFlow backends; inference mode, so the replay draws no random numbers
-and the traced run stays bit for bit the run `train` makes).  Comparing two traces step by step gives the first
-step where anything ``fit`` produced differs, and the stage by elimination — both runs enter that step with
-equal weights and slots:
+Comparing two traces step by step gives the first step where anything ``fit`` produced (logged loss, weights,
+optimizer slots) differs; both runs entered that step with equal weights and slots, so the stage follows by
+elimination:
 
-- *initial weights* differ before any step; *shuffle order*: the step's batch holds other samples;
-- *forward output*, *loss*, *gradient*: the replayed output, loss or gradient differ (the first that does);
+- *initial weights* differ before any step; *shuffle order* / *batch data*: the step's batch holds other samples;
+- *forward output*: a layer call's output differs in the replay of the step — named down to the first layer
+  (inner before outer) whose output differs, whether its inputs were still equal, and the first differing op;
+- *loss*: every layer output agrees but the loss does not;
+- *gradient*: a gradient differs — named down to the first layer, walking backwards, whose backward arithmetic
+  differs, and its first differing op;
 - *forward pass / loss*: the loss ``fit`` logged differs although the replay agrees (or was not made);
-- *optimizer slot update*: output, loss and gradient agree but a slot (Adam's moments) does not;
+- *optimizer slot update*: outputs, loss and gradients agree but a slot (Adam's moments) does not;
 - *weight update*: all of that agrees but the weights do not (the update arithmetic itself).
 
-It also gives how the difference grows afterwards (max |Δw| per step).  Traces of two environments (oneDNN
-on/off, thread counts, Keras 2 vs 3, another venv's TensorFlow/Keras, ...) are made in worker processes
-(`sinecheck.isolation`).
+When both sides' replays reproduced their step bit for bit, the replay *is* the step and the stage is measured;
+otherwise (a replay that did not reproduce its step, or none) the describe line says plainly that the stage is
+inferred, and why.  It also gives how the difference grows afterwards (max |Δw| per step).  Traces of two
+environments (oneDNN on/off, thread counts, Keras 2 vs 3, another venv's TensorFlow/Keras, ...) are made in worker
+processes (`sinecheck.isolation`).
 """
 
 from __future__ import annotations
 
 import abc
-import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from sinecheck._io import atomic_write
 from sinecheck.checks.factors import Factor, Side, factor_by_name
+from sinecheck.checks.layer_diff import LayerDifference, backward_difference, comparable, forward_difference
+from sinecheck.checks.trace import Layout, Replay, Trace, trace_fit
 from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig, changed_fields
-from sinecheck.core.data import sample_count
 from sinecheck.core.enums import TextEnum
-from sinecheck.core.environment import keras_backend
-from sinecheck.engines.common import Start, fresh_start
-from sinecheck.engines.keras_fit import fit
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import WorkerPool
 from sinecheck.isolation.protocol import RequestKind
-from sinecheck.keras.probes import epoch_orders
-from sinecheck.keras.runtime import keras_module, to_numpy
+from sinecheck.keras.replay import OUTPUTS
 
-ORDER_EPOCHS = 3  # epochs whose sample order is probed (eagerly: slow for long runs)
-
-#: A Keras object (model, optimizer, variable, loss): Keras is imported lazily and not typed here.
-KerasObject = Any
-#: (name, size) of each tensor, in the order a trace flattens them.
-Layout = list[tuple[str, int]]
-
-
-@dataclass
-class Trace:
-    """What one ``fit`` did, step by step."""
-
-    config: TrainConfig
-    initial: dict[str, np.ndarray]
-    orders: np.ndarray  # (probed epochs, n_points) sample indices
-    steps: np.ndarray  # (steps, 2): epoch, batch
-    losses: np.ndarray  # (steps,) the loss fit logged after each batch (its running mean)
-    weights: np.ndarray  # (steps, n_weights) every weight, flattened in weight_names order
-    slots: np.ndarray  # (steps, n_slot_values) every float optimizer slot, flattened
-    weight_layout: Layout
-    slot_layout: Layout
-    # Replayed before each step (TensorFlow backends, probed epochs; NaN rows elsewhere): the model's output on
-    # the step's batch (NaN-padded to the batch size), the loss of that output, and the gradient.
-    outputs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    batch_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    gradients: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
-    gradient_layout: Layout = field(default_factory=list)
-
-    def save(self, path: str | Path) -> Path:
-        arrays: dict[str, Any] = {
-            "orders": self.orders,
-            "steps": self.steps,
-            "losses": self.losses,
-            "weights": self.weights,
-            "slots": self.slots,
-            "outputs": self.outputs,
-            "batch_losses": self.batch_losses,
-            "gradients": self.gradients,
-            **{f"initial::{k}": v for k, v in self.initial.items()},
-        }
-        meta = {
-            "config": self.config.to_json(),
-            "weight_layout": self.weight_layout,
-            "slot_layout": self.slot_layout,
-            "gradient_layout": self.gradient_layout,
-        }
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
-
-    @classmethod
-    def load(cls, path: str | Path) -> Trace:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode())
-            initial = {k.split("::", 1)[1]: npz[k] for k in npz.files if k.startswith("initial::")}
-            return cls(
-                TrainConfig.from_json(meta["config"]),
-                initial,
-                npz["orders"],
-                npz["steps"],
-                npz["losses"],
-                npz["weights"],
-                npz["slots"],
-                [tuple(x) for x in meta["weight_layout"]],
-                [tuple(x) for x in meta["slot_layout"]],
-                npz["outputs"],
-                npz["batch_losses"],
-                npz["gradients"],
-                [tuple(x) for x in meta["gradient_layout"]],
-            )
-
-
-def _optimizer_slots(optimizer: KerasObject) -> list[tuple[str, KerasObject]]:
-    """The optimizer's float slot variables (moments, accumulators), not its step counter or learning rate."""
-    variables = optimizer.variables() if callable(getattr(optimizer, "variables", None)) else optimizer.variables
-    out = []
-    for i, v in enumerate(variables):
-        shape = tuple(v.shape)
-        if "float" in str(v.dtype) and shape not in ((),):
-            out.append((str(getattr(v, "path", None) or getattr(v, "name", f"slot{i}")), v))
-    return out
-
-
-def trace_fit(
-    config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0
-) -> Trace:
-    """Train `config` with Keras ``fit`` (the keras engine's seeded start, with the same `initial_weights` and
-    `unseeded_noise` options) and record every step."""
-    keras = keras_module()
-    probed = min(ORDER_EPOCHS, config.epochs)
-    orders = (
-        np.stack(epoch_orders(config, epochs=probed))
-        if config.shuffle
-        else np.tile(np.arange(sample_count(config)), (probed, 1))
-    )
-    start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
-    model = start.model
-    names = list(start.initial)
-    rows: dict[str, list[Any]] = {
-        "steps": [],
-        "losses": [],
-        "weights": [],
-        "slots": [],
-        "outputs": [],
-        "batch_losses": [],
-        "gradients": [],
-    }
-    layout: dict[str, Layout] = {"slots": []}
-    replay = _StepReplay(model, start, orders, config)
-    callback: KerasObject = keras.callbacks.Callback
-
-    class Recorder(callback):  # (Keras is untyped)
-        epoch = 0
-
-        def on_epoch_begin(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-            self.epoch = epoch
-
-        def on_train_batch_begin(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
-            output, loss, gradient = replay(self.epoch, batch)
-            rows["outputs"].append(output)
-            rows["batch_losses"].append(loss)
-            rows["gradients"].append(gradient)
-
-        def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
-            rows["steps"].append((self.epoch, batch))
-            rows["losses"].append(float((logs or {}).get("loss", np.nan)))
-            trained = self.model  # (Keras's property: on JAX it syncs the state into the model first)
-            rows["weights"].append(np.concatenate([np.asarray(w, np.float32).ravel() for w in trained.get_weights()]))
-            slots = _optimizer_slots(trained.optimizer)
-            layout["slots"] = [(str(name), int(np.prod(v.shape))) for name, v in slots]
-            rows["slots"].append(
-                np.concatenate([np.asarray(to_numpy(v), np.float32).ravel() for _, v in slots])
-                if slots
-                else np.zeros(0, np.float32)
-            )
-
-    fit(start, config, Recorder())
-    return Trace(
-        config,
-        start.initial,
-        np.asarray(orders, np.int64),
-        np.array(rows["steps"], np.int64),
-        np.array(rows["losses"], np.float64),
-        np.stack(rows["weights"]),
-        np.stack(rows["slots"]),
-        [(n, int(start.initial[n].size)) for n in names],
-        layout["slots"],
-        np.stack(rows["outputs"]),
-        np.array(rows["batch_losses"], np.float64),
-        np.stack(rows["gradients"]),
-        replay.layout,
-    )
-
-
-class _StepReplay:
-    """Before a step: the model's output on the step's batch, its loss and the gradient, computed eagerly from
-    the weights the step starts with.  Inference mode (``training=False``) so the replay consumes no random
-    numbers and updates no statistics: the traced run stays the run it would have been.  TensorFlow backends
-    only (``tf.GradientTape``), and only in epochs whose sample order was probed; NaN otherwise."""
-
-    def __init__(self, model: KerasObject, start: Start, orders: np.ndarray, config: TrainConfig) -> None:
-        self.model, self.orders, self.bs = model, orders, config.batch_size
-        self.x, self.y = start.data.x_train, start.data.y_train
-        self.enabled = keras_backend() == "tensorflow"
-        name_of = {id(w): n for w, n in zip(model.weights, start.initial, strict=True)}
-        self.layout = [(name_of.get(id(w), "?"), int(np.prod(w.shape))) for w in model.trainable_weights]
-        loss = model.loss if start.options.get("compiled_by_factory") else config.loss
-        self.loss_fn = keras_module().losses.get(loss) if isinstance(loss, str) else loss
-        self.width = sum(size for _, size in self.layout)
-
-    def __call__(self, epoch: int, batch: int) -> tuple[np.ndarray, float, np.ndarray]:
-        blank = (np.full(self.bs, np.nan, np.float32), float("nan"), np.full(self.width, np.nan, np.float32))
-        if not self.enabled or epoch >= len(self.orders):
-            return blank
-        import tensorflow as tf
-
-        index = self.orders[epoch][batch * self.bs : (batch + 1) * self.bs]
-        xb, yb = tf.constant(self.x[index]), tf.constant(self.y[index])
-        try:
-            with tf.GradientTape() as tape:
-                out = self.model(xb, training=False)
-                loss = tf.reduce_mean(self.loss_fn(yb, out))
-            grads = tape.gradient(loss, self.model.trainable_weights)
-        except Exception:  # a model the replay cannot differentiate: the trace goes on without it
-            return blank
-        output = np.full(self.bs, np.nan, np.float32)
-        flat = np.asarray(out, np.float32).reshape(len(index), -1)[:, 0]
-        output[: len(flat)] = flat
-        parts = [
-            np.zeros(size, np.float32) if g is None else np.asarray(g, np.float32).ravel()
-            for g, (_, size) in zip(grads, self.layout, strict=True)
-        ]
-        return output, float(loss), np.concatenate(parts) if parts else np.zeros(0, np.float32)
+__all__ = [
+    "DifferentModels",
+    "Divergence",
+    "Identical",
+    "LayerDifference",
+    "Parted",
+    "Stage",
+    "Trace",
+    "TracedPair",
+    "TrainingStep",
+    "diverge_factor",
+    "diverge_pair",
+    "first_divergence",
+    "trace_factor",
+    "trace_fit",
+    "trace_sides",
+]
 
 
 class Stage(TextEnum):
@@ -248,14 +70,38 @@ class Stage(TextEnum):
     DIFFERENT_MODELS = "different models"
     INITIAL_WEIGHTS = "initial weights"
     SHUFFLE_ORDER = "shuffle order"
+    BATCH_DATA = "batch data"
     FORWARD_OUTPUT = "forward output"
     LOSS = "loss"
     GRADIENT = "gradient"
     FORWARD_PASS_OR_LOSS = "forward pass / loss"
-    SLOT_UPDATE = "optimizer slot update (the replayed output, loss and gradient agree)"
+    SLOT_UPDATE = "optimizer slot update (the replayed outputs, loss and gradients agree)"
     GRADIENT_OR_SLOT = "gradient or optimizer slot (seen in the slot)"
     WEIGHT_UPDATE = "weight update"
     GRADIENT_OR_WEIGHT_UPDATE = "gradient or weight update (no comparable optimizer slots)"
+
+
+#: The JSON fields of every divergence, in order (a variant sets those it knows; the others are None).
+FIELDS = (
+    "step",
+    "epoch",
+    "batch",
+    "stage",
+    "tensor",
+    "index",
+    "value_a",
+    "value_b",
+    "layer",
+    "layer_class",
+    "layer_tensor",
+    "layer_element",
+    "layer_inputs_equal",
+    "op",
+    "op_type",
+    "op_inputs_equal",
+    "replay_exact",
+    "inferred",
+)
 
 
 class Divergence(abc.ABC):
@@ -271,6 +117,11 @@ class Divergence(abc.ABC):
         """The index (into the steps) of the first step that differs; None when no step does."""
         return None
 
+    @property
+    def layer(self) -> LayerDifference | None:
+        """The first layer whose replays differ, where the stage is one of the replay's; else None."""
+        return None
+
     @abc.abstractmethod
     def describe(self) -> str: ...
 
@@ -279,9 +130,8 @@ class Divergence(abc.ABC):
         return {}
 
     def to_dict(self) -> dict[str, Any]:
-        fields: dict[str, Any] = dict.fromkeys(
-            ("step", "epoch", "batch", "stage", "tensor", "index", "value_a", "value_b")
-        )
+        """The divergence as JSON: `FIELDS`, the growth per step and the describe line."""
+        fields: dict[str, Any] = dict.fromkeys(FIELDS)
         fields.update(self._fields())
         fields["stage"] = self.stage.value
         return {**fields, "growth": [json_float(float(g)) for g in self.growth], "summary": self.describe()}
@@ -325,15 +175,20 @@ class TrainingStep:
 @dataclass(frozen=True, eq=False)
 class Parted(Divergence):
     """The first difference: at which step (None: before the first one), in which stage, and the element of
-    which tensor differs most there, with both sides' values."""
+    which tensor differs most there, with both sides' values (None where not kept); for a stage of the replay, the
+    first layer (and op) where the replays differ; whether both replays reproduced their step bit for bit, and
+    when the stage is inferred rather than measured, why."""
 
     stage: Stage
     at: TrainingStep | None
     tensor: str
-    index: int
-    value_a: float
-    value_b: float
+    index: int | None
+    value_a: float | None
+    value_b: float | None
     growth: np.ndarray
+    found_layer: LayerDifference | None = None
+    replay_exact: bool | None = None  # None: the step was not replayed on both sides
+    inferred: str | None = None  # why the stage is inferred rather than measured
 
     @property
     def step(self) -> int | None:
@@ -347,6 +202,10 @@ class Parted(Divergence):
     def batch(self) -> int | None:
         return None if self.at is None else self.at.batch
 
+    @property
+    def layer(self) -> LayerDifference | None:
+        return self.found_layer
+
     def describe(self) -> str:
         at = self.at
         where = (
@@ -354,13 +213,23 @@ class Parted(Divergence):
             if at is None
             else f"at epoch {at.epoch + 1}, batch {at.batch + 1} (step {at.step + 1})"
         )
-        where_in = self.tensor if self.tensor == "logged loss" else f"{self.tensor}[{self.index}]"
-        delta = abs(self.value_a - self.value_b)
-        values = f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} (|Δ| {delta:.3g})"
+        text = f"first divergence {where}, stage: {self.stage}"
+        if self.found_layer is not None:
+            text += f": {self.found_layer.describe()}"
+        elif self.value_a is not None and self.value_b is not None:
+            where_in = self.tensor if self.index is None else f"{self.tensor}[{self.index}]"
+            delta = abs(self.value_a - self.value_b)
+            text += f": {where_in} = {self.value_a:.9g} vs {self.value_b:.9g} (|Δ| {delta:.3g})"
+        else:
+            text += f": {self.tensor}"
+        if self.inferred:
+            text += f" [stage inferred: {self.inferred}]"
         grown = f"; max |Δw| grows to {np.nanmax(self.growth):.3g} by the last step" if len(self.growth) else ""
-        return f"first divergence {where}, stage: {self.stage}{values}{grown}"
+        return text + grown
 
     def _fields(self) -> dict[str, Any]:
+        found = self.found_layer
+        op = None if found is None else found.op
         return {
             "step": self.step,
             "epoch": self.epoch,
@@ -369,6 +238,16 @@ class Parted(Divergence):
             "index": self.index,
             "value_a": json_float(self.value_a),
             "value_b": json_float(self.value_b),
+            "layer": None if found is None else found.name,
+            "layer_class": None if found is None else found.class_name,
+            "layer_tensor": None if found is None else found.tensor,
+            "layer_element": None if found is None or found.element is None else list(found.element),
+            "layer_inputs_equal": None if found is None else found.inputs_equal,
+            "op": None if op is None else op.name,
+            "op_type": None if op is None else op.op_type,
+            "op_inputs_equal": None if op is None else op.inputs_equal,
+            "replay_exact": self.replay_exact,
+            "inferred": self.inferred,
         }
 
 
@@ -396,18 +275,92 @@ def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-def _replayed(a: Trace, b: Trace, k: int) -> bool:
-    """Whether both traces replayed step `k` (same layouts, values recorded on both sides)."""
-    if k >= min(len(a.gradients), len(b.gradients)) or a.gradient_layout != b.gradient_layout:
-        return False
-    return bool(np.isfinite(a.batch_losses[k]) and np.isfinite(b.batch_losses[k]))
-
-
 def _first_diff(a: np.ndarray, b: np.ndarray, layout: Layout) -> Difference:
     diff = np.flatnonzero(a.view(np.uint32) != b.view(np.uint32))
-    i = int(diff[np.argmax(np.abs(a[diff].astype(np.float64) - b[diff]))])
+    i = int(diff[np.argmax(np.nan_to_num(np.abs(a[diff].astype(np.float64) - b[diff]), nan=np.inf))])
     name, local = _locate(layout, i)
     return Difference(name, local, float(a[i]), float(b[i]))
+
+
+def _replayed(a: Trace, b: Trace, k: int) -> bool:
+    """Whether both traces replayed step `k` with the same weight layout."""
+    return a.replayed(k) and b.replayed(k) and a.gradient_layout == b.gradient_layout
+
+
+def _inferred(a: Trace, b: Trace, k: int) -> str | None:
+    """Why a stage found at step `k` is inferred rather than measured (None: both replays reproduced the step)."""
+    missing = [side for side, t in (("A", a), ("B", b)) if not t.replayed(k)]
+    if missing:
+        note = a.replay_note if "A" in missing else b.replay_note
+        sides = " and ".join(missing)
+        return f"side {sides} not replayed" + (f" ({note})" if note else "")
+    inexact = [side for side, t in (("A", a), ("B", b)) if t.replay[k] != Replay.EXACT]
+    if inexact:
+        return (
+            f"side {' and '.join(inexact)}'s replay did not reproduce its step bit for bit "
+            "(the replay's arithmetic may not be the step's)"
+        )
+    return None
+
+
+def _replay_stage(a: Trace, b: Trace, k: int, at: TrainingStep, growth: np.ndarray) -> Parted | None:
+    """The stage of the replay at step `k` where the replays differ (forward, loss, gradient), or None."""
+    exact = bool(a.replay[k] == Replay.EXACT and b.replay[k] == Replay.EXACT)
+    inferred = _inferred(a, b, k)
+    if a.batches[k] != b.batches[k]:
+        return Parted(
+            Stage.BATCH_DATA, at, "the step's batch (its digest)", None, None, None, growth, None, exact, inferred
+        )
+    forward = forward_difference(a, b, k)
+    if forward is not None:
+        return Parted(
+            Stage.FORWARD_OUTPUT,
+            at,
+            f"layer '{forward.name}' output",
+            None,
+            forward.value_a,
+            forward.value_b,
+            growth,
+            forward,
+            exact,
+            inferred,
+        )
+    if not comparable(a, b) and a.calls and b.calls and a.digests[k, -1, OUTPUTS] != b.digests[k, -1, OUTPUTS]:
+        return Parted(
+            Stage.FORWARD_OUTPUT,
+            at,
+            "model output on the batch (the sides' layer calls differ)",
+            None,
+            None,
+            None,
+            growth,
+            None,
+            exact,
+            inferred,
+        )
+    if not _bits_equal(a.batch_losses[k : k + 1], b.batch_losses[k : k + 1]):
+        loss_a, loss_b = float(a.batch_losses[k]), float(b.batch_losses[k])
+        return Parted(Stage.LOSS, at, "batch loss", 0, loss_a, loss_b, growth, None, exact, inferred)
+    backward = backward_difference(a, b, k)
+    if backward is not None:
+        return Parted(
+            Stage.GRADIENT,
+            at,
+            f"layer '{backward.name}' {backward.tensor}",
+            None,
+            backward.value_a,
+            backward.value_b,
+            growth,
+            backward,
+            exact,
+            inferred,
+        )
+    if not _bits_equal(a.gradients[k], b.gradients[k]):
+        d = _first_diff(a.gradients[k], b.gradients[k], a.gradient_layout)
+        return Parted(
+            Stage.GRADIENT, at, f"∂loss/∂{d.tensor}", d.index, d.value_a, d.value_b, growth, None, exact, inferred
+        )
+    return None
 
 
 def first_divergence(a: Trace, b: Trace) -> Divergence:
@@ -428,8 +381,8 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
     for k in range(steps):
         epoch, batch = (int(v) for v in a.steps[k])
         same_loss = a.losses[k] == b.losses[k] or (np.isnan(a.losses[k]) and np.isnan(b.losses[k]))
-        same_slots = not slots_comparable or np.array_equal(a.slots[k].view(np.uint32), b.slots[k].view(np.uint32))
-        same_weights = np.array_equal(a.weights[k].view(np.uint32), b.weights[k].view(np.uint32))
+        same_slots = not slots_comparable or _bits_equal(a.slots[k], b.slots[k])
+        same_weights = _bits_equal(a.weights[k], b.weights[k])
         if same_loss and same_slots and same_weights:
             continue
         at = TrainingStep(k, epoch, batch)
@@ -442,28 +395,24 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
                 return Parted(Stage.SHUFFLE_ORDER, at, f"epoch {epoch + 1} order", j, order_a, order_b, growth)
         replayed = _replayed(a, b, k)
         if replayed:
-            if not _bits_equal(a.outputs[k], b.outputs[k]):
-                d = _first_diff(a.outputs[k], b.outputs[k], [("output", a.outputs.shape[1])])
-                return Parted(
-                    Stage.FORWARD_OUTPUT, at, "model output on the batch", d.index, d.value_a, d.value_b, growth
-                )
-            if not _bits_equal(a.batch_losses[k : k + 1], b.batch_losses[k : k + 1]):
-                loss_a, loss_b = float(a.batch_losses[k]), float(b.batch_losses[k])
-                return Parted(Stage.LOSS, at, "batch loss", 0, loss_a, loss_b, growth)
-            if not _bits_equal(a.gradients[k], b.gradients[k]):
-                d = _first_diff(a.gradients[k], b.gradients[k], a.gradient_layout)
-                return Parted(Stage.GRADIENT, at, f"∂loss/∂{d.tensor}", d.index, d.value_a, d.value_b, growth)
+            parted = _replay_stage(a, b, k, at, growth)
+            if parted is not None:
+                return parted
+        exact = bool(a.replay[k] == Replay.EXACT and b.replay[k] == Replay.EXACT) if replayed else None
+        inferred = _inferred(a, b, k)
         if not same_loss:
             loss_a, loss_b = float(a.losses[k]), float(b.losses[k])
-            return Parted(Stage.FORWARD_PASS_OR_LOSS, at, "logged loss", 0, loss_a, loss_b, growth)
+            return Parted(
+                Stage.FORWARD_PASS_OR_LOSS, at, "logged loss", None, loss_a, loss_b, growth, None, exact, inferred
+            )
         if not same_slots:
             stage = Stage.SLOT_UPDATE if replayed else Stage.GRADIENT_OR_SLOT
             d = _first_diff(a.slots[k], b.slots[k], a.slot_layout)
-            return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth)
-        comparable = a.slot_layout and slots_comparable
-        stage = Stage.WEIGHT_UPDATE if comparable else Stage.GRADIENT_OR_WEIGHT_UPDATE
+            return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth, None, exact, inferred)
+        comparable_slots = a.slot_layout and slots_comparable
+        stage = Stage.WEIGHT_UPDATE if comparable_slots else Stage.GRADIENT_OR_WEIGHT_UPDATE
         d = _first_diff(a.weights[k], b.weights[k], a.weight_layout)
-        return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth)
+        return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth, None, exact, inferred)
     return Identical(growth)
 
 

@@ -12,7 +12,6 @@ from sinecheck.checks.diverge import Divergence, diverge_factor, diverge_pair
 from sinecheck.checks.factors import Factor, factor_by_name
 from sinecheck.cli._common import load_side, prepare_outputs, quiet_tensorflow, single_model, write_json
 from sinecheck.core.config import TrainConfig, changed_fields
-from sinecheck.core.data import refuse_step_replay
 from sinecheck.core.presets import PRESETS
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.environment import CONTROLLED_VARS, Environment
@@ -77,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
     pair = _pair(args)
     prepare_outputs(args)
     quiet_tensorflow()
-    for config in (pair.a, pair.b):
-        refuse_step_replay(config)
     divergence, elapsed = _trace(pair)
     print(divergence.describe())
     growth_line = _growth_line(divergence)

@@ -10,8 +10,7 @@ import numpy as np
 
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.specs import data_from_spec
-from sinecheck.core.structure import DataForm, named_leaves, pipeline_form, sample_count_of
-from sinecheck.errors import SpecError
+from sinecheck.core.structure import DataForm, pipeline_form, sample_count_of
 
 #: The held-out grid has this many points per training interval (none of them on the training grid).
 HELD_OUT_PER_INTERVAL = 3
@@ -110,31 +109,6 @@ def sample_count(config: TrainConfig) -> int:
     if config.data is None:
         return config.n_points
     return sample_count_of(make_data(config).x_train)
-
-
-#: What the step-by-step replay (``sinecheck diverge``, ``matrix --locate``) takes from a data spec.
-STEP_REPLAY_DATA = "(x, y) arrays with one input and one output (optionally sample weights and held-out arrays)"
-
-
-def refuse_step_replay(config: TrainConfig) -> None:
-    """A one-line SpecError when the config's data cannot be replayed step by step (``sinecheck diverge``,
-    ``matrix --locate``): the replay indexes one input array and one target array by sample; a pipeline, several
-    inputs or several outputs it cannot (yet)."""
-    if config.data is None:
-        return
-    data = spec_data(config.data)
-    if data.form.pipeline:
-        what = f"a {data.form}"
-    elif len(named_leaves(data.x_train)) > 1 or named_leaves(data.x_train)[0][0]:
-        what = "several inputs" if len(named_leaves(data.x_train)) > 1 else "a dict of inputs"
-    elif len(named_leaves(data.y_train)) > 1 or named_leaves(data.y_train)[0][0]:
-        what = "several outputs" if len(named_leaves(data.y_train)) > 1 else "a dict of targets"
-    else:
-        return
-    raise SpecError(
-        f"data spec {config.data!r}: the step-by-step replay (diverge, matrix --locate) cannot take {what} yet; "
-        f"allowed: {STEP_REPLAY_DATA}"
-    )
 
 
 def _frozen(values: np.ndarray, dtype: type = np.float32) -> np.ndarray:

@@ -16,9 +16,8 @@ from typing import Any, TextIO
 
 from sinecheck._io import load_tensors
 from sinecheck.checks.bench import epoch_runner, time_runner
-from sinecheck.checks.diverge import Trace, trace_fit
+from sinecheck.checks.trace import Trace, trace_fit
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.data import refuse_step_replay
 from sinecheck.engines.registry import train
 from sinecheck.errors import ConfigError
 from sinecheck.isolation.protocol import RequestKind
@@ -57,7 +56,6 @@ def _shuffle_orders(config: TrainConfig, request: Request) -> Reply:
 
 
 def _trace(config: TrainConfig, request: Request) -> Reply:
-    refuse_step_replay(config)
     initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
     trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
     return {"ok": True, "path": str(trace.save(request["out"]))}
