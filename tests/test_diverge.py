@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from sinecheck.checks.diverge import DifferentModels, Identical, Parted, Stage, Trace, first_divergence
+from sinecheck.checks.trace import Replay
 from sinecheck.core.config import TrainConfig
+from sinecheck.keras.replay import INPUT_GRADIENTS, OUTPUTS, LayerCall
 
 CFG = TrainConfig(hidden_units=(2,), n_points=8, batch_size=4, epochs=2)
 
@@ -33,8 +35,10 @@ def test_identical_traces() -> None:
     d = first_divergence(_trace(), _trace())
     assert isinstance(d, Identical) and d.stage is Stage.IDENTICAL and d.step is None
     assert "bit for bit" in d.describe()
-    keys = ["step", "epoch", "batch", "stage", "tensor", "index", "value_a", "value_b", "growth", "summary"]
-    assert list(d.to_dict()) == keys and d.to_dict()["stage"] == "identical" and d.to_dict()["tensor"] is None
+    keys = ["step", "epoch", "batch", "stage", "tensor", "index", "value_a", "value_b", "layer", "layer_class"]
+    assert list(d.to_dict())[:10] == keys and list(d.to_dict())[-2:] == ["growth", "summary"]
+    assert d.to_dict()["stage"] == "identical" and d.to_dict()["tensor"] is None and d.to_dict()["layer"] is None
+    assert d.layer is None
 
 
 def test_each_stage_is_named() -> None:
@@ -60,41 +64,82 @@ def test_each_stage_is_named() -> None:
     assert d.growth.tolist() == [0.0, 0.0, 0.0, pytest.approx(2e-9)]
 
 
-def _replayed(**changes: np.ndarray) -> Trace:
-    """A trace whose steps were replayed: outputs (batch of 4), batch losses and gradients recorded."""
-    fields = {
-        "outputs": np.zeros((4, 4), np.float32),
+CALLS = [
+    LayerCall("dense", "Dense", 1, 1, (0, 1)),
+    LayerCall("dense_1", "Dense", 2, 1, (2, 3)),
+    LayerCall("sequential", "Sequential", 0, 0),
+]
+
+
+def _replayed(**changes: object) -> Trace:
+    """A trace whose 4 steps were replayed bit for bit: three layer calls (digests all 7), batch losses, gradients."""
+    fields: dict[str, object] = {
         "batch_losses": np.full(4, 0.25),
         "gradients": np.zeros((4, 7), np.float32),
         "gradient_layout": [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)],
+        "replay": np.full(4, Replay.EXACT, np.int8),
+        "batches": np.full(4, 5, np.uint64),
+        "calls": CALLS,
+        "digests": np.full((4, 3, 4), 7, np.uint64),
     }
     fields.update(changes)
     return _trace(**fields)
 
 
 def test_replayed_stages_are_named() -> None:
-    """With the replay, a step's difference is pinned to forward output, loss, gradient or the optimizer's slot
-    update; the logged values alone could only say "gradient or slot"."""
+    """With the replay, a step's difference is pinned to a layer's forward output, the loss, a layer's gradient or
+    the optimizer's slot update; the logged values alone could only say "gradient or slot"."""
     slots = np.zeros((4, 3), np.float32)
     slots[1, 0] = 1e-7
     weights = np.zeros((4, 7), np.float32)
     weights[1, 0] = 1e-7
-    outputs = np.zeros((4, 4), np.float32)
-    outputs[1, 3] = 2e-7
-    d = first_divergence(_replayed(), _replayed(outputs=outputs, slots=slots, weights=weights))
-    assert (d.stage, d.step, d.index, d.value_b) == ("forward output", 1, 3, pytest.approx(2e-7))
+    digests = np.full((4, 3, 4), 7, np.uint64)
+    digests[1, 1:, OUTPUTS] = 8  # dense_1 and the model part, dense_1's inputs still equal
+    d = first_divergence(_replayed(), _replayed(digests=digests, slots=slots, weights=weights))
+    assert (d.stage, d.step) == ("forward output", 1) and d.layer is not None
+    assert (d.layer.name, d.layer.class_name, d.layer.inputs_equal, d.layer.element) == ("dense_1", "Dense", True, None)
+    assert "layer 'dense_1' (Dense) output; its inputs were equal: this layer's arithmetic" in d.describe()
+    assert "values not kept at step 2" in d.describe() and "stage inferred" not in d.describe()
+    record = d.to_dict()
+    assert (record["layer"], record["layer_class"], record["layer_inputs_equal"], record["op"]) == (
+        "dense_1",
+        "Dense",
+        True,
+        None,
+    )
+    assert record["replay_exact"] is True and record["inferred"] is None
     losses = np.array([0.25, 0.2500001, 0.25, 0.25])
     d = first_divergence(_replayed(), _replayed(batch_losses=losses, slots=slots))
     assert (d.stage, d.step, d.tensor) == ("loss", 1, "batch loss")
     grads = np.zeros((4, 7), np.float32)
     grads[1, 6] = 1e-8
     d = first_divergence(_replayed(), _replayed(gradients=grads, slots=slots))
-    assert (d.stage, d.tensor, d.index) == ("gradient", "∂loss/∂layer1/bias", 0)
+    assert (d.stage, d.tensor, d.layer.name if d.layer else None) == (
+        "gradient",
+        "layer 'dense_1' ∂loss/∂layer1/bias",
+        "dense_1",
+    )
     assert "∂loss/∂layer1/bias[0] = 0 vs 9.99999994e-09" in d.describe()
+    assert "the gradient of its output was equal: this layer's backward arithmetic" in d.describe()
+    digests = np.full((4, 3, 4), 7, np.uint64)
+    digests[1, 0, INPUT_GRADIENTS] = 9  # dense's input gradient (no weight of its own changed)
+    d = first_divergence(_replayed(), _replayed(digests=digests, slots=slots))
+    assert (d.stage, d.layer.name if d.layer else None, d.layer.tensor if d.layer else None) == (
+        "gradient",
+        "dense",
+        "input gradient",
+    )
     d = first_divergence(_replayed(), _replayed(slots=slots))
-    assert d.stage.startswith("optimizer slot update") and d.tensor == "m"
-    nan = np.full(4, np.nan)  # not replayed on one side (another backend, or beyond the probed epochs)
-    assert first_divergence(_replayed(), _replayed(batch_losses=nan, slots=slots)).stage.startswith("gradient or")
+    assert d.stage.startswith("optimizer slot update") and d.tensor == "m" and d.layer is None
+    batches = np.full(4, 5, np.uint64)
+    batches[1] = 6
+    assert first_divergence(_replayed(), _replayed(batches=batches, slots=slots)).stage == "batch data"
+    none = np.array([2, 0, 2, 2], np.int8)  # not replayed on one side (another backend, XLA)
+    d = first_divergence(_replayed(), _replayed(replay=none, slots=slots, replay_note="the jax backend"))
+    assert d.stage.startswith("gradient or") and "stage inferred: side B not replayed (the jax backend)" in d.describe()
+    inexact = np.array([2, 1, 2, 2], np.int8)
+    d = first_divergence(_replayed(), _replayed(replay=inexact, digests=digests, slots=slots))
+    assert d.stage == "gradient" and "side B's replay did not reproduce its step bit for bit" in d.describe()
     other = _replayed(weight_layout=[("layer0/kernel", 4), ("layer1/kernel", 3)])
     d = first_divergence(_replayed(), other)
     assert isinstance(d, DifferentModels) and d.stage == "different models" and "not comparable" in d.describe()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -427,7 +428,12 @@ class TracedPair(NamedTuple):
 
 def trace_sides(config: TrainConfig, sides: Sequence[Side], *, pool: WorkerPool) -> list[Trace]:
     """Trace each matrix `Side` of `config`, in order, in a worker process of its environment.  A side that starts
-    from another side's initial weights gets them from that side's trace (traced first if it is not listed)."""
+    from another side's initial weights gets them from that side's trace (traced first if it is not listed).  Sides
+    in processes of their own that start from nothing of another side's are traced at the same time."""
+    workers = [(side.environment, side.instance) for side in sides]
+    if len(set(workers)) == len(workers) and all(side.initial_from is None for side in sides):
+        with ThreadPoolExecutor(max_workers=len(sides)) as ex:
+            return list(ex.map(lambda side: _trace_side(pool, config, side), sides))
     done: dict[Side, Trace] = {}
     out = []
     for side in sides:

@@ -161,11 +161,11 @@ def _ops(a: Trace, b: Trace, k: int, i: int, phase: Phase) -> tuple[OpDifference
     if len(ops_a) != len(ops_b):
         return None, f"the two sides ran {len(ops_a)} vs {len(ops_b)} ops"
     eager = [bool(d.eager_matches[i]) if d.eager_matches else False for d in (da, db)]
-    reproduced = (
-        "reproduced" if all(eager) else "did not reproduce" if not any(eager) else "reproduced on one side only"
+    sides = {(True, True): "on both sides", (True, False): "on side A only", (False, True): "on side B only"}.get(
+        (eager[0], eager[1]), "on neither side"
     )
     return None, (
-        f"no op differs when the layer runs eagerly op by op (the eager run {reproduced} the step's output): "
+        f"no op differs when the layer runs eagerly op by op (which reproduces the step's output {sides}): "
         "the runs part in arithmetic the graph fuses"
     )
 
@@ -223,7 +223,17 @@ def backward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
         if _differs(a, b, k, i, INPUT_GRADIENTS):
             call = a.calls[i]
             op, note = _ops(a, b, k, i, Phase.BACKWARD)
-            return LayerDifference(call.name, call.class_name, "input gradient", True, op=op, op_note=note)
+            found = None
+            if k in a.details and k in b.details:
+                found = _leaf_difference(a.details[k].input_gradients[i], b.details[k].input_gradients[i])
+            if found is None:
+                return LayerDifference(
+                    call.name, call.class_name, "input gradient", True, op=op, op_note=_kept(note, k)
+                )
+            element, value_a, value_b, count = found[1]
+            return LayerDifference(
+                call.name, call.class_name, "input gradient", True, element, value_a, value_b, count, op, note
+            )
     differing = [i for i in order if _differs(a, b, k, i, OUTPUT_GRADIENTS)]
     if not differing:
         return None

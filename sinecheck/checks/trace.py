@@ -92,12 +92,16 @@ class Trace:
         }
         details: dict[str, Any] = {}
         for k, detail in self.details.items():
-            for kind, values in (("out", detail.outputs), ("grad", detail.output_gradients)):
+            kinds = (("out", detail.outputs), ("grad", detail.output_gradients), ("ingrad", detail.input_gradients))
+            for kind, values in kinds:
                 for c, leaves in enumerate(values):
                     for j, leaf in enumerate(leaves):
                         arrays[f"detail::{k}::{kind}::{c}::{j}"] = leaf
             details[str(k)] = {
-                "leaves": [[len(o), len(g)] for o, g in zip(detail.outputs, detail.output_gradients, strict=True)],
+                "leaves": [
+                    [len(o), len(g), len(i)]
+                    for o, g, i in zip(detail.outputs, detail.output_gradients, detail.input_gradients, strict=True)
+                ],
                 "ops": None if detail.ops is None else [[op.to_json() for op in ops] for ops in detail.ops],
                 "eager": detail.eager_matches,
             }
@@ -121,15 +125,15 @@ class Trace:
             initial = {k.split("::", 1)[1]: npz[k] for k in npz.files if k.startswith("initial::")}
             details = {}
             for key, entry in meta.get("details", {}).items():
-                outputs = [
-                    [npz[f"detail::{key}::out::{c}::{j}"] for j in range(n)] for c, (n, _) in enumerate(entry["leaves"])
-                ]
-                grads = [
-                    [npz[f"detail::{key}::grad::{c}::{j}"] for j in range(m)]
-                    for c, (_, m) in enumerate(entry["leaves"])
+                values = [
+                    [
+                        [npz[f"detail::{key}::{kind}::{c}::{j}"] for j in range(counts[n])]
+                        for c, counts in enumerate(entry["leaves"])
+                    ]
+                    for n, kind in enumerate(("out", "grad", "ingrad"))
                 ]
                 ops = None if entry["ops"] is None else [[OpRecord.from_json(op) for op in ops] for ops in entry["ops"]]
-                details[int(key)] = StepDetail(outputs, grads, ops, entry["eager"])
+                details[int(key)] = StepDetail(values[0], values[1], values[2], ops, entry["eager"])
             return cls(
                 TrainConfig.from_json(meta["config"]),
                 initial,

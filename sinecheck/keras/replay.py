@@ -50,7 +50,7 @@ DETAIL_BYTES = 64 * 2**20
 #: At most this many steps keep values.
 DETAIL_STEPS = 16
 #: Steps whose ops are traced (each layer call re-run eagerly under an op callback).
-OP_STEPS = 4
+OP_STEPS = 2
 #: The digest columns of a layer call, in `ReplayedStep.digests`.
 DIGEST_COLUMNS = ("inputs", "outputs", "output gradients", "input gradients")
 INPUTS, OUTPUTS, OUTPUT_GRADIENTS, INPUT_GRADIENTS = range(4)
@@ -119,18 +119,20 @@ class OpRecord:
 
 @dataclass
 class StepDetail:
-    """Values of a replayed step: each call's output arrays and the gradient of the loss with respect to them
-    (empty where an output is not a float), and, for the first steps, each call's ops and whether its eager re-run
-    reproduced its recorded output."""
+    """Values of a replayed step: each call's output arrays, the gradient of the loss with respect to them and
+    to its float inputs (empty where there are none), and, for the first steps, each call's ops and whether its
+    eager re-run reproduced its recorded output."""
 
     outputs: list[list[np.ndarray]]
     output_gradients: list[list[np.ndarray]]
+    input_gradients: list[list[np.ndarray]]
     ops: list[list[OpRecord]] | None = None
     eager_matches: list[bool] | None = None
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for leaves in (*self.outputs, *self.output_gradients) for a in leaves)
+        values = (*self.outputs, *self.output_gradients, *self.input_gradients)
+        return sum(a.nbytes for leaves in values for a in leaves)
 
 
 @dataclass
@@ -463,21 +465,16 @@ class StepReplayer:
         exact = all(value.tobytes() == post[i][1].tobytes() for i, (_, value) in after.items() if i in post)
         tensors = [np.asarray(t) for t in result["tensors"]]
         gradients_of = dict(zip(meta.sources, (np.asarray(g) for g in result["tensor_gradients"]), strict=True))
-        rows, outputs, output_gradients = [], [], []
+        rows, outputs, output_gradients, input_gradients = [], [], [], []
         for c in meta.calls:
             outs = [tensors[i] for i in c.outputs]
             grads = [gradients_of[i] for i in c.outputs if i in gradients_of]
-            rows.append(
-                (
-                    digest([tensors[i] for i in c.inputs]),
-                    digest(outs),
-                    digest(grads),
-                    digest([gradients_of[i] for i in c.inputs if i in gradients_of]),
-                )
-            )
+            grads_in = [gradients_of[i] for i in c.inputs if i in gradients_of]
+            rows.append((digest([tensors[i] for i in c.inputs]), digest(outs), digest(grads), digest(grads_in)))
             outputs.append(outs)
             output_gradients.append(grads)
-        detail: StepDetail | None = StepDetail(outputs, output_gradients)
+            input_gradients.append(grads_in)
+        detail: StepDetail | None = StepDetail(outputs, output_gradients, input_gradients)
         assert detail is not None
         if self.steps >= self.detail_steps or detail.nbytes > self.detail_bytes:
             detail = None
