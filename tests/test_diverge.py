@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from sinecheck.checks.trace import Replay
 from sinecheck.core.config import TrainConfig
 from sinecheck.keras.replay import INPUT_GRADIENTS, OUTPUTS, LayerCall
 
+NUDGED_PAIR = ("embedding", "embedding_nudged")  # tests/diverge_models.py
 CFG = TrainConfig(hidden_units=(2,), n_points=8, batch_size=4, epochs=2)
 
 
@@ -64,6 +67,7 @@ def test_each_stage_is_named() -> None:
     assert d.growth.tolist() == [0.0, 0.0, 0.0, pytest.approx(2e-9)]
 
 
+CALLS_LAYOUT = [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)]
 CALLS = [
     LayerCall("dense", "Dense", 1, 1, (0, 1)),
     LayerCall("dense_1", "Dense", 2, 1, (2, 3)),
@@ -76,7 +80,7 @@ def _replayed(**changes: object) -> Trace:
     fields: dict[str, object] = {
         "batch_losses": np.full(4, 0.25),
         "gradients": np.zeros((4, 7), np.float32),
-        "gradient_layout": [("layer0/kernel", 2), ("layer0/bias", 2), ("layer1/kernel", 2), ("layer1/bias", 1)],
+        "gradient_layout": CALLS_LAYOUT,
         "replay": np.full(4, Replay.EXACT, np.int8),
         "batches": np.full(4, 5, np.uint64),
         "calls": CALLS,
@@ -131,6 +135,11 @@ def test_replayed_stages_are_named() -> None:
     )
     d = first_divergence(_replayed(), _replayed(slots=slots))
     assert d.stage.startswith("optimizer slot update") and d.tensor == "m" and d.layer is None
+    weights = np.zeros((4, 7), np.float32)
+    weights[1, 6] = 1e-7  # only a non-trainable weight (say a moving variance) differs
+    untrained = {"gradient_layout": CALLS_LAYOUT[:3], "gradients": np.zeros((4, 6), np.float32)}
+    d = first_divergence(_replayed(**untrained), _replayed(weights=weights, **untrained))
+    assert d.stage.startswith("non-trainable weight update") and d.tensor == "layer1/bias"
     batches = np.full(4, 5, np.uint64)
     batches[1] = 6
     assert first_divergence(_replayed(), _replayed(batches=batches, slots=slots)).stage == "batch data"
@@ -148,11 +157,14 @@ def test_replayed_stages_are_named() -> None:
 
 def test_two_configs_part_where_they_differ(tmp_path) -> None:
     """`diverge_pair`: another learning rate parts at the first weight update, another initializer before the
-    first step, another width is not comparable step by step — on any machine."""
+    first step, another width is not comparable step by step, a model with one layer changed parts in that layer —
+    on any machine (traces saved in the worker processes, loaded here)."""
     pytest.importorskip("tensorflow")
     from sinecheck.checks.diverge import diverge_pair
     from sinecheck.core.config import OptimizerSpec
+    from sinecheck.core.specs import ModelSpec
     from sinecheck.isolation.pool import WorkerPool
+    from sinecheck.study.figures import growth_label, plot_growth
 
     config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=1)
     with WorkerPool(workdir=tmp_path) as pool:  # the three pairs share two processes
@@ -162,6 +174,14 @@ def test_two_configs_part_where_they_differ(tmp_path) -> None:
         assert isinstance(d, Parted) and d.stage == "initial weights" and d.tensor == "layer0/kernel"
         d = diverge_pair(config, config.replace(hidden_units=(4,)), pool=pool).divergence
         assert d.stage == "different models"
+        # an Embedding model and its version with one layer's activation a ULP apart: named down to layer and op
+        models = Path(__file__).with_name("diverge_models.py")
+        a, b = (ModelSpec(f"{models}:{name}", f"{models}:embedding_data").config(epochs=1) for name in NUDGED_PAIR)
+        d = diverge_pair(a, b, pool=pool).divergence
+    assert d.layer is not None and d.layer.op is not None, d.describe()
+    assert (d.stage, d.layer.name, d.layer.op.op_type) == ("forward output", "nudged", "LeakyRelu")
+    assert "layer 'nudged' (Dense) output, op LeakyRelu 'nudged/LeakyRelu'" in growth_label(d)
+    assert plot_growth(d, title="embedding").startswith(b"\x89PNG")
 
 
 def test_real_traces_in_worker_processes(tmp_path) -> None:

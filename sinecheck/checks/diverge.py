@@ -13,7 +13,8 @@ elimination:
   differs, and its first differing op;
 - *forward pass / loss*: the loss ``fit`` logged differs although the replay agrees (or was not made);
 - *optimizer slot update*: outputs, loss and gradients agree but a slot (Adam's moments) does not;
-- *weight update*: all of that agrees but the weights do not (the update arithmetic itself).
+- *weight update*: all of that agrees but the weights do not (the update arithmetic itself); *non-trainable weight
+  update* when only non-trainable weights differ (a layer's own update, e.g. BatchNormalization's moving statistics).
 
 When both sides' replays reproduced their step bit for bit, the replay *is* the step and the stage is measured;
 otherwise (a replay that did not reproduce its step, or none) the describe line says plainly that the stage is
@@ -58,6 +59,8 @@ __all__ = [
     "diverge_factor",
     "diverge_pair",
     "first_divergence",
+    "replay_record",
+    "replay_summary",
     "trace_factor",
     "trace_fit",
     "trace_sides",
@@ -79,6 +82,7 @@ class Stage(TextEnum):
     SLOT_UPDATE = "optimizer slot update (the replayed outputs, loss and gradients agree)"
     GRADIENT_OR_SLOT = "gradient or optimizer slot (seen in the slot)"
     WEIGHT_UPDATE = "weight update"
+    STATE_UPDATE = "non-trainable weight update (a layer's own update, e.g. BatchNormalization's moving statistics)"
     GRADIENT_OR_WEIGHT_UPDATE = "gradient or weight update (no comparable optimizer slots)"
 
 
@@ -413,8 +417,50 @@ def first_divergence(a: Trace, b: Trace) -> Divergence:
         comparable_slots = a.slot_layout and slots_comparable
         stage = Stage.WEIGHT_UPDATE if comparable_slots else Stage.GRADIENT_OR_WEIGHT_UPDATE
         d = _first_diff(a.weights[k], b.weights[k], a.weight_layout)
+        if replayed and not _trainable_differs(a, b, k):
+            stage = Stage.STATE_UPDATE
         return Parted(stage, at, d.tensor, d.index, d.value_a, d.value_b, growth, None, exact, inferred)
     return Identical(growth)
+
+
+def _trainable_differs(a: Trace, b: Trace, k: int) -> bool:
+    """Whether a trainable weight differs after step `k` (the replay's gradient layout names the trainable ones)."""
+    trainable = {name for name, _ in a.gradient_layout}
+    offset = 0
+    for name, size in a.weight_layout:
+        if name in trainable and not _bits_equal(
+            a.weights[k][offset : offset + size], b.weights[k][offset : offset + size]
+        ):
+            return True
+        offset += size
+    return False
+
+
+def replay_record(trace: Trace) -> dict[str, Any]:
+    """How a trace's steps were replayed, for JSON: steps, steps replayed, replays bit for bit the step ``fit``
+    made, layer calls per step, and why steps were not replayed (None when all were)."""
+    return {
+        "steps": len(trace.steps),
+        "replayed": int(np.count_nonzero(trace.replay != Replay.NONE)),
+        "exact": int(np.count_nonzero(trace.replay == Replay.EXACT)),
+        "layer_calls": len(trace.calls),
+        "note": trace.replay_note,
+    }
+
+
+def replay_summary(a: Trace, b: Trace) -> str:
+    """One line: how many steps each side replayed layer by layer, and how many bit for bit as ``fit`` made them."""
+    parts = []
+    for side, trace in (("A", a), ("B", b)):
+        record = replay_record(trace)
+        text = f"{side} {record['exact']} of {record['steps']} steps bit for bit"
+        if record["replayed"] != record["exact"]:
+            text += f" ({record['replayed'] - record['exact']} more replayed, not bit for bit)"
+        if record["note"]:
+            text += f" ({record['note']})"
+        parts.append(text)
+    layers = max(len(a.calls), len(b.calls))
+    return f"replayed layer by layer ({layers} layer calls a step): " + "; ".join(parts)
 
 
 class TracedPair(NamedTuple):

@@ -204,7 +204,8 @@ def _weight_digests(trace: Trace, k: int) -> list[int]:
     """Per call: the digest of the gradient of the weights it owns at step `k`."""
     offsets = np.cumsum([0] + [size for _, size in trace.gradient_layout])
     row = trace.gradients[k]
-    return [digest([row[offsets[w] : offsets[w + 1]] for w in call.weights]) for call in trace.calls]
+    n = len(trace.gradient_layout)
+    return [digest([row[offsets[w] : offsets[w + 1]] for w in call.weights if w < n]) for call in trace.calls]
 
 
 def backward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
@@ -261,7 +262,7 @@ def _weight_difference(a: Trace, b: Trace, k: int, i: int) -> LayerDifference:
     most, from the gradients every replayed step keeps."""
     call = a.calls[i]
     offsets = np.cumsum([0] + [size for _, size in a.gradient_layout])
-    for w in call.weights:
+    for w in (w for w in call.weights if w < len(a.gradient_layout)):
         x, y = a.gradients[k][offsets[w] : offsets[w + 1]], b.gradients[k][offsets[w] : offsets[w + 1]]
         found = _element(x, y)
         if found is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sinecheck import options
 from sinecheck._io import atomic_write
-from sinecheck.checks.diverge import Divergence, diverge_factor, diverge_pair
+from sinecheck.checks.diverge import Divergence, TracedPair, diverge_factor, diverge_pair, replay_record, replay_summary
 from sinecheck.checks.factors import Factor, factor_by_name
 from sinecheck.cli._common import load_side, prepare_outputs, quiet_tensorflow, single_model, write_json
 from sinecheck.core.config import TrainConfig, changed_fields
@@ -76,17 +76,19 @@ def run(args: argparse.Namespace) -> int:
     pair = _pair(args)
     prepare_outputs(args)
     quiet_tensorflow()
-    divergence, elapsed = _trace(pair)
+    traced = _trace(pair)
+    divergence, elapsed = traced.divergence, traced.elapsed_s
     print(divergence.describe())
     growth_line = _growth_line(divergence)
     if growth_line:
         print(growth_line)
+    print(replay_summary(traced.a, traced.b))
     print(f"({len(divergence.growth)} steps traced in two worker processes, {elapsed:.0f} s)")
     if args.out:
         title = f"{pair.a_name}: {pair.factor.name}" if pair.factor else f"{pair.a_name} vs {pair.b_name}"
         print(f"wrote {atomic_write(Path(args.out) / 'diverge.png', plot_growth(divergence, title=title))}")
     if args.json:
-        write_json(args.json, _payload(pair, divergence))
+        write_json(args.json, _payload(pair, traced))
         print(f"wrote {args.json}")
     return 0
 
@@ -113,6 +115,11 @@ def _pair(args: argparse.Namespace) -> Pair:
             raise ConfigError(
                 "--factor: given with B or --env-*/--python-*; allowed: the factor alone (it defines both sides)"
             )
+        if factor.missing():
+            raise ConfigError(
+                f"--factor: {factor.name} needs {', '.join(factor.missing())}, which is not installed; allowed: a "
+                "factor whose modules are installed (`sinecheck matrix --list-factors`)"
+            )
         return Pair(a_name, a, a_name, a, env_a, env_b, factor)
     if b_text is None:
         return Pair(a_name, a, a_name, a, env_a, env_b)
@@ -135,19 +142,19 @@ def _side_environment(side: str, assignments: list[str], python: str | None) -> 
     return Environment(side, tuple(env.items()), python=python)
 
 
-def _trace(pair: Pair) -> tuple[Divergence, float]:
-    """Trace both sides (each in a worker process) and say what was compared; (divergence, seconds)."""
+def _trace(pair: Pair) -> TracedPair:
+    """Trace both sides (each in a worker process) and say what was compared."""
     if pair.factor is not None:
-        _, _, divergence, elapsed = diverge_factor(pair.a, pair.factor.name)
+        traced = diverge_factor(pair.a, pair.factor.name)
         print(f"{pair.a_name} ({pair.a.describe()}), factor {pair.factor.name}: {pair.factor.question}")
-        return divergence, elapsed
-    _, _, divergence, elapsed = diverge_pair(pair.a, pair.b, env_a=pair.env_a, env_b=pair.env_b)
+        return traced
+    traced = diverge_pair(pair.a, pair.b, env_a=pair.env_a, env_b=pair.env_b)
     print(f"A: {pair.a_name} ({pair.a.describe()}) in {pair.env_a.describe()}")
     print(f"B: {pair.b_name} ({pair.b.describe()}) in {pair.env_b.describe()}, a second fresh process")
     differ = changed_fields(pair.a, pair.b)
     if differ:
         print(f"the configs differ in: {', '.join(differ)}")
-    return divergence, elapsed
+    return traced
 
 
 def _growth_line(divergence: Divergence) -> str:
@@ -159,9 +166,10 @@ def _growth_line(divergence: Divergence) -> str:
     return "max |Δw| after step " + ", ".join(f"{k + 1}: {growth[k]:.3g}" for k in dict.fromkeys(marks))
 
 
-def _payload(pair: Pair, divergence: Divergence) -> dict[str, object]:
-    a: dict[str, object] = {"name": pair.a_name, "config": pair.a.to_dict()}
-    b: dict[str, object] = {"name": pair.b_name, "config": pair.b.to_dict()}
+def _payload(pair: Pair, traced: TracedPair) -> dict[str, object]:
+    a: dict[str, object] = {"name": pair.a_name, "config": pair.a.to_dict(), "replay": replay_record(traced.a)}
+    b: dict[str, object] = {"name": pair.b_name, "config": pair.b.to_dict(), "replay": replay_record(traced.b)}
     if pair.factor is None:
         a["environment"], b["environment"] = pair.env_a.to_dict(), pair.env_b.to_dict()
-    return {"a": a, "b": b, "factor": None if pair.factor is None else pair.factor.name, **divergence.to_dict()}
+    factor = None if pair.factor is None else pair.factor.name
+    return {"a": a, "b": b, "factor": factor, **traced.divergence.to_dict()}

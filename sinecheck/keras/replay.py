@@ -334,7 +334,8 @@ class StepReplayer:
             self.problem = "the train step is XLA-compiled (jit_compile=True), which the replay does not reproduce"
             return
         optimizer = getattr(self.model, "optimizer", None)
-        if optimizer is not None and getattr(optimizer, "built", True) is False and hasattr(optimizer, "build"):
+        built = getattr(optimizer, "built", getattr(optimizer, "_built", False))  # Keras 3, tf_keras (unset: not)
+        if optimizer is not None and built is False and hasattr(optimizer, "build"):
             optimizer.build(self.trainable)
         self._own_step = "train_step" in vars(self.model)
         self._original_step = self.model.train_step

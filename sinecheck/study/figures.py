@@ -197,15 +197,28 @@ def plot_explain(explanation: Explanation) -> bytes:
     return figure_bytes(fig)
 
 
+def growth_label(divergence: Divergence) -> str:
+    """The first divergence as the growth plot marks it: the stage, and the layer (and op) where one is named."""
+    label = f"first divergence: {divergence.stage}"
+    layer = divergence.layer
+    if layer is not None:
+        label += f"\nlayer '{layer.name}' ({layer.class_name}) {layer.tensor}"
+        if layer.op is not None:
+            label += f", op {layer.op.op_type} '{layer.op.name}'"
+    return label
+
+
 def plot_growth(divergence: Divergence, *, title: str) -> bytes:
-    """max |Δw| per step on a log scale, with the first divergence marked."""
+    """max |Δw| per step on a log scale, with the first divergence marked (its stage, layer and op)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.4))
     growth = np.where(divergence.growth > 0, divergence.growth, np.nan)
     ax.plot(np.arange(1, len(growth) + 1), growth, lw=1.2)
     if divergence.step is not None:
-        ax.axvline(divergence.step + 1, color="tab:red", lw=0.8, label=f"first divergence: {divergence.stage}")
+        ax.axvline(divergence.step + 1, color="tab:red", lw=0.8, label=growth_label(divergence))
         ax.legend(fontsize=7)
+    if divergence.layer is not None:
+        title += f" — parts in layer '{divergence.layer.name}' ({divergence.layer.class_name})"
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("max |Δw|")
