@@ -302,8 +302,8 @@ def _inferred(a: Trace, b: Trace, k: int) -> str | None:
     inexact = [side for side, t in (("A", a), ("B", b)) if t.replay[k] != Replay.EXACT]
     if inexact:
         return (
-            f"side {' and '.join(inexact)}'s replay did not reproduce its step bit for bit "
-            "(the replay's arithmetic may not be the step's)"
+            f"side {' and '.join(inexact)}'s replay did not reproduce its step bit for bit (recording each layer's "
+            "output can keep TensorFlow from fusing ops across a layer boundary, e.g. a residual Add after a Dense)"
         )
     return None
 
