@@ -41,6 +41,8 @@ class OpDifference:
     def describe(self) -> str:
         where = "" if self.phase is Phase.FORWARD else " (backward)"
         inputs = "its inputs were equal" if self.inputs_equal else "its inputs already differed"
+        if self.op_type == "ReadVariableOp":  # its input is a handle: the value it reads is the variable's
+            inputs = "the variable it reads differs: the layer's state, e.g. a seed generator's"
         return f"first differing op{where}: {self.op_type} '{self.name}' ({inputs})"
 
 

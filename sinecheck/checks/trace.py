@@ -134,6 +134,12 @@ class Trace:
                 ]
                 ops = None if entry["ops"] is None else [[OpRecord.from_json(op) for op in ops] for ops in entry["ops"]]
                 details[int(key)] = StepDetail(values[0], values[1], values[2], ops, entry["eager"])
+            n = len(npz["steps"])
+
+            def array(key: str, default: np.ndarray) -> np.ndarray:
+                """An array of the file, or `default` for a trace written before it existed."""
+                return npz[key] if key in npz.files else default
+
             return cls(
                 TrainConfig.from_json(meta["config"]),
                 initial,
@@ -147,10 +153,10 @@ class Trace:
                 npz["batch_losses"],
                 npz["gradients"],
                 [tuple(x) for x in meta["gradient_layout"]],
-                npz["replay"],
-                npz["batches"],
-                [LayerCall.from_json(c) for c in meta["calls"]],
-                npz["digests"],
+                array("replay", np.zeros(n, np.int8)),
+                array("batches", np.zeros(n, np.uint64)),
+                [LayerCall.from_json(c) for c in meta.get("calls", [])],
+                array("digests", np.zeros((n, 0, len(DIGEST_COLUMNS)), np.uint64)),
                 details,
                 meta.get("replay_note"),
             )

@@ -329,10 +329,17 @@ class StepReplayer:
 
     def install(self) -> None:
         """Build the optimizer and wrap ``train_step`` to capture every batch; refused (with `problem` set) for a
-        train step XLA compiles (a NumPy function cannot run inside it, and the replay would not be XLA's)."""
+        train step XLA compiles (a NumPy function cannot run inside it, and the replay would not be XLA's), or when
+        the model does not let itself be wrapped."""
         if getattr(self.model, "jit_compile", False) is True:
             self.problem = "the train step is XLA-compiled (jit_compile=True), which the replay does not reproduce"
             return
+        try:
+            self._install()
+        except Exception as exc:
+            self.problem = f"the replay could not be set up ({type(exc).__name__}: {_quoted(exc)})"
+
+    def _install(self) -> None:
         optimizer = getattr(self.model, "optimizer", None)
         built = getattr(optimizer, "built", getattr(optimizer, "_built", False))  # Keras 3, tf_keras (unset: not)
         if optimizer is not None and built is False and hasattr(optimizer, "build"):
@@ -357,16 +364,19 @@ class StepReplayer:
 
         def train_step(data: Any) -> Any:
             key = len(self._signatures)
-            self._signatures.append(
-                tf.nest.map_structure(lambda t: tf.type_spec_from_value(t) if tf.is_tensor(t) else t, data)
-            )
-            tensors = [t for t in tf.nest.flatten(data, expand_composites=True) if tf.is_tensor(t)]
 
             def keep(*arrays: np.ndarray) -> np.int32:
                 self._batches.append((key, [np.array(a) for a in arrays]))
                 return np.int32(0)
 
-            tf.numpy_function(keep, tensors, tf.int32, stateful=True, name="sinecheck_capture")
+            try:
+                signature = tf.nest.map_structure(lambda t: tf.type_spec_from_value(t) if tf.is_tensor(t) else t, data)
+                tensors = [t for t in tf.nest.flatten(data, expand_composites=True) if tf.is_tensor(t)]
+                tf.numpy_function(keep, tensors, tf.int32, stateful=True, name="sinecheck_capture")
+            except Exception as exc:  # data the capture cannot copy: fit trains on, without replays
+                self.problem = f"the batch could not be captured ({type(exc).__name__}: {_quoted(exc)})"
+                signature = None
+            self._signatures.append(signature)
             return step(data)
 
         return train_step
@@ -433,11 +443,13 @@ class StepReplayer:
                 f"fit reported {len(batches)} steps at once (steps_per_execution > 1): a step cannot be replayed alone"
             )
             return None
+        if self._signatures[batches[0][0]] is None:
+            return None
         post = self._snapshot()
         try:
             replayed = self._replay(*batches[0], post)
         except Exception as exc:  # a model the replay cannot run: the trace goes on without it
-            self.problem = f"the replay raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            self.problem = f"the replay raised {type(exc).__name__}: {_quoted(exc)}"
             return None
         finally:
             self._assign(post)
@@ -648,6 +660,12 @@ class StepReplayer:
             finally:
                 op_callbacks.remove_op_callback(callback)
         return recorded, [np.asarray(t) for t in outputs]
+
+
+def _quoted(exc: BaseException) -> str:
+    """An exception's text on one line, at most 300 characters."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _digest_tensors(tensors: Sequence[Any]) -> int:
