@@ -397,7 +397,7 @@ class StepReplayer:
     # -- state -----------------------------------------------------------------------------------------------
 
     def _variables(self, *, all_state: bool) -> list[KerasObject]:
-        """The model's and optimizer's variables (with `all_state`: the metrics' and the global seed generator's
+        """The model's and optimizer's variables (with `all_state`: the metrics' and the global random generators'
         too), each once."""
         model = self.model
         groups: list[Any] = [model.variables]
@@ -407,9 +407,7 @@ class StepReplayer:
             groups.append(variables() if callable(variables) else variables)
         if all_state:
             groups += [getattr(m, "variables", []) for m in getattr(model, "metrics", [])]
-            generator = _global_seed_generator()
-            if generator is not None:
-                groups.append([generator.state])
+            groups.append(_global_generator_states())
         seen: dict[int, KerasObject] = {}
         for group in groups:
             for v in group:
@@ -679,7 +677,16 @@ def _digest_tensors(tensors: Sequence[Any]) -> int:
     return digest(arrays)
 
 
-def _global_seed_generator() -> KerasObject:
-    """Keras 3's global seed generator (unseeded random ops draw from it) when one exists, else None."""
+def _global_generator_states() -> list[KerasObject]:
+    """The state variables of the process-wide random generators that exist (none is created): Keras 3's global
+    seed generator (unseeded ``keras.random`` ops) and TensorFlow's global ``tf.random.Generator``."""
+    states = []
     global_state = sys.modules.get("keras.src.backend.common.global_state")
-    return None if global_state is None else global_state.get_global_attribute("global_seed_generator")
+    keras_generator = None if global_state is None else global_state.get_global_attribute("global_seed_generator")
+    if keras_generator is not None:
+        states.append(keras_generator.state)
+    stateful = sys.modules.get("tensorflow.python.ops.stateful_random_ops")
+    tf_generator = getattr(stateful, "global_generator", None)
+    if tf_generator is not None:
+        states.append(tf_generator.state)
+    return states
