@@ -155,6 +155,17 @@ def test_replayed_stages_are_named() -> None:
     assert d.to_dict()["tensor"] == d.detail and d.to_dict()["growth"] == [] and d.step is None
 
 
+def test_the_replay_is_summarised_per_side() -> None:
+    """The CLI's replay line and JSON record: steps replayed bit for bit per side, and why others were not."""
+    from sinecheck.checks.diverge import replay_record, replay_summary
+
+    partly = _replayed(replay=np.array([2, 1, 0, 0], np.int8), replay_note="the jax backend")
+    assert replay_record(partly) == {"steps": 4, "replayed": 2, "exact": 1, "layer_calls": 3, "note": "the jax backend"}
+    line = replay_summary(_replayed(), partly)
+    assert line.startswith("replayed layer by layer (3 layer calls a step): A 4 of 4 steps bit for bit; ")
+    assert line.endswith("B 1 of 4 steps bit for bit (1 more replayed, not bit for bit) (the jax backend)")
+
+
 def test_two_configs_part_where_they_differ(tmp_path) -> None:
     """`diverge_pair`: another learning rate parts at the first weight update, another initializer before the
     first step, another width is not comparable step by step, a model with one layer changed parts in that layer —
@@ -191,20 +202,20 @@ def test_real_traces_in_worker_processes(tmp_path) -> None:
     from sinecheck.isolation.pool import WorkerPool
     from sinecheck.study.figures import plot_growth
 
-    config = TrainConfig(hidden_units=(8,), n_points=64, batch_size=16, epochs=2)
+    config = TrainConfig(hidden_units=(8,), n_points=72, batch_size=16, epochs=1)  # 5 steps, the last of 8 samples
     with WorkerPool(workdir=tmp_path) as pool:
         same = trace_factor(config, factor_by_name("fresh-process"), pool=pool).divergence
         a, b, shuffled, _ = trace_factor(config, factor_by_name("shuffle-off"), pool=pool)
     assert same.stage == "identical"
     assert (shuffled.stage, shuffled.step) == ("shuffle order", 0)
-    assert len(a.steps) == len(b.steps) == 8 and a.weights.shape == (8, 8 * 3 + 1)
+    assert len(a.steps) == len(b.steps) == 5 and a.weights.shape == (5, 8 * 3 + 1)
     assert plot_growth(shuffled, title="shuffle-off").startswith(b"\x89PNG")
     path = a.save(tmp_path / "a.npz")
     again = Trace.load(path)
     assert np.array_equal(again.weights, a.weights) and again.config == a.config
     assert np.array_equal(again.gradients, a.gradients) and again.gradient_layout == a.gradient_layout
-    # the replay recorded every step of the probed epochs, and did not change the run it watched
-    assert np.isfinite(a.batch_losses).all() and a.gradients.shape == (8, 8 * 3 + 1)
+    # every step was replayed bit for bit (the short last batch too), and the replay did not change the run it watched
+    assert (a.replay == Replay.EXACT).all() and np.isfinite(a.batch_losses).all() and a.gradients.shape == (5, 25)
     from sinecheck.engines.registry import train
 
     final = train(config).final_weights
