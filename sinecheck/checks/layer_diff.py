@@ -188,7 +188,9 @@ def forward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
             tensor = f"output {found[0]}"
         op, note = _ops(a, b, k, i, Phase.FORWARD)
         if found is None:
-            return LayerDifference(call.name, call.class_name, tensor, inputs_equal, op=op, op_note=_kept(note, k))
+            return LayerDifference(
+                call.name, call.class_name, tensor, inputs_equal, op=op, op_note=_kept(a, b, note, k)
+            )
         element, value_a, value_b, differing = found[1]
         return LayerDifference(
             call.name, call.class_name, tensor, inputs_equal, element, value_a, value_b, differing, op, note
@@ -196,8 +198,10 @@ def forward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
     return None
 
 
-def _kept(note: str | None, k: int) -> str:
-    """Say that values were not kept for this step (beyond the trace's budget), with the op note."""
+def _kept(a: Trace, b: Trace, note: str | None, k: int) -> str | None:
+    """The op note, preceded by "values not kept" when a side kept no values for step `k` (beyond its budget)."""
+    if k in a.details and k in b.details:
+        return note
     kept = f"values not kept at step {k + 1} (a trace keeps them for its first steps)"
     return kept if note is None else f"{kept}; {note}"
 
@@ -231,7 +235,7 @@ def backward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
                 found = _leaf_difference(a.details[k].input_gradients[i], b.details[k].input_gradients[i])
             if found is None:
                 return LayerDifference(
-                    call.name, call.class_name, "input gradient", True, op=op, op_note=_kept(note, k)
+                    call.name, call.class_name, "input gradient", True, op=op, op_note=_kept(a, b, note, k)
                 )
             element, value_a, value_b, count = found[1]
             return LayerDifference(
@@ -252,7 +256,9 @@ def backward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
         else _ops(a, b, k, i, Phase.BACKWARD)
     )
     if found is None:
-        return LayerDifference(call.name, call.class_name, "output gradient", False, op=op, op_note=note)
+        return LayerDifference(
+            call.name, call.class_name, "output gradient", False, op=op, op_note=_kept(a, b, note, k)
+        )
     element, value_a, value_b, count = found[1]
     return LayerDifference(
         call.name, call.class_name, "output gradient", False, element, value_a, value_b, count, op, note
