@@ -2,7 +2,7 @@
 exactly one known place: ``NAME`` and ``NAME_nudged``, whose layer ``NUDGED`` computes a LeakyReLU with a slope one
 ULP away (an op attribute, so both versions run the same ops on the same inputs and only that op's output differs)
 — or, for ``backward``, whose layer ``NUDGED`` is the identity forward and differs only in its gradient.  Data
-functions: ``NAME_data``; 64 samples, two batches of 32."""
+functions: ``NAME_data``; 64 samples, two batches of 32 (arrays; a `tf.data` pipeline of dicts for ``two_outputs``)."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def subclassed_data() -> tuple[np.ndarray, np.ndarray]:
     return dense_data()
 
 
-# -- two outputs, two losses ---------------------------------------------------------------------------------------
+# -- two outputs, two losses, dicts through a tf.data pipeline ---------------------------------------------------
 
 
 def two_outputs(nudged: bool = False) -> Any:
@@ -128,7 +128,7 @@ def two_outputs(nudged: bool = False) -> Any:
     shared = keras.layers.Dense(8, activation="relu", name="shared")(inputs)
     level = keras.layers.Dense(1, name="level")(shared)
     other = keras.layers.Dense(1, activation=_leaky(nudged), name=NUDGED)(shared)
-    model = keras.Model(inputs, {"level": level, NUDGED: other})
+    model = keras.Model({"features": inputs}, {"level": level, NUDGED: other})
     model.compile(optimizer="adam", loss={"level": "mse", NUDGED: "mae"}, loss_weights={"level": 1.0, NUDGED: 0.5})
     return model
 
@@ -137,9 +137,11 @@ def two_outputs_nudged() -> Any:
     return two_outputs(nudged=True)
 
 
-def two_outputs_data() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def two_outputs_data() -> Any:
+    """A shuffled `tf.data` pipeline of dicts: inputs by input name, targets by output name."""
     x = _features(2)
-    return x, {"level": _target(x), NUDGED: np.cos(x[:, :1])}
+    targets = {"level": _target(x), NUDGED: np.cos(x[:, :1])}
+    return tf.data.Dataset.from_tensor_slices(({"features": x}, targets)).shuffle(N, seed=3).batch(32)
 
 
 # -- BatchNormalization and Dropout (training-mode forward, random masks) -----------------------------------------

@@ -75,8 +75,9 @@ def test_the_one_nudged_layer_and_its_op_are_named() -> None:
 @pytest.mark.parametrize("name", ["embedding", "subclassed", "two_outputs", "batchnorm"])
 def test_every_model_class_is_replayed_down_to_the_layer(name: str) -> None:
     """An Embedding (IndexedSlices gradients), a subclassed model returned unbuilt, a model with two outputs and two
-    losses, and one with BatchNormalization and Dropout (training-mode forward: the replay draws the same masks, so
-    neither Dropout is blamed): every step replays bit for bit and the nudged layer is named, with its op."""
+    losses fed dicts by a shuffled tf.data pipeline, and one with BatchNormalization and Dropout (training-mode
+    forward: the replay draws the same masks, so neither Dropout is blamed): every step replays bit for bit and the
+    nudged layer is named, with its op."""
     d = _parted(name)
     assert d.stage is Stage.FORWARD_OUTPUT and d.layer is not None, d.describe()
     assert (d.layer.name, d.layer.inputs_equal) == ("nudged", True), d.describe()
