@@ -213,3 +213,31 @@ def backward_nudged() -> Any:
 
 def backward_data() -> tuple[np.ndarray, np.ndarray]:
     return dense_data()
+
+
+# -- runs that part only at the second step -----------------------------------------------------------------------
+
+
+def late(nudged: bool = False) -> Any:
+    """Dense(4, leaky, name NUDGED, all-ones kernel) → Dense(1): with ``late_data`` unshuffled, the first batch gives
+    the leaky layer only positive inputs (the slope does not act), the second batch negative ones too."""
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(4, activation=_leaky(nudged), kernel_initializer="ones", name=NUDGED),
+            keras.layers.Dense(1, name="last"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def late_nudged() -> Any:
+    return late(nudged=True)
+
+
+def late_data() -> tuple[np.ndarray, np.ndarray]:
+    """32 samples of positive features, then 32 of any sign."""
+    x = _features(4)
+    x[:32] = np.abs(x[:32])
+    return x, _target(x)

@@ -19,8 +19,8 @@ from sinecheck.core.specs import ModelSpec
 MODELS = Path(__file__).with_name("diverge_models.py")
 
 
-def _config(name: str, data: str | None = None) -> TrainConfig:
-    return ModelSpec(f"{MODELS}:{name}", f"{MODELS}:{data or name}_data").config(epochs=1)
+def _config(name: str, data: str | None = None, **changes: object) -> TrainConfig:
+    return ModelSpec(f"{MODELS}:{name}", f"{MODELS}:{data or name}_data").config(epochs=1, **changes)
 
 
 @functools.cache
@@ -122,3 +122,18 @@ def test_identical_runs_name_no_layer_and_the_trace_is_the_run_train_makes(tmp_p
     assert first_divergence(Trace.load(_trace("batchnorm_nudged").save(tmp_path / "b.npz")), loaded).describe() == (
         first_divergence(_trace("batchnorm_nudged"), first).describe()
     )
+
+
+def test_a_later_step_is_named_and_a_focused_trace_keeps_that_step() -> None:
+    """Runs that part only at the second step (the nudged slope acts on the second batch only) are named there,
+    down to the op; a trace focused on that step (what `diverge` makes when the first traces kept no ops for the
+    step) keeps values and ops for it alone and names the same layer and op."""
+    a = trace_fit(_config("late", shuffle=False))
+    b = trace_fit(_config("late_nudged", "late", shuffle=False))
+    d = first_divergence(a, b)
+    assert d.step == 1 and d.layer is not None and d.layer.op is not None, d.describe()
+    assert (d.layer.name, d.layer.op.op_type, d.layer.inputs_equal) == ("nudged", "LeakyRelu", True)
+    focused = trace_fit(_config("late_nudged", "late", shuffle=False), focus_step=1)
+    assert list(focused.details) == [1] and focused.details[1].ops
+    assert np.array_equal(focused.weights, b.weights)  # the same run, other steps kept
+    assert first_divergence(a, focused).describe() == d.describe()

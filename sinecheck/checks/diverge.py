@@ -472,36 +472,47 @@ class TracedPair(NamedTuple):
     elapsed_s: float
 
 
-def trace_sides(config: TrainConfig, sides: Sequence[Side], *, pool: WorkerPool) -> list[Trace]:
+def trace_sides(
+    config: TrainConfig, sides: Sequence[Side], *, pool: WorkerPool, focus_step: int | None = None
+) -> list[Trace]:
     """Trace each matrix `Side` of `config`, in order, in a worker process of its environment.  A side that starts
     from another side's initial weights gets them from that side's trace (traced first if it is not listed).  Sides
-    in processes of their own that start from nothing of another side's are traced at the same time."""
+    in processes of their own that start from nothing of another side's are traced at the same time.  With
+    `focus_step`, each trace keeps values and ops for that step only (see `trace_fit`)."""
     workers = [(side.environment, side.instance) for side in sides]
     if len(set(workers)) == len(workers) and all(side.initial_from is None for side in sides):
         with ThreadPoolExecutor(max_workers=len(sides)) as ex:
-            return list(ex.map(lambda side: _trace_side(pool, config, side), sides))
+            return list(ex.map(lambda side: _trace_side(pool, config, side, focus_step=focus_step), sides))
     done: dict[Side, Trace] = {}
     out = []
     for side in sides:
         initial_path = None
         if side.initial_from is not None:
-            source = done.get(side.initial_from) or _trace_side(pool, config, side.initial_from)
+            source = done.get(side.initial_from) or _trace_side(pool, config, side.initial_from, focus_step=focus_step)
             done.setdefault(side.initial_from, source)
             initial_path = source.save(
                 Path(pool.get(side.environment, side.instance).workdir) / f"trace-initial-{time.perf_counter_ns()}.npz"
             )
-        trace = _trace_side(pool, config, side, initial_path)
+        trace = _trace_side(pool, config, side, initial_path, focus_step=focus_step)
         done.setdefault(side, trace)
         out.append(trace)
     return out
 
 
-def _trace_side(pool: WorkerPool, config: TrainConfig, side: Side, initial_path: Path | None = None) -> Trace:
+def _trace_side(
+    pool: WorkerPool,
+    config: TrainConfig,
+    side: Side,
+    initial_path: Path | None = None,
+    *,
+    focus_step: int | None = None,
+) -> Trace:
     worker = pool.get(side.environment, side.instance)
     payload: dict[str, Any] = {
         "config": side.config(config).to_dict(),
         "unseeded_noise": side.unseeded_noise,
         "out": str(Path(worker.workdir) / f"trace-{time.perf_counter_ns()}.npz"),
+        "focus_step": focus_step,
     }
     if initial_path is not None:
         payload["initial_from"] = str(initial_path)
@@ -511,11 +522,28 @@ def _trace_side(pool: WorkerPool, config: TrainConfig, side: Side, initial_path:
     return trace
 
 
+def _focused(config: TrainConfig, sides: list[Side], pool: WorkerPool, a: Trace, b: Trace) -> TracedPair:
+    """Where `a` and `b` part; when that names a layer at a step whose values or ops a side did not keep (they are
+    kept for the first steps), both sides are traced again keeping that step's (a seeded run repeats bit for bit)
+    and compared again.  A second pair that parts elsewhere (runs that do not repeat) is not used."""
+    divergence = first_divergence(a, b)
+    step, layer = divergence.step, divergence.layer
+    if step is None or layer is None or all(step in t.details and t.details[step].ops for t in (a, b)):
+        return TracedPair(a, b, divergence, 0.0)
+    fa, fb = trace_sides(config, sides, pool=pool, focus_step=step)
+    again = first_divergence(fa, fb)
+    if again.step != step or again.layer is None or again.layer.name != layer.name:
+        return TracedPair(a, b, divergence, 0.0)
+    return TracedPair(fa, fb, again, 0.0)
+
+
 def trace_factor(config: TrainConfig, factor: Factor, *, pool: WorkerPool) -> TracedPair:
-    """Trace both sides of a matrix factor on `config` and find where they part."""
+    """Trace both sides of a matrix factor on `config` and find where they part (down to the layer and op; see
+    `_focused` for a divergence after the first steps)."""
     started = time.perf_counter()
-    a, b = trace_sides(config, [factor.a, factor.b], pool=pool)
-    return TracedPair(a, b, first_divergence(a, b), time.perf_counter() - started)
+    sides = [factor.a, factor.b]
+    a, b = trace_sides(config, sides, pool=pool)
+    return _focused(config, sides, pool, a, b)._replace(elapsed_s=time.perf_counter() - started)
 
 
 def diverge_pair(
@@ -535,12 +563,14 @@ def diverge_pair(
     started = time.perf_counter()
     own = pool is None
     pool = pool or WorkerPool(workdir=workdir)
+    sides = [Side(env_a), Side(env_b, changes, instance=1)]
     try:
-        ta, tb = trace_sides(a, [Side(env_a), Side(env_b, changes, instance=1)], pool=pool)
+        ta, tb = trace_sides(a, sides, pool=pool)
+        traced = _focused(a, sides, pool, ta, tb)
     finally:
         if own:
             pool.close()
-    return TracedPair(ta, tb, first_divergence(ta, tb), time.perf_counter() - started)
+    return traced._replace(elapsed_s=time.perf_counter() - started)
 
 
 def diverge_factor(config: TrainConfig, factor_name: str, *, workdir: str | Path | None = None) -> TracedPair:

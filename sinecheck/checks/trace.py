@@ -198,10 +198,15 @@ class _Rows:
 
 
 def trace_fit(
-    config: TrainConfig, *, initial_weights: Mapping[str, np.ndarray] | None = None, unseeded_noise: float = 0.0
+    config: TrainConfig,
+    *,
+    initial_weights: Mapping[str, np.ndarray] | None = None,
+    unseeded_noise: float = 0.0,
+    focus_step: int | None = None,
 ) -> Trace:
     """Train `config` with Keras ``fit`` (the keras engine's seeded start, with the same `initial_weights` and
-    `unseeded_noise` options) and record every step, replaying each layer by layer on the TensorFlow backend."""
+    `unseeded_noise` options) and record every step, replaying each layer by layer on the TensorFlow backend.
+    Values and ops are kept for the first steps, or with `focus_step` for that step only."""
     keras = keras_module()
     start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
     orders = _orders(config, start.data.x_train)
@@ -209,7 +214,7 @@ def trace_fit(
     name_of = {id(w): n for w, n in zip(model.weights, start.initial, strict=True)}
     gradient_layout = [(name_of.get(id(w), "?"), int(np.prod(w.shape))) for w in model.trainable_weights]
     rows = _Rows(sum(size for _, size in gradient_layout))
-    replayer = StepReplayer(model) if keras_backend() == "tensorflow" else None
+    replayer = StepReplayer(model, focus=focus_step) if keras_backend() == "tensorflow" else None
     if replayer is None:
         rows.note = f"the {keras_backend()} backend: the replay runs on TensorFlow only"
     callback: KerasObject = keras.callbacks.Callback

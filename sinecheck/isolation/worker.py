@@ -57,7 +57,12 @@ def _shuffle_orders(config: TrainConfig, request: Request) -> Reply:
 
 def _trace(config: TrainConfig, request: Request) -> Reply:
     initial = Trace.load(request["initial_from"]).initial if request.get("initial_from") else None
-    trace = trace_fit(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
+    trace = trace_fit(
+        config,
+        initial_weights=initial,
+        unseeded_noise=request.get("unseeded_noise", 0.0),
+        focus_step=request.get("focus_step"),
+    )
     return {"ok": True, "path": str(trace.save(request["out"]))}
 
 

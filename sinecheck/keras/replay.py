@@ -295,7 +295,9 @@ def _is_float(dtype: KerasObject) -> bool:
 
 
 class StepReplayer:
-    """Captures the batch of every ``fit`` step of `model` and replays the step (see the module doc).
+    """Captures the batch of every ``fit`` step of `model` and replays the step (see the module doc).  Values are
+    kept for the first `detail_steps` replayed steps within `detail_bytes`, ops traced for the first `op_steps`; with
+    `focus`, values and ops for that one step only (a second trace aimed at a step found by a first).
 
     Use: `install` before ``fit``; from a callback, `begin` at ``on_train_batch_begin`` and `end` at
     ``on_train_batch_end`` (which returns the `ReplayedStep`, or None with the reason in `problem`); `uninstall`
@@ -308,6 +310,7 @@ class StepReplayer:
         detail_bytes: int = DETAIL_BYTES,
         detail_steps: int = DETAIL_STEPS,
         op_steps: int = OP_STEPS,
+        focus: int | None = None,
     ) -> None:
         self.model = model
         self.layers = model_layers(model)
@@ -315,6 +318,8 @@ class StepReplayer:
         self.detail_bytes, self.detail_steps, self.op_steps = detail_bytes, detail_steps, op_steps
         self.problem: str | None = None  # why the last step was not replayed (None: it was)
         self.steps = 0  # steps replayed so far
+        self.focus = focus  # the one step (0-based, of fit's steps) that keeps values and ops; None: the first ones
+        self._step = -1  # the index of fit's step being ended
         self._owned = self._owned_weights()
         self._batches: list[tuple[int, list[np.ndarray]]] = []
         self._signatures: list[Any] = []  # per trace of the capturing step: the data's structure of TypeSpecs
@@ -432,6 +437,7 @@ class StepReplayer:
 
     def end(self) -> ReplayedStep | None:
         """After a step: replay it (see the module doc); None, with the reason in `problem`, when it cannot be."""
+        self._step += 1
         if not self.installed:
             return None
         batches = self._batches[self._mark :]
@@ -487,11 +493,16 @@ class StepReplayer:
             input_gradients.append(grads_in)
         detail: StepDetail | None = StepDetail(outputs, output_gradients, input_gradients)
         assert detail is not None
-        if self.steps >= self.detail_steps or detail.nbytes > self.detail_bytes:
+        if self.focus is not None:
+            keep = ops = self._step == self.focus
+        else:
+            keep = self.steps < self.detail_steps and detail.nbytes <= self.detail_bytes
+            ops = keep and self.steps < self.op_steps
+        if not keep:
             detail = None
         else:
             self.detail_bytes -= detail.nbytes
-            if self.steps < self.op_steps:
+            if ops:
                 detail.ops, detail.eager_matches = self._trace_ops(meta, tensors, gradients_of)
         weights = [np.asarray(g, np.float32).ravel() for g in result["gradients"]]
         return ReplayedStep(
