@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -215,10 +216,12 @@ def plot_growth(divergence: Divergence, *, title: str) -> bytes:
     growth = np.where(divergence.growth > 0, divergence.growth, np.nan)
     ax.plot(np.arange(1, len(growth) + 1), growth, lw=1.2)
     if divergence.step is not None:
-        ax.axvline(divergence.step + 1, color="tab:red", lw=0.8, label=growth_label(divergence))
-        ax.legend(fontsize=7)
+        label = "\n".join(textwrap.fill(line, 100) for line in growth_label(divergence).splitlines())
+        ax.axvline(divergence.step + 1, color="tab:red", lw=0.8, label=label)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # below: names are long
     if divergence.layer is not None:
         title += f" — parts in layer '{divergence.layer.name}' ({divergence.layer.class_name})"
+    title = textwrap.fill(title, 90)
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("max |Δw|")
