@@ -10,6 +10,7 @@ from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.checks.diverge import Divergence, diverge_factor, diverge_pair
 from sinecheck.checks.factors import Factor, factor_by_name
+from sinecheck.cli import _common
 from sinecheck.cli._common import load_side, prepare_outputs, quiet_tensorflow, single_model, write_json
 from sinecheck.core.config import TrainConfig, changed_fields
 from sinecheck.core.data import refuse_step_replay
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     pair = _pair(args)
     prepare_outputs(args)
     quiet_tensorflow()
+    _common.validate_configs(pair.a, pair.b)  # each model built once on its data: a bad spec is one line, up front
     for config in (pair.a, pair.b):
         refuse_step_replay(config)
     divergence, elapsed = _trace(pair)
