@@ -38,7 +38,8 @@ def suite_path() -> Path:
 def validate_models(config: pytest.Config, settings: Settings) -> None:
     """Build each model spec once on its data and check it (imports TensorFlow): a `SpecError` becomes one pytest
     usage error.  Nothing to do without models, in an xdist worker, or for ``--help`` / ``--version``."""
-    if not settings.models or xdist.is_worker(config) or config.option.help or config.option.version:
+    options = config.option
+    if not settings.models or xdist.is_worker(config) or options.help or options.version:
         return
     from sinecheck.keras.validate import validate_model_spec
 
