@@ -19,6 +19,7 @@ import numpy as np
 from sinecheck.core.data import TrainingData, UserData, make_data
 from sinecheck.core.specs import ModelSpec, spec_error
 from sinecheck.core.structure import DataForm, map_leaves
+from sinecheck.errors import SpecError
 from sinecheck.keras.models import compile_model
 from sinecheck.keras.runtime import is_compiled, keras_module
 from sinecheck.keras.user_data import (
@@ -41,7 +42,14 @@ def validate_model_spec(spec: ModelSpec, *, batch_size: int = 32) -> None:
     labels against a categorical loss, FitSpec arguments, and the model with its compiled loss on the first samples:
     a one-line `SpecError` (``model spec 'models.py:f': …`` or ``data spec …``) for the first problem found."""
     with _clean_state():
-        _validate(spec, batch_size)
+        try:
+            _validate(spec, batch_size)
+        except SpecError:
+            raise
+        except Exception as exc:  # what no check above foresaw: still one line naming the spec, never a traceback
+            raise spec_error(
+                "model", spec.model, f"checking the model on its data raised {type(exc).__name__}: {quoted_error(exc)}"
+            ) from None
 
 
 @contextmanager
