@@ -18,6 +18,7 @@ settings.load_profile(os.environ.get("SINECHECK_HYPOTHESIS_PROFILE", "ci" if os.
 #: one worker starting the zoo's checks when the other is nearly done.
 HEAVY_FIRST = (
     "test_golden_baselines.py",
+    "test_packaged_suite.py",
     "test_zoo_matrix.py",
     "test_your_model.py",
     "test_zoo_baselines.py",

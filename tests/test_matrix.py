@@ -78,20 +78,6 @@ def test_matrix_round_trips_through_json(sinecheck_matrix: Matrix) -> None:
         assert key in cell
 
 
-def test_your_model_keeps_the_promises(sinecheck_matrix: Matrix, sinecheck_model) -> None:
-    """With ``--sinecheck-model=SPEC``: the model's row is in the matrix, the same seed reproduces it bit for bit,
-    the negative controls tell runs apart, and every measured factor has a verdict (or an install reason)."""
-    row = [c for c in sinecheck_matrix.cells if c.row == sinecheck_model.label]
-    assert row, f"no matrix row for {sinecheck_model.label}"
-    for cell in row:
-        if cell.skipped:
-            assert "not installed" in cell.skipped
-            continue
-        cell.check()
-        assert cell.error is None and cell.verdict is not None
-        print(f"{cell.factor.name} / {cell.row}: {cell.short()}")
-
-
 @pytest.mark.sinecheck_factor("fresh-process")
 def test_user_style_marker(sinecheck_cell: Cell) -> None:
     sinecheck_cell.check()

@@ -208,3 +208,22 @@ def test_xdist_workers_share_through_workerinput_and_workeroutput(
     assert len(list(counts.iterdir())) == 1  # computed in one worker, read by the other
     result.stdout.fnmatch_lines(["*- sinecheck baselines -*"])
     assert sorted(line for line in result.stdout.lines if line.startswith("line ")) == [f"line {n}" for n in range(4)]
+
+
+def test_a_missing_model_baseline_is_a_skip_that_the_summary_explains(tmp_path) -> None:
+    """Under ``check`` with no baseline recorded yet: a skip naming the exact record command, and the same line in the
+    session summary (pytest shows no skip reasons unless asked with -rs)."""
+    from sinecheck.checks.baseline import Strictness
+    from sinecheck.core.compare import Tolerance
+    from sinecheck.core.specs import ModelSpec
+    from sinecheck.pytest_plugin import BaselineMode, BaselineSession, Settings
+
+    settings = Settings(0, 1, Tolerance(), (), (), BaselineMode.CHECK, tmp_path, Strictness.MATERIAL, ())
+    lines: list[str] = []
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        BaselineSession(settings, lines).verify(ModelSpec("models.py:build", "models.py:data"))
+    command = (
+        f"record one with: pytest --sinecheck-baseline=record --sinecheck-baseline-dir={tmp_path} "
+        "--sinecheck-model=models.py:build --sinecheck-data=models.py:data"
+    )
+    assert str(skipped.value.msg).endswith(command) and lines == [skipped.value.msg]

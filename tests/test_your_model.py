@@ -1,11 +1,12 @@
-"""Bring your own model: the suite (matrix, baselines), the CLI (run, matrix, baseline, bench, diverge) and the
-engines on a user's Keras model given as a spec — here the example LSTM of ``examples/models.py``."""
+"""Bring your own model: the plugin's options (specs, the ini key, usage errors), the CLI (run, matrix, baseline, bench,
+diverge) and the engines on a user's Keras model given as a spec — here the example LSTM of ``examples/models.py``.
+The packaged suite that ``--sinecheck-model`` adds is tested in tests/test_packaged_suite.py, spec validation in
+tests/test_validate.py."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,52 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models.py"
 LSTM = f"{EXAMPLES}:lstm_sine"
 
-SUITE = """
-def test_row(sinecheck_matrix, sinecheck_model):
-    row = [c for c in sinecheck_matrix.cells if c.row == sinecheck_model.label]
-    assert {c.factor.name for c in row} == {"same-process", "fresh-process", "no-seed"}
-    for cell in row:
-        cell.check()
-    print("VERDICTS", sorted((c.factor.name, str(c.verdict)) for c in row))
-
-
-def test_baseline(sinecheck_baseline, sinecheck_model):
-    sinecheck_baseline.verify(sinecheck_model)
-"""
-
 
 def _output(result: pytest.RunResult) -> str:
     return result.stdout.str() + "\n" + result.stderr.str()
-
-
-def test_suite_runs_the_matrix_and_a_baseline_check_on_your_model(pytester: pytest.Pytester) -> None:
-    """``pytest --sinecheck-model=SPEC``: a matrix row for the model (promises kept, negative control differs)
-    and its golden baseline checked — bit for bit against the committed one where this machine class has it.
-    (TensorFlow is only looked for here, not imported: pytester drops the modules a test imported, and
-    TensorFlow cannot be imported twice in one process.)"""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("needs tensorflow")
-    baselines = pytester.path / "baselines"
-    shutil.copytree(ROOT / "tests" / "baselines" / "models-lstm_sine", baselines / "models-lstm_sine")
-    pytester.makepyfile(test_model_suite=SUITE)
-    result = pytester.runpytest_subprocess(
-        f"--sinecheck-model={LSTM}",
-        "--sinecheck-epochs=1",
-        "--sinecheck-factor=same-process",
-        "--sinecheck-factor=fresh-process",
-        "--sinecheck-factor=no-seed",
-        f"--sinecheck-baseline-dir={baselines}",
-        "-s",
-        "-rs",
-    )
-    text = _output(result)
-    assert result.ret == pytest.ExitCode.OK, text
-    assert "test_row[lstm_sine] PASSED" in text or "1 passed" in text or "2 passed" in text
-    assert "('same-process', 'identical')" in text and "('fresh-process', 'identical')" in text
-    assert "('no-seed', 'identical')" not in text
-    # the baseline: checked (pass) where the committed machine class matches, else a skip naming the record command
-    assert ("2 passed" in text) or ("no baseline of model lstm_sine" in text and "--sinecheck-model=" in text)
-    result.stdout.fnmatch_lines(["*reproducibility (factor × row → verdict*", "*same-process*identical*"])
 
 
 def test_without_a_model_the_model_tests_skip_and_say_how(pytester: pytest.Pytester) -> None:
@@ -97,14 +55,23 @@ def test_bad_specs_are_usage_errors(pytester: pytest.Pytester, args: list[str], 
 
 
 def test_specs_from_the_ini_file(pytester: pytest.Pytester) -> None:
+    """Models from the ini key are the session's models: each parametrizes a test of the user's that takes
+    ``sinecheck_model`` and the packaged suite (collected only here: both models are validated at configure time)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("needs tensorflow")
     pytester.makeini(f"[pytest]\nsinecheck_models = {LSTM} {EXAMPLES}:dense_sine\n")
-    pytester.makepyfile(
-        "def test_ids(sinecheck_model, sinecheck_models):\n"
-        "    assert sinecheck_model in sinecheck_models and len(sinecheck_models) == 2\n"
+    pytester.makepyfile("def test_ids(sinecheck_model, sinecheck_models):\n    pass\n")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, _output(result)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_ids?lstm_sine?",
+            "*test_ids?dense_sine?",
+            "sinecheck/pytest_plugin/model_suite.py::test_same_process_identical?lstm_sine?",
+            "sinecheck/pytest_plugin/model_suite.py::test_same_process_identical?dense_sine?",
+            "16 tests collected*",
+        ]
     )
-    result = pytester.runpytest_subprocess("-v")
-    assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*test_ids?lstm_sine? PASSED*", "*test_ids?dense_sine? PASSED*"])
 
 
 # -- the engines ---------------------------------------------------------------------------------------------
@@ -204,6 +171,11 @@ def test_cli_baseline_record_check_and_list_per_model(capsys: pytest.CaptureFixt
     assert "lstm_sine/5ep/seed2  identical" in out and "3 identical" in out
     out, _ = run_cli(capsys, "baseline", "list", "--model", LSTM, "--dir", str(tmp_path))
     assert "3 entries" in out
+    # and the committed baseline of the example: bit for bit where this environment recorded it, else a record hint
+    committed = ["--model", LSTM, "--dir", str(ROOT / "tests" / "baselines"), "--short-only"]
+    if main(["baseline", "check", *committed]) != 0:
+        out, err = capsys.readouterr()
+        assert "no baseline for this environment" in out, out + err
 
 
 def test_cli_diverge_two_configs_and_a_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -255,36 +227,6 @@ def tiny():
 
     return keras.Sequential([keras.Input((1,)), keras.layers.Dense(2), keras.layers.Dense(1)])
 """
-
-ONLY_THE_MODEL = """
-import pytest
-
-
-def test_rows(sinecheck_matrix, sinecheck_models):
-    assert [label for label, _ in sinecheck_matrix.rows] == [m.label for m in sinecheck_models]
-
-
-@pytest.mark.sinecheck_factor("same-process")
-def test_marker_without_config(sinecheck_cell):
-    assert sinecheck_cell.row == "tiny" and "model" in sinecheck_cell.evidence.config
-"""
-
-
-def test_suite_with_only_a_model_adds_no_small_row(pytester: pytest.Pytester) -> None:
-    """``pytest --sinecheck-model=SPEC`` without presets: the session matrix has the model's row only (no
-    unrequested small Dense row), and a ``sinecheck_factor`` marker without a config runs on the model."""
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("needs tensorflow")
-    pytester.makepyfile(user_models=TINY_MODEL, test_only=ONLY_THE_MODEL)
-    result = pytester.runpytest_subprocess(
-        "--sinecheck-model=user_models.py:tiny", "--sinecheck-epochs=1", "--sinecheck-factor=same-process", "-v"
-    )
-    text = _output(result)
-    assert result.ret == pytest.ExitCode.OK, text
-    assert "test_marker_without_config[tiny] PASSED" in text
-    table = text.split("reproducibility (factor")[1]
-    assert "small" not in table and "tiny" in table
-
 
 MARKED = """
 import pytest

@@ -25,6 +25,7 @@ from sinecheck.errors import ConfigError, EngineUnsupported, WorkerDied
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.pool import Worker
 from sinecheck.isolation.protocol import RequestKind
+from sinecheck.keras.user_data import fit_data
 
 #: Engines `bench` times, in display order; ``keras`` is the reference every ratio is taken against.
 BENCH_ENGINES: tuple[EngineName, ...] = (EngineName.KERAS, EngineName.FUSED, EngineName.FUSED_XLA, EngineName.NUMPY)
@@ -57,10 +58,10 @@ def epoch_runner(engine: str, config: TrainConfig, *, epochs_per_call: int = 5) 
 
 def _keras_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
     start = fresh_start(cfg)
-    x, y = start.data.x_train, start.data.y_train
+    arguments = fit_data(start.data, batch_size=cfg.batch_size, shuffle=cfg.shuffle)  # a pipeline: only x
 
     def call() -> None:
-        start.model.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=cfg.shuffle, verbose=0)
+        start.model.fit(**arguments, epochs=cfg.epochs, verbose=0)
 
     t = time.perf_counter()
     call()  # traces the train step: fit's first call

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import NoReturn
@@ -137,6 +138,25 @@ def model_specs(args: argparse.Namespace) -> list[ModelSpec]:
     models = _as_list(args.model)
     data = _as_list(args.data)
     return load_specs(models, data)
+
+
+def validate_specs(models: Iterable[ModelSpec]) -> None:
+    """Build each model once on its data and check that they fit, before anything trains: the pytest plugin's checks,
+    in the same words (`sinecheck.keras.validate.validate_model_spec`; a one-line SpecError).  Imports TensorFlow."""
+    models = list(models)
+    if not models:
+        return
+    quiet_tensorflow()
+    from sinecheck.keras.validate import validate_model_spec
+
+    for spec in models:
+        validate_model_spec(spec)
+
+
+def validate_configs(*configs: TrainConfig) -> None:
+    """`validate_specs` on the model specs of `configs` (each distinct model and data once; none for the presets)."""
+    specs = dict.fromkeys(ModelSpec(c.model, c.data) for c in configs if c.model is not None)
+    validate_specs(specs)
 
 
 def single_model(args: argparse.Namespace) -> ModelSpec | None:

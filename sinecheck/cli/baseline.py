@@ -15,6 +15,7 @@ from sinecheck.cli._common import (
     prepare_outputs,
     quiet_tensorflow,
     single_model,
+    validate_specs,
     write_json,
 )
 from sinecheck.core.specs import ModelSpec
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.action == "record":
         _check_recordable(directory, key, force=args.force)
+    validate_specs([model] if model else [])  # built once on its data: a bad spec is one line before anything trains
     current = _train(key, full=not args.short_only, model=model)
     if args.action == "record":
         return _record(current, directory, key, force=args.force, json_path=args.json)

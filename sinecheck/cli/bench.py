@@ -6,10 +6,11 @@ import argparse
 
 from sinecheck import options
 from sinecheck.checks.bench import BENCH_ENGINES, BenchRow, EngineTiming, render_bench, run_bench, time_backend_fit
-from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, write_json
+from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, validate_specs, write_json
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import Fingerprint, format_fingerprint
 from sinecheck.core.presets import PRESETS, get_preset
+from sinecheck.core.specs import ModelSpec
 from sinecheck.keras.runtime import probed_fingerprint
 
 #: The Keras 3 backends whose `fit` --backends times, each in its own process.
@@ -50,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     rounds = args.rounds if args.rounds is not None else (3 if args.quick else 5)
     prepare_outputs(args)
     quiet_tensorflow()
-    cases = _cases(args)
+    models = model_specs(args)
+    cases = _cases(args, models)
+    validate_specs(models)  # each model built once on its data: a bad spec is one line before anything trains
     with_backends = bool(args.backends) or (args.backends is None and not args.quick)
     total = len(cases) * len(BENCH_ENGINES) + (len(BACKENDS) if with_backends else 0)
     with Progress(total) as progress:
@@ -68,9 +71,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cases(args: argparse.Namespace) -> list[tuple[str, TrainConfig]]:
+def _cases(args: argparse.Namespace, models: list[ModelSpec]) -> list[tuple[str, TrainConfig]]:
     """(label, config) to time: the --model specs, else keras-default (--quick) or every preset's configs."""
-    models = model_specs(args)
     names = [] if models else ["keras-default"] if args.quick else list(PRESETS)
     cases = [(m.label, m.config()) for m in models]
     for name in names:

@@ -10,7 +10,14 @@ from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.checks.diverge import Divergence, TracedPair, diverge_factor, diverge_pair, replay_record, replay_summary
 from sinecheck.checks.factors import Factor, factor_by_name
-from sinecheck.cli._common import load_side, prepare_outputs, quiet_tensorflow, single_model, write_json
+from sinecheck.cli._common import (
+    load_side,
+    prepare_outputs,
+    quiet_tensorflow,
+    single_model,
+    validate_configs,
+    write_json,
+)
 from sinecheck.core.config import TrainConfig, changed_fields
 from sinecheck.core.presets import PRESETS
 from sinecheck.errors import ConfigError
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     pair = _pair(args)
     prepare_outputs(args)
     quiet_tensorflow()
+    validate_configs(pair.a, pair.b)  # each model built once on its data: a bad spec is one line, up front
     traced = _trace(pair)
     divergence, elapsed = traced.divergence, traced.elapsed_s
     print(divergence.describe())

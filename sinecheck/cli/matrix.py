@@ -8,10 +8,11 @@ from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.checks.factors import FACTORS, Factor, select_factors
 from sinecheck.checks.matrix import DEFAULT_EPOCHS, Locate, Matrix, Row, matrix_rows, run_matrix
-from sinecheck.cli._common import Progress, model_specs, prepare_outputs, write_json
+from sinecheck.cli._common import Progress, model_specs, prepare_outputs, validate_specs, write_json
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.environment import format_fingerprint
 from sinecheck.core.presets import PRESETS
+from sinecheck.core.specs import ModelSpec
 from sinecheck.errors import ConfigError
 
 
@@ -49,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     factors = select_factors(args.factor)
     epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    rows = _rows(args, epochs)
+    models = model_specs(args)
+    rows = _rows(args, epochs, models)
     if args.parallel < 1:
         raise ConfigError(f"--parallel: invalid value {args.parallel}; allowed: an integer >= 1")
     tolerance = Tolerance() if args.max_ulp is None else Tolerance(max_ulp=args.max_ulp)
     prepare_outputs(args)
+    validate_specs(models)  # each model built once on its data: a bad spec is one line before anything trains
     with Progress() as progress:
         matrix = run_matrix(
             rows,
@@ -83,10 +86,9 @@ def list_factors() -> str:
     return "\n".join(lines)
 
 
-def _rows(args: argparse.Namespace, epochs: int) -> list[Row]:
+def _rows(args: argparse.Namespace, epochs: int, models: list[ModelSpec]) -> list[Row]:
     """The matrix rows: the chosen presets (all by default) and the small row, plus one row per --model; with
     --model and no --preset, only the model rows."""
-    models = model_specs(args)
     only_models = bool(models) and not args.preset
     return matrix_rows(
         args.preset or ([] if only_models else list(PRESETS)),

@@ -6,7 +6,7 @@ import argparse
 
 from sinecheck import options
 from sinecheck._text import format_number, text_table
-from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, write_json
+from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, validate_specs, write_json
 from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig
 from sinecheck.core.presets import PRESETS, Preset, get_preset
 from sinecheck.core.result import RunResult
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     prepare_outputs(args)
     if models and args.fallback_engine is None:
         refuse_custom(configs[0], args.engine)  # before any training
+    validate_specs(models)  # each model built once on its data: a bad spec is one line before anything trains
     quiet_tensorflow()
     with Progress() as progress:
         results = []

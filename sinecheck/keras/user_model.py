@@ -4,6 +4,7 @@ the data before anything trains."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,8 @@ from sinecheck.keras.user_data import Leaf, build_batch, input_leaves, named_out
 
 #: Longest exception text quoted in a one-line error.
 _QUOTE = 300
+#: Terminal colour codes (Keras 3 bolds parts of its messages).
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def build_spec_model(config: TrainConfig, data: TrainingData, *, noise: tuple[float, int] | None = None) -> FitSpec:
@@ -45,7 +48,7 @@ def build_fit_spec(spec: str) -> FitSpec:
     try:
         made = factory()
     except Exception as exc:
-        raise spec_error("model", spec, f"the factory raised {type(exc).__name__}: {_quoted(exc)}") from None
+        raise spec_error("model", spec, f"the factory raised {type(exc).__name__}: {quoted_error(exc)}") from None
     fit_spec = made if isinstance(made, FitSpec) else FitSpec(made)
     keras = keras_module()
     if not isinstance(fit_spec.model, keras.Model):
@@ -77,7 +80,7 @@ def ensure_built(model: Any, data: TrainingData, *, batch_size: int, spec: str) 
             "model",
             spec,
             f"calling the model on a batch of the data to build its weights raised {type(exc).__name__}: "
-            f"{_quoted(exc)}",
+            f"{quoted_error(exc)}",
         ) from None
     if not model.weights:
         raise spec_error(
@@ -88,8 +91,18 @@ def ensure_built(model: Any, data: TrainingData, *, batch_size: int, spec: str) 
         )
 
 
-def _quoted(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+def quoted_error(exc: BaseException) -> str:
+    """An exception's message on one line, without Keras's call context ("Exception encountered when calling …",
+    "Arguments received by …"), TensorFlow's "in user code" frames or terminal colours, at most `_QUOTE` characters."""
+    lines = []
+    for raw in _ANSI.sub("", str(exc)).splitlines():
+        line = raw.strip()
+        if line.startswith(("Arguments received by", "Call arguments received by")):
+            break
+        if not line or line.startswith(("Exception encountered when calling", "in user code:", 'File "')):
+            continue
+        lines.append(line)
+    text = " ".join(" ".join(lines).split()) or type(exc).__name__
     return text if len(text) <= _QUOTE else text[: _QUOTE - 1] + "…"
 
 
@@ -144,9 +157,30 @@ def check_input_leaves(model: Any, leaves: list[Leaf], *, spec: str) -> None:
     """`check_fits` on the data's input arrays as `Leaf` s (shapes known before training, also of a pipeline)."""
     inputs = _model_inputs(model)
     if inputs is not None:
-        problem = _input_problem(inputs, leaves)
+        problem = _one_keyed_input_problem(model, inputs, leaves) or _input_problem(inputs, leaves)
         if problem is not None:
             raise spec_error("model", spec, problem)
+
+
+def _one_keyed_input_problem(
+    model: Any, inputs: list[tuple[str, tuple[int | None, ...]]], leaves: list[Leaf]
+) -> str | None:
+    """A dict x for a model with one input: a Sequential takes no dict, a functional model only its input's name."""
+    keys = [leaf.name for leaf in leaves]
+    if len(inputs) != 1 or not keys or not all(k and not k.isdigit() for k in keys):
+        return None
+    if type(model).__name__ == "Sequential":
+        return (
+            f"x is a dict (keys {keys}) but a Sequential model takes one array; allowed: x as one array, or a "
+            "functional model whose keras.Input(name=...) names the dict's key"
+        )
+    name = inputs[0][0]
+    if keys != [name]:
+        return (
+            f"the model's input is {name!r} but x has keys {sorted(keys)}; allowed: a dict keyed by the model's input "
+            "name, or one array"
+        )
+    return None
 
 
 def _input_problem(inputs: list[tuple[str, tuple[int | None, ...]]], leaves: list[Leaf]) -> str | None:

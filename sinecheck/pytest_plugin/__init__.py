@@ -3,19 +3,25 @@
 - `settings`: one frozen `Settings`, resolved and validated in ``pytest_configure``;
 - `fixtures`: the fixtures (imported here so pytest registers them with the plugin);
 - `baseline`: what the ``sinecheck_baseline`` fixture does;
-- `xdist`: sharing between pytest-xdist workers and the controller; `summary`: the terminal summary.
+- `xdist`: sharing between pytest-xdist workers and the controller; `summary`: the terminal summary;
+- `packaged`: with models given, their specs validated at configure time and the packaged suite (`model_suite`)
+  added to the session's collection.
 
-Importing it never imports TensorFlow, so ``pytest --help`` stays fast; the fixtures train lazily.
+Importing it never imports TensorFlow, so ``pytest --help`` stays fast; the fixtures train lazily.  Only a session
+with models imports it at configure time (to validate them).
 """
 
 from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from sinecheck import options
 from sinecheck.core.environment import format_fingerprint
 from sinecheck.keras.runtime import probed_fingerprint
-from sinecheck.pytest_plugin import xdist
+from sinecheck.pytest_plugin import packaged, xdist
 from sinecheck.pytest_plugin.baseline import BaselineSession
 from sinecheck.pytest_plugin.fixtures import (
     SinecheckIsolated,
@@ -35,6 +41,9 @@ from sinecheck.pytest_plugin.fixtures import (
 )
 from sinecheck.pytest_plugin.settings import BaselineMode, Settings, add_ini_keys, get_settings, parse_baseline_mode
 from sinecheck.pytest_plugin.summary import get_record, write_summary
+
+if TYPE_CHECKING:  # pluggy >= 1.1 names it Result
+    from pluggy import Result
 
 __all__ = [
     "BaselineMode",
@@ -103,7 +112,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or only a material change of the error (material, default); the same environment "
         "must always match bit for bit",
     )
-    options.add_model_options(add, prefix=_PREFIX, what="also run the matrix and a baseline check on it")
+    options.add_model_options(
+        add,
+        prefix=_PREFIX,
+        what="validate it before anything trains and add the packaged model suite to the session (same-process and "
+        "fresh-process identical, negative controls differ, its matrix row, golden baseline, a fit benchmark), "
+        "with or without test files of yours; -m 'not sinecheck_suite' leaves the suite out",
+    )
     add_ini_keys(parser)
 
 
@@ -114,8 +129,24 @@ def pytest_configure(config: pytest.Config) -> None:
         "--list-factors`) on `config` (default: the small Dense(32) config; with --sinecheck-model and no "
         "--sinecheck-preset, each model) for the `sinecheck_cell` fixture",
     )
-    get_settings(config)  # resolve and validate every setting up front: a bad value is a usage error
+    config.addinivalue_line(
+        "markers",
+        f"{packaged.MARKER}: a test of the packaged model suite, added with --sinecheck-model "
+        f"(deselect with -m 'not {packaged.MARKER}')",
+    )
+    settings = get_settings(config)  # resolve and validate every setting up front: a bad value is a usage error
+    packaged.validate_models(config, settings)  # each model built once on its data: a bad spec is a usage error
     xdist.register(config)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Result[pytest.CollectReport], None]:
+    """With models given, the session collects the packaged model suite beside the user's tests."""
+    outcome = yield
+    if isinstance(collector, pytest.Session) and get_settings(collector.config).models:
+        report = outcome.get_result()
+        if report.passed:
+            packaged.add_suite(collector, report)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

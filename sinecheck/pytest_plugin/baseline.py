@@ -50,10 +50,12 @@ class BaselineSession:
             except BaselineError as exc:
                 pytest.fail(str(exc), pytrace=False)
             if not references:
-                pytest.skip(
+                missing = (
                     f"no baseline{what} for this environment ({key.describe()}) or an older version in "
                     f"{directory}; record one with: {self._command(BaselineMode.RECORD, model)}"
                 )
+                self.lines.append(missing)  # in the session summary too, where a skip's reason is not shown
+                pytest.skip(missing)
         current = bl.make_baseline(bl.run_baseline_set(bl.baseline_configs(model=model)), key)
         if self.mode is not BaselineMode.CHECK:
             self._record(current, directory, key, what)

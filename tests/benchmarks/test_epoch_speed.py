@@ -124,9 +124,3 @@ def test_fit_per_backend(benchmark, backend: str) -> None:
         benchmark.group = "fit-per-backend/keras-default"
         benchmark.extra_info.update({"backend": backend, "epochs_per_round": EPOCHS})
         benchmark.pedantic(lambda: worker.call("bench_fit", payload, timeout=900), rounds=3, iterations=1)
-
-
-def test_epoch_on_your_model(benchmark, sinecheck_model) -> None:
-    """With ``--sinecheck-model=SPEC``: steady-state ``fit`` epochs of your model (its default config).  The fused
-    and NumPy engines build Dense stacks only; `sinecheck bench --model SPEC` lists them as refused."""
-    _bench_epochs(benchmark, "keras", sinecheck_model.config(), f"epoch/{sinecheck_model.label}", rounds=3)
