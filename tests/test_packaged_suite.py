@@ -75,7 +75,16 @@ def _output(result: pytest.RunResult) -> str:
     return result.stdout.str() + "\n" + result.stderr.str()
 
 
+@pytest.fixture
+def outside_xdist(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's session is not an xdist worker of ours: pytest-benchmark turns itself off (no table) when it finds
+    the ``PYTEST_XDIST_WORKER`` variables this suite's own workers set, which the subprocess would inherit."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @needs_tensorflow
+@pytest.mark.usefixtures("outside_xdist")
 def test_no_test_file_runs_the_models_promises_then_its_baseline(pytester: pytest.Pytester) -> None:
     """The done-criterion of the packaged suite: a models.py and one ``pytest --sinecheck-model=…`` line, no test file,
     run every packaged test on the model with the default factors, and they pass (the baseline recorded) — here under

@@ -18,6 +18,7 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.presets import PRESETS, get_preset
 from sinecheck.core.specs import ModelSpec, load_specs
 from sinecheck.errors import ConfigError
+from sinecheck.keras.validate import validate_model_spec
 
 #: What ``json.dumps`` accepts: the ``to_dict()`` payloads the commands write.
 JSONValue = dict[str, object] | list[object]
@@ -147,8 +148,6 @@ def validate_specs(models: Iterable[ModelSpec]) -> None:
     if not models:
         return
     quiet_tensorflow()
-    from sinecheck.keras.validate import validate_model_spec
-
     for spec in models:
         validate_model_spec(spec)
 

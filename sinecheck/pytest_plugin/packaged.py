@@ -18,6 +18,7 @@ from types import ModuleType
 import pytest
 
 from sinecheck.errors import SpecError
+from sinecheck.keras.validate import validate_model_spec
 from sinecheck.pytest_plugin import xdist
 from sinecheck.pytest_plugin.settings import Settings
 
@@ -41,8 +42,6 @@ def validate_models(config: pytest.Config, settings: Settings) -> None:
     options = config.option
     if not settings.models or xdist.is_worker(config) or options.help or options.version:
         return
-    from sinecheck.keras.validate import validate_model_spec
-
     for spec in settings.models:
         try:
             validate_model_spec(spec)
