@@ -494,3 +494,26 @@ def test_bench_quick_prints_ratios_and_json(capsys: pytest.CaptureFixture[str], 
     ratios = report["rows"][0]["ratio_vs_keras"]
     assert ratios["keras"] == 1.0 and all(r > 0 for r in ratios.values())
     assert report["fingerprint"]["tensorflow"]
+
+
+def test_tensorflow_start_up_lines_are_kept_off_stderr() -> None:
+    """TF 2.21 prints absl start-up lines ("I0000 … oneDNN custom operations", cuInit) before it reads
+    TF_CPP_MIN_LOG_LEVEL; `start_tensorflow_quietly` keeps them off stderr, and the runtime can still be configured
+    afterwards (threads, op determinism). The control: the same import without it (skipped where TF prints nothing)."""
+    pytest.importorskip("tensorflow")
+    quiet = (
+        "from sinecheck.keras.runtime import start_tensorflow_quietly\n"
+        "start_tensorflow_quietly()\n"
+        "import tensorflow as tf\n"
+        "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+        "tf.config.experimental.enable_op_determinism()\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    plain = "import tensorflow as tf\ntf.config.list_physical_devices()\nprint(1)\n"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = [subprocess.run([sys.executable, "-c", c], capture_output=True, text=True, env=env) for c in (quiet, plain)]
+    assert [d.returncode for d in done] == [0, 0] and done[0].stdout.strip() == "1", done[0].stderr
+    assert done[0].stderr == ""
+    if not done[1].stderr:
+        pytest.skip("this TensorFlow prints nothing at start-up: nothing to hide (the quiet side passed)")
+    assert "I0000" in done[1].stderr or "cuInit" in done[1].stderr

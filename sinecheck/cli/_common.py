@@ -18,6 +18,7 @@ from sinecheck.core.config import TrainConfig
 from sinecheck.core.presets import PRESETS, get_preset
 from sinecheck.core.specs import ModelSpec, load_specs
 from sinecheck.errors import ConfigError
+from sinecheck.keras.runtime import start_tensorflow_quietly
 from sinecheck.keras.validate import validate_model_spec
 
 #: What ``json.dumps`` accepts: the ``to_dict()`` payloads the commands write.
@@ -87,6 +88,7 @@ class Progress:
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ start-up chatter off stderr (unless the user asked for it)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow_quietly()  # the lines TF prints before it reads that variable
 
 
 def prepare_output(option: str, path: str | Path | None, *, is_dir: bool) -> None:
@@ -138,7 +140,7 @@ def model_specs(args: argparse.Namespace) -> list[ModelSpec]:
     """The --model/--data options as checked ModelSpecs (each callable imported: a bad spec fails up front)."""
     models = _as_list(args.model)
     data = _as_list(args.data)
-    return load_specs(models, data)
+    return load_specs(models, data, before_import=quiet_tensorflow)  # a model file imports Keras: quiet it first
 
 
 def validate_specs(models: Iterable[ModelSpec]) -> None:

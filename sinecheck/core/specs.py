@@ -32,8 +32,12 @@ def spec_error(kind: str, spec: str, reason: str) -> SpecError:
     return SpecError(f"{kind} spec {spec!r}: {reason}")
 
 
-def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
-    """The callable a ``module:name`` or ``file.py:name`` spec names."""
+def load_callable(
+    spec: str, *, kind: str = "model", before_import: Callable[[], None] | None = None
+) -> Callable[..., Any]:
+    """The callable a ``module:name`` or ``file.py:name`` spec names.  `before_import` runs once the file or module
+    is known to exist, just before the user's code is imported (the CLI and the plugin start TensorFlow quietly
+    there, since a model file imports Keras; a misspelt spec still fails without importing anything)."""
     if not isinstance(spec, str) or spec.count(":") < 1 or not spec.rpartition(":")[2]:
         raise spec_error(kind, str(spec), "expected MODULE:CALLABLE or path/to/file.py:CALLABLE")
     target, _, name = spec.rpartition(":")
@@ -49,6 +53,8 @@ def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
         if loader_spec is None or loader_spec.loader is None:
             raise spec_error(kind, spec, f"cannot load {target!r} as Python")
         module = importlib.util.module_from_spec(loader_spec)
+        if before_import is not None:
+            before_import()
         sys.modules[module_name] = module
         try:
             loader_spec.loader.exec_module(module)
@@ -60,6 +66,10 @@ def load_callable(spec: str, *, kind: str = "model") -> Callable[..., Any]:
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.append(os.getcwd())
         try:
+            if importlib.util.find_spec(target) is None:
+                raise ModuleNotFoundError(name=target)
+            if before_import is not None and target not in sys.modules:
+                before_import()
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise spec_error(kind, spec, f"module {exc.name or target!r} not found") from None
@@ -260,12 +270,14 @@ def pair_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
     return [ModelSpec(m, d) for m, d in zip(models, paired, strict=True)]
 
 
-def load_specs(models: list[str], data: list[str]) -> list[ModelSpec]:
+def load_specs(
+    models: list[str], data: list[str], *, before_import: Callable[[], None] | None = None
+) -> list[ModelSpec]:
     """`pair_specs`, then import every named callable: a spec that names nothing fails before anything trains
-    (what the factory returns is checked when a run builds it)."""
+    (what the factory returns is checked when a run builds it; `before_import` as in `load_callable`)."""
     specs = pair_specs(models, data)
     for spec in specs:
-        load_callable(spec.model, kind="model")
+        load_callable(spec.model, kind="model", before_import=before_import)
         if spec.data:
-            load_callable(spec.data, kind="data")
+            load_callable(spec.data, kind="data", before_import=before_import)
     return specs

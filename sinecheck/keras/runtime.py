@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from typing import Any
 
 from sinecheck.core.environment import Fingerprint, TensorflowState, fingerprint, uses_legacy_keras
@@ -58,3 +60,29 @@ def probed_fingerprint(*, probe_tensorflow: bool = False) -> Fingerprint:
     already imported or `probe_tensorflow` is set (importing it takes seconds), else reported None."""
     probe = probe_tensorflow or "tensorflow" in sys.modules
     return fingerprint(tensorflow=tensorflow_state() if probe else None)
+
+
+def start_tensorflow_quietly() -> None:
+    """Import TensorFlow and list its devices with its C++ start-up lines (absl's "I0000 … oneDNN custom operations",
+    "could not find cuda drivers", "failed call to cuInit") kept off stderr: TF 2.21 prints them before it reads
+    ``TF_CPP_MIN_LOG_LEVEL``.  They are shown if the import fails.  Listing devices does not start TensorFlow's
+    runtime, so thread counts and op determinism can still be set afterwards.  Nothing is hidden when TensorFlow is
+    already imported or the user asked for its logs (``TF_CPP_MIN_LOG_LEVEL`` 0 or 1)."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") in ("0", "1"):
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from sinecheck.checks.baseline import Strictness
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.enums import TextEnum
 from sinecheck.core.specs import ModelSpec, load_specs
+from sinecheck.keras.runtime import start_tensorflow_quietly
 
 __all__ = ["SETTINGS_KEY", "BaselineMode", "Settings", "add_ini_keys", "get_settings", "parse_baseline_mode"]
 
@@ -136,6 +138,12 @@ def _model_specs(config: pytest.Config) -> tuple[ModelSpec, ...]:
     if not models and not data:
         return ()
     try:
-        return tuple(load_specs(models, data))
+        return tuple(load_specs(models, data, before_import=_quiet_tensorflow))
     except ValueError as exc:  # SpecError and the config's ConfigError are ValueErrors
         raise pytest.UsageError(f"--sinecheck-model/--sinecheck-data: {exc}") from None
+
+
+def _quiet_tensorflow() -> None:
+    """Before a model file imports Keras: TensorFlow started with its C++ start-up lines kept off stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow_quietly()
