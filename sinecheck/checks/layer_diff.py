@@ -136,9 +136,11 @@ def _element(
     return element, values[0], values[1], (int(flat.size), int(x.size))
 
 
-def _leaf_difference(
-    leaves_a: list[np.ndarray], leaves_b: list[np.ndarray]
-) -> tuple[int, tuple[tuple[int, ...], float | None, float | None, tuple[int, int]]] | None:
+#: Which leaf of a call's tensors differs first, and there: the element, both values, (differing, total) elements.
+LeafDifference = tuple[int, tuple[tuple[int, ...], float | None, float | None, tuple[int, int]]]
+
+
+def _leaf_difference(leaves_a: list[np.ndarray], leaves_b: list[np.ndarray]) -> LeafDifference | None:
     for j, (x, y) in enumerate(zip(leaves_a, leaves_b, strict=False)):
         found = _element(x, y)
         if found is not None:
@@ -180,22 +182,42 @@ def forward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
         if not _differs(a, b, k, i, OUTPUTS):
             continue
         inputs_equal = not _differs(a, b, k, i, INPUTS)
-        found = None
-        if k in a.details and k in b.details:
-            found = _leaf_difference(a.details[k].outputs[i], b.details[k].outputs[i])
+        found = _kept_difference(a, b, k, i, "outputs")
         tensor = "output"
         if found is not None and len(a.details[k].outputs[i]) > 1:
             tensor = f"output {found[0]}"
         op, note = _ops(a, b, k, i, Phase.FORWARD)
-        if found is None:
-            return LayerDifference(
-                call.name, call.class_name, tensor, inputs_equal, op=op, op_note=_kept(a, b, note, k)
-            )
-        element, value_a, value_b, differing = found[1]
-        return LayerDifference(
-            call.name, call.class_name, tensor, inputs_equal, element, value_a, value_b, differing, op, note
-        )
+        return _layer_difference(a, b, k, call, tensor, inputs_equal, found, op, note)
     return None
+
+
+def _kept_difference(a: Trace, b: Trace, k: int, i: int, field: str) -> LeafDifference | None:
+    """The first differing element of call `i`'s `field` (outputs, input_gradients, output_gradients) at step `k`,
+    or None when a side kept no values for that step."""
+    if k not in a.details or k not in b.details:
+        return None
+    leaves_a: list[np.ndarray] = getattr(a.details[k], field)[i]
+    leaves_b: list[np.ndarray] = getattr(b.details[k], field)[i]
+    return _leaf_difference(leaves_a, leaves_b)
+
+
+def _layer_difference(
+    a: Trace,
+    b: Trace,
+    k: int,
+    call: LayerCall,
+    tensor: str,
+    inputs_equal: bool,
+    found: LeafDifference | None,
+    op: OpDifference | None,
+    note: str | None,
+) -> LayerDifference:
+    """The `LayerDifference` of `call`: with the element found (both values, how many differ), or only the layer and
+    op when no element was found (the step's values not kept: the op note says so)."""
+    if found is None:
+        return LayerDifference(call.name, call.class_name, tensor, inputs_equal, op=op, op_note=_kept(a, b, note, k))
+    element, value_a, value_b, count = found[1]
+    return LayerDifference(call.name, call.class_name, tensor, inputs_equal, element, value_a, value_b, count, op, note)
 
 
 def _kept(a: Trace, b: Trace, note: str | None, k: int) -> str | None:
@@ -228,41 +250,22 @@ def backward_difference(a: Trace, b: Trace, k: int) -> LayerDifference | None:
         if weights_a[i] != weights_b[i]:
             return _weight_difference(a, b, k, i)
         if _differs(a, b, k, i, INPUT_GRADIENTS):
-            call = a.calls[i]
             op, note = _ops(a, b, k, i, Phase.BACKWARD)
-            found = None
-            if k in a.details and k in b.details:
-                found = _leaf_difference(a.details[k].input_gradients[i], b.details[k].input_gradients[i])
-            if found is None:
-                return LayerDifference(
-                    call.name, call.class_name, "input gradient", True, op=op, op_note=_kept(a, b, note, k)
-                )
-            element, value_a, value_b, count = found[1]
-            return LayerDifference(
-                call.name, call.class_name, "input gradient", True, element, value_a, value_b, count, op, note
-            )
+            found = _kept_difference(a, b, k, i, "input_gradients")
+            return _layer_difference(a, b, k, a.calls[i], "input gradient", True, found, op, note)
     differing = [i for i in order if _differs(a, b, k, i, OUTPUT_GRADIENTS)]
     if not differing:
         return None
     roots = [i for i in differing if a.calls[i].depth == 0]
     i = roots[0] if roots else differing[0]
     call = a.calls[i]
-    found = None
-    if k in a.details and k in b.details:
-        found = _leaf_difference(a.details[k].output_gradients[i], b.details[k].output_gradients[i])
+    found = _kept_difference(a, b, k, i, "output_gradients")
     op, note = (
         (None, "the gradient of the loss with respect to the model's output (the loss's backward pass)")
         if (call.depth == 0)
         else _ops(a, b, k, i, Phase.BACKWARD)
     )
-    if found is None:
-        return LayerDifference(
-            call.name, call.class_name, "output gradient", False, op=op, op_note=_kept(a, b, note, k)
-        )
-    element, value_a, value_b, count = found[1]
-    return LayerDifference(
-        call.name, call.class_name, "output gradient", False, element, value_a, value_b, count, op, note
-    )
+    return _layer_difference(a, b, k, call, "output gradient", False, found, op, note)
 
 
 def _weight_difference(a: Trace, b: Trace, k: int, i: int) -> LayerDifference:

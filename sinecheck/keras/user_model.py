@@ -135,15 +135,22 @@ def _symbolic_outputs(model: Any) -> Any:
     return None
 
 
-def _model_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...]]] | None:
-    """(name, shape) of each input of a model with a graph (functional, Sequential with an Input); else None."""
+def graph_inputs(model: Any) -> list[tuple[str, Any]] | None:
+    """(name, symbolic tensor) of each input of a model with a graph (functional, Sequential with an Input); None
+    for a subclassed model or one without inputs yet."""
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
         return None
     if not inputs:
         return None
-    return [(str(getattr(t, "name", f"input{i}")).split(":")[0], _shape(t)) for i, t in enumerate(inputs)]
+    return [(str(getattr(t, "name", f"input{i}")).split(":")[0], t) for i, t in enumerate(inputs)]
+
+
+def _model_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...]]] | None:
+    """(name, shape) of each input of a model with a graph; else None."""
+    inputs = graph_inputs(model)
+    return None if inputs is None else [(name, _shape(t)) for name, t in inputs]
 
 
 def check_fits(model: Any, x: Any, *, spec: str) -> None:

@@ -29,7 +29,14 @@ from sinecheck.keras.user_data import (
     form_of,
     input_leaves,
 )
-from sinecheck.keras.user_model import build_fit_spec, check_input_leaves, ensure_built, output_shapes, quoted_error
+from sinecheck.keras.user_model import (
+    build_fit_spec,
+    check_input_leaves,
+    ensure_built,
+    graph_inputs,
+    output_shapes,
+    quoted_error,
+)
 
 __all__ = ["validate_model_spec"]
 
@@ -98,16 +105,8 @@ def _is_text(dtype: str) -> bool:
 
 def _graph_inputs(model: Any) -> list[tuple[str, str]] | None:
     """(name, dtype) of each input of a model with a graph; None for a subclassed model."""
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):
-        return None
-    if not inputs:
-        return None
-    return [
-        (str(getattr(t, "name", f"input{i}")).split(":")[0], str(getattr(t.dtype, "name", t.dtype)))
-        for i, t in enumerate(inputs)
-    ]
+    inputs = graph_inputs(model)
+    return None if inputs is None else [(name, str(getattr(t.dtype, "name", t.dtype))) for name, t in inputs]
 
 
 def _check_input_dtypes(model: Any, leaves: list[Leaf], *, spec: str) -> None:
