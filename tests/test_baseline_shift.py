@@ -216,3 +216,22 @@ def test_a_digest_that_disagrees_with_the_arrays_is_a_corrupt_baseline(
     )
     with pytest.raises(pytest.fail.Exception, match="corrupt baseline"):
         session.verify()
+
+
+def test_a_predictions_digest_is_cross_checked_where_every_prediction_is_stored(tmp_path: Path) -> None:
+    """Compact preset entries store only the held-out predictions, so their predictions digest (which covers the
+    training grid too) is checked at grading; an entry that stores every prediction array (a model with several
+    outputs: ``pred/train/<output>``) is cross-checked on load like the weights."""
+    entry = _entry(0, 0.2)
+    train = np.arange(3, dtype=np.float32)
+    test = entry.arrays.pop("pred/test")
+    entry.arrays.update({"pred/train/out": train, "pred/test/out": test})
+    entry.digests["predictions"] = digest_tensors({"train/out": train, "test/out": test})
+    path, _ = bl.record(bl.Baseline(HERE, {"g/100ep/seed0": entry}, {}, ""), tmp_path)
+    assert bl.load_baseline(path).entries["g/100ep/seed0"].digests == entry.digests
+    data = json.loads(path.read_text())
+    data["entries"]["g/100ep/seed0"]["digests"]["predictions"] = "0" * 64
+    path.write_text(json.dumps(data))
+    with pytest.raises(bl.BaselineError, match=r"corrupt baseline .* predictions digest 000000000000"):
+        bl.load_baseline(path)
+    assert bl.load_baseline(path, with_arrays=False).entries  # metadata alone cannot be cross-checked

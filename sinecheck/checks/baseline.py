@@ -771,7 +771,8 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
             max_ulp,
             delta,
             band,
-            f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match",
+            f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match: an edited "
+            "or corrupt file? (`sinecheck baseline record --force` / `pytest --sinecheck-baseline=update`)",
         )
     worst = cmp.worst
     detail = "" if level is Grade.IDENTICAL else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ"
