@@ -21,13 +21,18 @@ margin ``m = SHIFT_BAND_FRACTION × B`` (one seed standard deviation):
 (b) a consistent shift: every seed's ``d_i`` has the same sign and ``|d_i| > m`` — each seed moved the same way
     by more than one seed standard deviation, although each may stay inside the band.  With 3 seeds no test can
     decide at a useful level (an exact sign-flip test's smallest two-sided p is 2/2³ = 0.25), so this is a
-    consistency rule, not a test.  Its false-alarm rate when an upgrade merely re-draws chaotic runs
-    (``d_i`` independent, ``N(0, 2σ²)``, σ the seed std, m = σ) is ``2 Φ(-1/√2)³ ≈ 2.8 %`` per group, while a real
-    shift of every seed by ``m`` to ``B`` (0.5 to 1 band), caught by nothing before, now fails;
+    consistency rule, not a test.  What it costs and buys (simulated: seed std σ, mean error 3σ, each rerun
+    ``new_i = old_i + δ + N(0, τ²)``): with no shift (δ = 0) it adds no false alarm to (a) worth naming (0.1 %
+    at τ = 0.1σ, 0.5 % at τ = 0.3σ); a shift of every seed by δ = σ (half the band) is caught 58 % / 43 % of the
+    time against 26 % / 32 % by (a) alone, δ = 1.5σ 86 % / 77 % against 47 % / 53 %.  If an upgrade re-draws the
+    runs altogether (``d_i ~ N(0, 2σ²)``), (b) alone would flag 2 Φ(-1/√2)³ ≈ 2.8 % of groups with σ known, 7 % with
+    σ estimated from 3 seeds — while (a) alone already flags 55 % of such groups;
 (c) with at least SHIFT_TEST_MIN_SEEDS seeds (6: the smallest n whose exact sign-flip test can reach
     ``2/2ⁿ ≤ 0.05``): the exact two-sided sign-flip permutation test of ``mean(d)`` rejects at SHIFT_ALPHA = 0.05
     and ``|mean(d)| > SHIFT_REL × mean(old_i)`` (10 % of the group's error) — a consistent shift need not then move
-    every seed.  The committed baselines have 3 seeds, so (c) applies once they are re-recorded with more.
+    every seed.  Simulated as above with 6 seeds (10): a shift of δ = 0.5σ is caught 73 % (98 %) of the time at
+    τ = 0.3σ, no shift flagged 1.5 % (0.3 %).  The committed baselines have 3 seeds, so (c) applies once they are
+    re-recorded with more.
 
 Rules (b) and (c) promote every non-identical entry of the group to MATERIAL.  A baseline whose JSON digests
 disagree with its ``.npz`` arrays is corrupt (BaselineError naming the file and the command that regenerates it).
