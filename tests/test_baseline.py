@@ -236,6 +236,7 @@ def test_cli_diff_and_list(tiny_baseline: bl.Baseline, tmp_path: Path, capsys: p
     )
     out = capsys.readouterr().out
     assert "tiny/b8/2ep/seed0" in out and "ulp" in out
+    assert out.strip().splitlines()[-1] == "FAILED: 1 ulp beyond --strict=bitwise"  # names the grade that failed
     assert json.loads(json_path.read_text())["relation"] == "older version"
     assert main(["baseline", "diff", str(old_path), str(new_path), "--strict", "ulp"]) == 0
     old_path.write_text("{broken")
@@ -301,7 +302,14 @@ def test_pytest_record_check_update_and_a_failing_edit(pytester: pytest.Pytester
     path.write_text(json.dumps(data))
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*tiny/seed1*", "*recorded metric mse_test differ*", "*--sinecheck-baseline=update*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAILED: 1 divergent where the same environment must be bitwise identical",  # not "FAILED (material)"
+            "*tiny/seed1*",
+            "*recorded metric mse_test differ*",
+            "*--sinecheck-baseline=update*",
+        ]
+    )
     result = pytester.runpytest_subprocess("--sinecheck-baseline=update")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*replaced the baseline recorded*"])
