@@ -939,17 +939,13 @@ def select_references(key: EnvKey, directory: str | os.PathLike[str]) -> list[Re
 
 
 def check(
-    current: Mapping[str, Entry],
-    key: EnvKey,
-    directory: str | os.PathLike[str],
-    *,
-    tolerance: Tolerance | None = None,
-    references: Sequence[tuple[Baseline, Relation]] | None = None,
+    current: Mapping[str, Entry], key: EnvKey, directory: str | os.PathLike[str], *, tolerance: Tolerance | None = None
 ) -> list[CheckResult]:
-    """Check this environment's entries against every reference baseline `select_references` finds (or the
-    `references` already loaded by `load_references`)."""
-    loaded = load_references(key, directory) if references is None else references
-    return [check_against(current, baseline, relation, tolerance=tolerance) for baseline, relation in loaded]
+    """Check this environment's entries against every reference baseline `select_references` finds."""
+    return [
+        check_against(current, baseline, relation, tolerance=tolerance)
+        for baseline, relation in load_references(key, directory)
+    ]
 
 
 def diff(old: Baseline, new: Baseline, *, tolerance: Tolerance | None = None) -> CheckResult:

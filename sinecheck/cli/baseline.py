@@ -203,7 +203,7 @@ def _check(
     strict: str,
     json_path: str | None,
 ) -> int:
-    checks = bl.check(current.entries, key, "", references=references)
+    checks = [bl.check_against(current.entries, baseline, relation) for baseline, relation in references]
     for result in checks:
         print(result.summary())
         print(result.table())
@@ -212,7 +212,7 @@ def _check(
     for result, bad in failed:
         drifted = [d for d in bad if d.grade is not bl.Grade.CHANGED]
         changed = [d.name for d in bad if d.grade is bl.Grade.CHANGED]
-        if drifted:  # the heading names the grades that failed: "FAILED: 1 material, 2 ulp beyond --strict=ulp"
+        if drifted:  # the heading names the grades that failed: "FAILED: 1 material, 2 close beyond --strict=ulp"
             names = ", ".join(d.name for d in drifted)
             print(f"{result.heading(drifted, strict)} vs {result.against.path}: {names}")
         if changed:

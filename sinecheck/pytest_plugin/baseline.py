@@ -36,10 +36,10 @@ class BaselineSession:
 
     def verify(self, model: ModelSpec | None = None) -> None:
         """Record / update / check, per the mode, the presets' baseline set — or with `model` (e.g. the
-        ``sinecheck_model`` fixture) that model's, in its own subdirectory. A missing baseline — none for this
-        environment, an older version or at least this machine class — is a skip that says how to record one
-        (a baseline of another CPU class alone is nothing that could fail: it is not trained against); a corrupt
-        one fails before anything trains."""
+        ``sinecheck_model`` fixture) that model's, in its own subdirectory. With nothing that could fail — no
+        baseline of this environment nor of an older version on this machine class, at most one of another CPU
+        class (reported only, never failed) — the check is a skip that says how to record one, without training;
+        a corrupt baseline fails before anything trains."""
         __tracebackhide__ = True
         if self.mode is BaselineMode.OFF:
             pytest.skip("baselines off (--sinecheck-baseline=off)")
@@ -69,7 +69,7 @@ class BaselineSession:
         if self.mode is not BaselineMode.CHECK:
             self._record(current, directory, key, what)
             return
-        checks = bl.check(current.entries, key, directory, references=references)
+        checks = [bl.check_against(current.entries, baseline, relation) for baseline, relation in references]
         self.lines += [("" if model is None else f"model {model.label}: ") + c.summary() for c in checks]
         failed = bl.failures(checks, self.strict)
         if failed:
