@@ -13,6 +13,7 @@ import pytest
 
 from sinecheck.checks import baseline as bl
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.result import digest_tensors
 
 pytest_plugins = ["pytester"]
 
@@ -34,6 +35,14 @@ def _with_key(baseline: bl.Baseline, **changes: object) -> bl.Baseline:
         for n, e in baseline.entries.items()
     }
     return bl.Baseline(key, entries, baseline.fingerprint, baseline.created)
+
+
+def _redigest(entry: bl.Entry) -> None:
+    """Make an entry whose arrays a test edited consistent again (a stored file's digests must match its arrays)."""
+    for kind, prefix in (("initial_weights", "initial/"), ("final_weights", "final/")):
+        entry.digests[kind] = digest_tensors(
+            {k[len(prefix) :]: v for k, v in entry.arrays.items() if k.startswith(prefix)}
+        )
 
 
 # -- keys and the baseline set -------------------------------------------------------------------------------
@@ -176,6 +185,7 @@ def test_older_version_is_graded_by_strictness(tiny_baseline: bl.Baseline, tmp_p
 def test_other_machine_class_is_reported_not_failed(tiny_baseline: bl.Baseline, tmp_path: Path) -> None:
     other = _with_key(tiny_baseline, isa="avx2")
     other.entries["tiny/b8/2ep/seed0"].arrays["final/layer0/kernel"] += np.float32(1e-3)
+    _redigest(other.entries["tiny/b8/2ep/seed0"])
     bl.record(other, tmp_path)
     (result,) = bl.check(tiny_baseline.entries, KEY, tmp_path)
     assert result.relation == "other machine class" and "may legitimately differ" in result.summary()
@@ -202,6 +212,7 @@ def test_cli_diff_and_list(tiny_baseline: bl.Baseline, tmp_path: Path, capsys: p
     old_path, _ = bl.record(_with_key(tiny_baseline, tensorflow="2.20.0"), tmp_path)
     new = _with_key(tiny_baseline)
     new.entries["tiny/b8/2ep/seed0"].arrays["final/layer0/kernel"] *= np.float32(1 + 2e-7)
+    _redigest(new.entries["tiny/b8/2ep/seed0"])
     new_path, _ = bl.record(new, tmp_path)
     assert main(["baseline", "list", "--dir", str(tmp_path)]) == 0
     assert "TensorFlow 2.20.0" in capsys.readouterr().out
@@ -225,6 +236,7 @@ def test_cli_diff_and_list(tiny_baseline: bl.Baseline, tmp_path: Path, capsys: p
     )
     out = capsys.readouterr().out
     assert "tiny/b8/2ep/seed0" in out and "ulp" in out
+    assert out.strip().splitlines()[-1] == "FAILED: 1 ulp beyond --strict=bitwise"  # names the grade that failed
     assert json.loads(json_path.read_text())["relation"] == "older version"
     assert main(["baseline", "diff", str(old_path), str(new_path), "--strict", "ulp"]) == 0
     old_path.write_text("{broken")
@@ -259,6 +271,7 @@ def test_cli_list_without_model_shows_the_model_subdirectories(
 CONFTEST = """
 import sinecheck.checks.baseline as bl
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.result import digest_tensors
 tiny = TrainConfig(hidden_units=(4,), n_points=40, batch_size=8, epochs=2)
 bl.baseline_configs = lambda **kw: [(f"tiny/seed{s}", tiny.replace(seed=s)) for s in (0, 1)]
 """
@@ -289,7 +302,14 @@ def test_pytest_record_check_update_and_a_failing_edit(pytester: pytest.Pytester
     path.write_text(json.dumps(data))
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*tiny/seed1*", "*recorded metric mse_test differ*", "*--sinecheck-baseline=update*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*FAILED: 1 divergent where the same environment must be bitwise identical",  # not "FAILED (material)"
+            "*tiny/seed1*",
+            "*recorded metric mse_test differ*",
+            "*--sinecheck-baseline=update*",
+        ]
+    )
     result = pytester.runpytest_subprocess("--sinecheck-baseline=update")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*replaced the baseline recorded*"])

@@ -8,9 +8,34 @@ predictions, loss history), never pickle, each written atomically.
 `check` compares this environment's runs with (a) the baseline of the *same* key — anything but bitwise
 identical is a reproducibility regression — and (b) the most recent baseline of an *older* TensorFlow/Keras
 version, grading every config IDENTICAL / ULP / CLOSE / DIVERGENT (weights beyond tolerance, error within the
-seed-noise band) / MATERIAL (held-out MSE moved beyond the seed-noise band of that config).  A strictness level
-decides what fails: ``bitwise`` anything not identical, ``ulp`` anything worse than ULP, ``material`` only
-material changes.
+seed-noise band) / MATERIAL.  A strictness level decides what fails: ``bitwise`` anything not identical, ``ulp``
+anything worse than ULP, ``material`` only material changes.  A baseline of another CPU class only (no baseline of
+this machine class) is not something to check against: the pytest check skips, saying how to record one.
+
+When a change is material — the rule, per group (one config, its seeds), on the graded metric (held-out MSE
+against sin(x), or a user model's compiled held-out loss), with the paired differences ``d_i = new_i - old_i``
+of the same seed, the group's seed band ``B = NOISE_SIGMAS × std(old_i)`` (floored at NOISE_FLOOR) and the shift
+margin ``m = SHIFT_BAND_FRACTION × B`` (one seed standard deviation):
+
+(a) a single seed: ``|d_i| > B`` (or one side diverged and the other did not) — that seed moved beyond the noise;
+(b) a consistent shift: every seed's ``d_i`` has the same sign and ``|d_i| > m`` — each seed moved the same way
+    by more than one seed standard deviation, although each may stay inside the band.  With 3 seeds no test can
+    decide at a useful level (an exact sign-flip test's smallest two-sided p is 2/2³ = 0.25), so this is a
+    consistency rule, not a test.  What it costs and buys (simulated: seed std σ, mean error 3σ, each rerun
+    ``new_i = old_i + δ + N(0, τ²)``): with no shift (δ = 0) it adds no false alarm to (a) worth naming (0.1 %
+    at τ = 0.1σ, 0.5 % at τ = 0.3σ); a shift of every seed by δ = σ (half the band) is caught 58 % / 43 % of the
+    time against 26 % / 32 % by (a) alone, δ = 1.5σ 86 % / 77 % against 47 % / 53 %.  If an upgrade re-draws the
+    runs altogether (``d_i ~ N(0, 2σ²)``), (b) alone would flag 2 Φ(-1/√2)³ ≈ 2.8 % of groups with σ known, 7 % with
+    σ estimated from 3 seeds — while (a) alone already flags 55 % of such groups;
+(c) with at least SHIFT_TEST_MIN_SEEDS seeds (6: the smallest n whose exact sign-flip test can reach
+    ``2/2ⁿ ≤ 0.05``): the exact two-sided sign-flip permutation test of ``mean(d)`` rejects at SHIFT_ALPHA = 0.05
+    and ``|mean(d)| > SHIFT_REL × mean(old_i)`` (10 % of the group's error) — a consistent shift need not then move
+    every seed.  Simulated as above with 6 seeds (10): a shift of δ = 0.5σ is caught 73 % (98 %) of the time at
+    τ = 0.3σ, no shift flagged 1.5 % (0.3 %).  The committed baselines have 3 seeds, so (c) applies once they are
+    re-recorded with more.
+
+Rules (b) and (c) promote every non-identical entry of the group to MATERIAL.  A baseline whose JSON digests
+disagree with its ``.npz`` arrays is corrupt (BaselineError naming the file and the command that regenerates it).
 """
 
 from __future__ import annotations
@@ -24,7 +49,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,7 +63,7 @@ from sinecheck.core.enums import TextEnum
 from sinecheck.core.environment import Fingerprint
 from sinecheck.core.presets import PRESETS
 from sinecheck.core.records import CompileRecord, DataRecord, ModelRecord
-from sinecheck.core.result import CompiledMetrics, Metrics, RunResult
+from sinecheck.core.result import CompiledMetrics, Metrics, RunResult, digest_tensors
 from sinecheck.core.specs import ModelSpec, spec_identity
 from sinecheck.engines.registry import train
 from sinecheck.errors import BaselineError, ConfigError
@@ -55,6 +80,16 @@ MODEL_FULL_EPOCHS = 20
 #: A material change moves the held-out MSE by more than this many seed standard deviations of that config.
 NOISE_SIGMAS = 2.0
 NOISE_FLOOR = 1e-4
+#: A consistent shift (every seed moved the same way) is material when each seed moved by more than this fraction
+#: of the group's noise band: 0.5 band = one seed standard deviation (see the module docstring for its rates).
+SHIFT_BAND_FRACTION = 0.5
+#: From this many seeds on, a paired sign-flip permutation test (level SHIFT_ALPHA) also decides a shift …
+SHIFT_TEST_MIN_SEEDS = 6
+SHIFT_ALPHA = 0.05
+#: … when the mean shift exceeds this fraction of the group's mean error (a practical margin beside the test).
+SHIFT_REL = 0.10
+#: Sign-flip permutations are enumerated exactly up to this many seeds, else sampled (fixed seed) this many times.
+_EXACT_FLIPS_MAX_SEEDS = 16
 
 
 class Grade(TextEnum):
@@ -420,7 +455,40 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
             raise BaselineError(
                 f"{npz_path}: missing or unreadable arrays of {path.name} ({type(exc).__name__}: {exc}); {hint}"
             ) from None
+        _cross_check(path, npz_path, entries, hint)
     return Baseline(key, entries, data.get("fingerprint", {}), data.get("created", ""), path)
+
+
+#: The digests a baseline's JSON records per entry, and the prefix of the arrays in its ``.npz`` they digest.
+_DIGEST_PREFIXES = {"initial_weights": "initial/", "final_weights": "final/", "predictions": "pred/"}
+
+
+def _cross_check(path: Path, npz_path: Path, entries: Mapping[str, Entry], hint: str) -> None:
+    """Every digest the JSON records must be the digest (`digest_tensors`, in the stored order) of the arrays the
+    ``.npz`` holds for it; any disagreement — or an entry with no arrays at all — makes the file corrupt (one-line
+    BaselineError).  The predictions digest covers the training-grid predictions too, which compact preset
+    entries do not store: it is checked where every prediction array is stored (``pred/train`` present)."""
+    bad: list[str] = []
+    for name, e in entries.items():
+        if not e.arrays:
+            bad.append(f"entry {name} has no arrays in {npz_path.name}")
+            continue
+        for kind, recorded in e.digests.items():
+            prefix = _DIGEST_PREFIXES.get(kind)
+            if prefix is None:
+                continue
+            arrays = {k[len(prefix) :]: v for k, v in e.arrays.items() if k.startswith(prefix)}
+            if kind == "predictions" and not any(k.startswith("train") for k in arrays):
+                continue  # a compact entry: the training-grid predictions are not stored
+            actual = digest_tensors(arrays)
+            if actual != recorded:
+                bad.append(f"entry {name}: {kind} digest {recorded[:12]}… ≠ {actual[:12]}… of its arrays")
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise BaselineError(
+            f"{path}: corrupt baseline — its JSON digests disagree with the arrays in {npz_path.name}: {bad[0]}{more}; "
+            f"{hint}"
+        )
 
 
 def list_baselines(directory: str | os.PathLike[str]) -> list[Path]:
@@ -541,6 +609,21 @@ class CheckResult:
         same = self.relation is Relation.SAME_ENVIRONMENT
         limit = Grade.IDENTICAL if same else Strictness.parse(strict).limit
         return [d for d in self.drifts if d.grade > limit]
+
+    def heading(self, drifts: Sequence[Drift], strict: Strictness | str, *, option: str = "--strict") -> str:
+        """The headline of a failure, naming the grades that failed: ``FAILED: 1 material, 2 ulp beyond
+        --strict=ulp`` (or ``… where the same environment must be bitwise identical``; changed entries apart)."""
+        drifted = [d for d in drifts if d.grade is not Grade.CHANGED]
+        counts = ", ".join(f"{n} {g}" for g in reversed(Grade) if (n := sum(d.grade is g for d in drifted)))
+        if self.relation is Relation.SAME_ENVIRONMENT:
+            where = "where the same environment must be bitwise identical"
+        else:
+            where = f"beyond {option}={Strictness.parse(strict)}"
+        parts = [f"{counts} {where}"] if drifted else []
+        changed = sum(d.grade is Grade.CHANGED for d in drifts)
+        if changed:
+            parts.append(f"{changed} changed since the baseline was recorded")
+        return "FAILED: " + "; ".join(parts)
 
     def changes(self) -> list[str]:
         """What the user changed since the baseline was recorded (model, compile settings, data, config), each
@@ -693,7 +776,8 @@ def grade(name: str, current: Entry, stored: Entry | None, band: float | None, t
             max_ulp,
             delta,
             band,
-            f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match",
+            f"recorded {', '.join(sorted(changed))} differ(s) from this run although the arrays match: an edited "
+            "or corrupt file? (`sinecheck baseline record --force` / `pytest --sinecheck-baseline=update`)",
         )
     worst = cmp.worst
     detail = "" if level is Grade.IDENTICAL else f"worst tensor {worst.name}: {worst.mismatched}/{worst.size} differ"
@@ -736,16 +820,97 @@ def _same_number(a: float | None, b: float | None) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b))
 
 
+def sign_flip_p(deltas: Sequence[float]) -> float:
+    """The two-sided p-value of the paired sign-flip permutation test of ``mean(deltas) = 0``: the share of the
+    2ⁿ sign patterns whose mean is at least as far from 0 as the observed one (exact up to 16 values, else
+    65 536 patterns drawn with a fixed seed, the observed one counted)."""
+    d = np.asarray(deltas, dtype=np.float64)
+    n = len(d)
+    if n == 0:
+        return 1.0
+    if n <= _EXACT_FLIPS_MAX_SEEDS:
+        codes = np.arange(2**n, dtype=np.int64)[:, None] >> np.arange(n, dtype=np.int64)
+        signs = 1.0 - 2.0 * (codes & 1)
+    else:
+        rng = np.random.default_rng(0)
+        signs = np.vstack([np.ones(n), rng.choice([-1.0, 1.0], size=(2**16, n))])
+    observed = abs(float(d.mean()))
+    means = np.abs(signs @ d) / n
+    return float(np.mean(means >= observed * (1 - 1e-12)))
+
+
+def consistent_shift(deltas: Sequence[float], old: Sequence[float], band: float) -> str | None:
+    """Why a group's paired differences ``deltas`` (new − old of each seed, the stored errors `old`, its noise
+    `band`) are a material shift by rule (b) or (c) of the module docstring, or None when they are not."""
+    n = len(deltas)
+    if n < 2 or not all(math.isfinite(x) for x in [*deltas, *old]):
+        return None
+    margin = SHIFT_BAND_FRACTION * band
+    signs = {math.copysign(1.0, x) for x in deltas if x != 0}
+    shown = ", ".join(f"{x:+.3g}" for x in deltas)
+    if len(signs) == 1 and 0 not in deltas and min(abs(x) for x in deltas) > margin:
+        return (
+            f"consistent shift: all {n} seeds moved the same way ({shown}), each by more than {margin:.3g} "
+            f"({SHIFT_BAND_FRACTION:g} × the noise band {band:.3g})"
+        )
+    if n >= SHIFT_TEST_MIN_SEEDS:
+        mean, level = float(np.mean(deltas)), SHIFT_REL * abs(float(np.mean(old)))
+        p = sign_flip_p(deltas)
+        if p <= SHIFT_ALPHA and abs(mean) > level:
+            return (
+                f"consistent shift: mean {mean:+.3g} over {n} seeds (paired sign-flip test p = {p:.3g} ≤ "
+                f"{SHIFT_ALPHA:g}; beyond {SHIFT_REL:.0%} of the mean error, {level:.3g})"
+            )
+    return None
+
+
+#: Grades a consistent shift promotes to MATERIAL (identical, changed, missing and material entries are left).
+_SHIFTABLE = (Grade.ULP, Grade.CLOSE, Grade.DIVERGENT)
+
+
 def check_against(
     current: Mapping[str, Entry], baseline: Baseline, relation: Relation, *, tolerance: Tolerance | None = None
 ) -> CheckResult:
+    """Grade every entry of `current` against `baseline`, then every group by its paired per-seed differences
+    (`consistent_shift`): a consistent shift makes the group's non-identical entries MATERIAL."""
     bands = noise_bands(baseline)
     tol = tolerance or Tolerance()
     drifts = [
         grade(name, entry, baseline.entries.get(name), bands.get(group_of(name)), tol)
         for name, entry in current.items()
     ]
+    groups: dict[str, list[int]] = {}
+    for i, d in enumerate(drifts):
+        groups.setdefault(group_of(d.name), []).append(i)
+    for group, members in groups.items():
+        seeds = [n for n in baseline.entries if group_of(n) == group]
+        graded = [drifts[i] for i in members]
+        band = bands.get(group)
+        if band is None or len(graded) != len(seeds) or any(d.grade in (Grade.CHANGED, Grade.MISSING) for d in graded):
+            continue  # only a group whose every stored seed was rerun unchanged is paired
+        deltas = [d.delta_mse for d in graded]
+        old = [baseline.entries[d.name].metrics.held_out_loss for d in graded]
+        why = consistent_shift([x for x in deltas if x is not None], old, band) if None not in deltas else None
+        if why is None:
+            continue
+        for i in members:
+            d = drifts[i]
+            if d.grade in _SHIFTABLE:
+                drifts[i] = replace(d, grade=Grade.MATERIAL, detail="; ".join(filter(None, [why, d.detail])))
     return CheckResult(baseline, relation, drifts)
+
+
+def load_references(key: EnvKey, directory: str | os.PathLike[str]) -> list[tuple[Baseline, Relation]]:
+    """`select_references`, each loaded with its arrays (and cross-checked: a corrupt file is a BaselineError
+    before anything trains)."""
+    return [(load_baseline(path), relation) for path, relation in select_references(key, directory)]
+
+
+def only_other_machine_class(references: Iterable[Reference | tuple[Baseline, Relation]]) -> bool:
+    """Whether every reference is of another machine class (none of this one): nothing that can fail — the pytest
+    check skips with the command that records this machine's baseline instead of training to compare with it."""
+    relations = [relation for _, relation in references]
+    return bool(relations) and all(r is Relation.OTHER_MACHINE_CLASS for r in relations)
 
 
 class Reference(NamedTuple):
@@ -778,8 +943,8 @@ def check(
 ) -> list[CheckResult]:
     """Check this environment's entries against every reference baseline `select_references` finds."""
     return [
-        check_against(current, load_baseline(path), relation, tolerance=tolerance)
-        for path, relation in select_references(key, directory)
+        check_against(current, baseline, relation, tolerance=tolerance)
+        for baseline, relation in load_references(key, directory)
     ]
 
 

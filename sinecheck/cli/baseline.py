@@ -77,19 +77,29 @@ def run(args: argparse.Namespace) -> int:
     prepare_outputs(args)
     quiet_tensorflow()
     key = bl.EnvKey.current()
-    if args.action == "check" and not bl.select_references(key, directory):  # a corrupt file fails here, early
-        print(
-            f"no baseline for this environment ({key.describe()}) or an older version in {directory}; "
-            f"record one with {_record_hint(args.dir, model)}"
-        )
-        return 1
+    references: list[tuple[bl.Baseline, bl.Relation]] = []
+    if args.action == "check":
+        references = bl.load_references(key, directory)  # a corrupt file fails here, before anything trains
+        if not references or bl.only_other_machine_class(references):
+            others = [b.path.name for b, _ in references if b.path is not None]
+            note = (
+                f" (only of another CPU class or oneDNN setting: {', '.join(others)}; compare two stored "
+                "baselines with `sinecheck baseline diff OLD NEW`)"
+                if others
+                else ""
+            )
+            print(
+                f"no baseline for this environment ({key.describe()}) or an older version in {directory}{note}; "
+                f"record one with {_record_hint(args.dir, model)}"
+            )
+            return 1
     if args.action == "record":
         _check_recordable(directory, key, force=args.force)
     validate_specs([model] if model else [])  # built once on its data: a bad spec is one line before anything trains
     current = _train(key, full=not args.short_only, model=model)
     if args.action == "record":
         return _record(current, directory, key, force=args.force, json_path=args.json)
-    return _check(current, directory, key, strict=args.strict, json_path=args.json)
+    return _check(current, references, key, strict=args.strict, json_path=args.json)
 
 
 def _record_hint(directory: str, model: ModelSpec | None) -> str:
@@ -150,7 +160,10 @@ def _diff(args: argparse.Namespace) -> int:
     print(f"\n{result.summary()}")
     if args.json:
         write_json(args.json, result.to_dict())
-    return 1 if result.failed(args.strict) else 0
+    failed = result.failed(args.strict)
+    if failed:
+        print(result.heading(failed, args.strict))
+    return 1 if failed else 0
 
 
 def _check_recordable(directory: Path, key: bl.EnvKey, *, force: bool) -> None:
@@ -182,18 +195,26 @@ def _record(current: bl.Baseline, directory: Path, key: bl.EnvKey, *, force: boo
     return 0
 
 
-def _check(current: bl.Baseline, directory: Path, key: bl.EnvKey, *, strict: str, json_path: str | None) -> int:
-    checks = bl.check(current.entries, key, directory)
+def _check(
+    current: bl.Baseline,
+    references: list[tuple[bl.Baseline, bl.Relation]],
+    key: bl.EnvKey,
+    *,
+    strict: str,
+    json_path: str | None,
+) -> int:
+    checks = [bl.check_against(current.entries, baseline, relation) for baseline, relation in references]
     for result in checks:
         print(result.summary())
         print(result.table())
         print()
     failed = bl.failures(checks, strict)
     for result, bad in failed:
-        drifted = [d.name for d in bad if d.grade is not bl.Grade.CHANGED]
+        drifted = [d for d in bad if d.grade is not bl.Grade.CHANGED]
         changed = [d.name for d in bad if d.grade is bl.Grade.CHANGED]
-        if drifted:
-            print(f"FAILED ({strict}) vs {result.against.path}: {', '.join(drifted)}")
+        if drifted:  # the heading names the grades that failed: "FAILED: 1 material, 2 close beyond --strict=ulp"
+            names = ", ".join(d.name for d in drifted)
+            print(f"{result.heading(drifted, strict)} vs {result.against.path}: {names}")
         if changed:
             print(f"FAILED (changed since recorded, see above) vs {result.against.path}: {', '.join(changed)}")
     if json_path:

@@ -36,23 +36,32 @@ class BaselineSession:
 
     def verify(self, model: ModelSpec | None = None) -> None:
         """Record / update / check, per the mode, the presets' baseline set — or with `model` (e.g. the
-        ``sinecheck_model`` fixture) that model's, in its own subdirectory. A missing baseline is a skip that says
-        how to record one."""
+        ``sinecheck_model`` fixture) that model's, in its own subdirectory. With nothing that could fail — no
+        baseline of this environment nor of an older version on this machine class, at most one of another CPU
+        class (reported only, never failed) — the check is a skip that says how to record one, without training;
+        a corrupt baseline fails before anything trains."""
         __tracebackhide__ = True
         if self.mode is BaselineMode.OFF:
             pytest.skip("baselines off (--sinecheck-baseline=off)")
         key = bl.EnvKey.current()
         directory = bl.subject_dir(self.directory, model)
         what = "" if model is None else f" of model {model.label}"
+        references: list[tuple[bl.Baseline, bl.Relation]] = []
         if self.mode is BaselineMode.CHECK:
             try:
-                references = bl.select_references(key, directory)
+                references = bl.load_references(key, directory)
             except BaselineError as exc:
                 pytest.fail(str(exc), pytrace=False)
-            if not references:
+            if not references or bl.only_other_machine_class(references):
+                others = [b.path.name for b, _ in references if b.path is not None]
+                note = (
+                    f" (only of another CPU class or oneDNN setting, not comparable bit for bit: {', '.join(others)})"
+                    if others
+                    else ""
+                )
                 missing = (
                     f"no baseline{what} for this environment ({key.describe()}) or an older version in "
-                    f"{directory}; record one with: {self._command(BaselineMode.RECORD, model)}"
+                    f"{directory}{note}; record one with: {self._command(BaselineMode.RECORD, model)}"
                 )
                 self.lines.append(missing)  # in the session summary too, where a skip's reason is not shown
                 pytest.skip(missing)
@@ -60,7 +69,7 @@ class BaselineSession:
         if self.mode is not BaselineMode.CHECK:
             self._record(current, directory, key, what)
             return
-        checks = bl.check(current.entries, key, directory)
+        checks = [bl.check_against(current.entries, baseline, relation) for baseline, relation in references]
         self.lines += [("" if model is None else f"model {model.label}: ") + c.summary() for c in checks]
         failed = bl.failures(checks, self.strict)
         if failed:
@@ -81,7 +90,8 @@ class BaselineSession:
         what: str,
         model: ModelSpec | None,
     ) -> str:
-        text = [f"this environment: {key.describe()}; strictness {self.strict}{what}"]
+        headings = [result.heading(bad, self.strict, option="--sinecheck-strict") for result, bad in failed]
+        text = [*headings, f"this environment: {key.describe()}; strictness {self.strict}{what}"]
         for result, bad in failed:
             allowed = (
                 "a reproducible environment allows (bitwise)"
