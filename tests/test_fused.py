@@ -70,7 +70,7 @@ OPTIMIZERS = st.sampled_from(
 )
 
 
-@settings(max_examples=8)
+@settings(max_examples=5)  # optimizers: every variant in test_fused_optimizers.py (20 epochs, bitwise)
 @given(
     hidden=st.lists(st.integers(1, 24), min_size=1, max_size=2),
     n_points=st.integers(8, 160),
