@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import metadata
 
 import pytest
 
@@ -62,7 +63,9 @@ def test_epoch_reshuffle_finding(sinecheck_matrix: Matrix) -> None:
     assert ev["unseeded_same_every_epoch"] is False
     assert len(ev["seeded_first_indices"]) == 3 and all(len(o) == 10 for o in ev["seeded_first_indices"])
     same = all(o == ev["seeded_first_indices"][0] for o in ev["seeded_first_indices"])
-    assert same == ev["seeded_same_every_epoch"] or not ev["seeded_same_every_epoch"]
+    assert same == ev["seeded_same_every_epoch"]  # the flag says what the recorded orders show
+    if metadata.version("keras").startswith("3.15"):  # measured (Keras 3.15, TF 2.21): seeded fit reuses one order
+        assert ev["seeded_same_every_epoch"] is True
     assert ("SAME permutation" in finding.statement) == ev["seeded_same_every_epoch"]
     print(finding.statement)
 

@@ -16,10 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from sinecheck.core.config import TrainConfig
 from sinecheck.engines.base import EngineName, parse_engine
 from sinecheck.engines.common import fresh_start
-from sinecheck.engines.fused import FusedProgram, GraphKey, check_supported, epoch_orders_from_keras
+from sinecheck.engines.fused import (
+    FusedProgram,
+    GraphKey,
+    check_supported,
+    epoch_orders_from_keras,
+    logged_losses,
+)
 from sinecheck.engines.numpy_engine import NumpyLoop, check_supported_numpy
 from sinecheck.errors import ConfigError, EngineUnsupported, WorkerDied
 from sinecheck.isolation.environment import Environment
@@ -33,12 +41,18 @@ BENCH_ENGINES: tuple[EngineName, ...] = (EngineName.KERAS, EngineName.FUSED, Eng
 
 @dataclass
 class EpochRunner:
-    """A model ready to train: `first_call_s` was its one-time cost, each `call()` trains `epochs` epochs."""
+    """A model ready to train: `first_call_s` was its one-time cost, each `call()` trains `epochs` epochs.
+
+    `first_losses` is the loss ``fit`` would log for each epoch of the first call (which starts from the
+    config's fresh initial weights, as a run of `epochs` epochs does), so a benchmark can check that what it
+    timed trained — and agrees with ``fit`` — without a timed call converting anything.
+    """
 
     engine: str
     epochs: int
     call: Callable[[], object]
     first_call_s: float
+    first_losses: np.ndarray
 
 
 def epoch_runner(engine: str, config: TrainConfig, *, epochs_per_call: int = 5) -> EpochRunner:
@@ -60,12 +74,13 @@ def _keras_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
     start = fresh_start(cfg)
     arguments = fit_data(start.data, batch_size=cfg.batch_size, shuffle=cfg.shuffle)  # a pipeline: only x
 
-    def call() -> None:
-        start.model.fit(**arguments, epochs=cfg.epochs, verbose=0)
+    def call() -> Any:
+        return start.model.fit(**arguments, epochs=cfg.epochs, verbose=0)
 
     t = time.perf_counter()
-    call()  # traces the train step: fit's first call
-    return EpochRunner(engine, cfg.epochs, call, time.perf_counter() - t)
+    history = call()  # traces the train step: fit's first call
+    first_s = time.perf_counter() - t
+    return EpochRunner(engine, cfg.epochs, call, first_s, np.asarray(history.history["loss"], np.float32))
 
 
 def _fused_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
@@ -77,11 +92,12 @@ def _fused_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
     program.load(start, cfg.effective_optimizer.rate)
     orders = epoch_orders_from_keras(cfg, start.data.y_train)
 
-    def call() -> None:
-        program.run(orders, False)[0].numpy()
+    def call() -> np.ndarray:
+        return np.asarray(program.run(orders, False)[0].numpy())
 
-    call()
-    return EpochRunner(engine, cfg.epochs, call, time.perf_counter() - t)
+    step_losses = call()
+    first_s = time.perf_counter() - t
+    return EpochRunner(engine, cfg.epochs, call, first_s, logged_losses(step_losses, cfg))
 
 
 def _numpy_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
@@ -90,12 +106,13 @@ def _numpy_runner(engine: str, cfg: TrainConfig) -> EpochRunner:
     loop = NumpyLoop(cfg, list(start.initial.values()), start.data.x_train, start.data.y_train)
     orders = epoch_orders_from_keras(cfg, start.data.y_train)
 
-    def call() -> None:
-        loop.run(orders)
+    def call() -> tuple[list[Any], bool]:
+        return loop.run(orders)
 
     t = time.perf_counter()
-    call()
-    return EpochRunner(engine, cfg.epochs, call, time.perf_counter() - t)
+    history, _ = call()
+    first_s = time.perf_counter() - t
+    return EpochRunner(engine, cfg.epochs, call, first_s, np.asarray(history, np.float32))
 
 
 @dataclass

@@ -75,6 +75,7 @@ def _bench_fit(config: TrainConfig, request: Request) -> Reply:
     return {
         "ok": True,
         "first_call_s": runner.first_call_s,
+        "first_losses": [float(v) for v in runner.first_losses],
         "epoch_ms": time_runner(runner, rounds=int(request["rounds"])),
     }
 
