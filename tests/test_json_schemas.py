@@ -232,7 +232,8 @@ def test_baseline_check_and_diff_json(two_runs, tmp_path: Path, capsys: pytest.C
     main(["baseline", "diff", str(old_path), str(new_path), "--json", str(diff_json)])
     conforms(json.loads(diff_json.read_text(encoding="utf-8")), CHECK_RESULT)
     check_json = tmp_path / "check.json"
-    cli_baseline._check(new, old_dir, key, strict="material", json_path=str(check_json))
+    references = bl.load_references(key, old_dir)
+    cli_baseline._check(new, references, key, strict="material", json_path=str(check_json))
     report = json.loads(check_json.read_text(encoding="utf-8"))
     conforms(report, CHECK_REPORT)
     assert report["checks"] and report["strict"] == "material"
