@@ -20,7 +20,7 @@ import pytest
 
 from sinecheck.checks import baseline as bl
 from sinecheck.core.config import TrainConfig
-from sinecheck.core.records import CompileRecord, DataRecord, ModelRecord, canonical
+from sinecheck.core.records import CompileRecord, DataRecord, ModelRecord, TensorRecord, canonical
 from sinecheck.core.result import CompiledMetrics, Metrics, digest_tensors
 from sinecheck.errors import BaselineError, ConfigError
 
@@ -279,6 +279,18 @@ def test_entry_changes_name_config_model_and_data() -> None:
     assert _entry(0, config=data_cfg).changes(_entry(0, config=data_cfg, data=d2)) == []
     assert _entry(0, config=data_cfg, data=d1).changes(_entry(0, config=data_cfg)) == []
     assert _entry(0, data=d1).changes(_entry(0, data=d2)) == []  # the sine data: the config decides
+    x4, y4 = TensorRecord("x", "float32", (4,)), TensorRecord("y", "float32", (4,))
+    reshaped = DataRecord("e" * 64, (TensorRecord("x", "float32", (5,)), TensorRecord("y", "float64", (4,))))
+    assert _entry(0, config=data_cfg, data=DataRecord("a" * 64, (x4, y4))).changes(
+        _entry(0, config=data_cfg, data=reshaped)
+    ) == ["your data changed: x float32[4] → float32[5]; y float32[4] → float64[4]"]
+
+
+def test_a_field_only_one_config_has_is_a_change() -> None:
+    """A model spec given now (the built-in model before), or no longer given: named with the other side null."""
+    spec = CONFIG.replace(model="examples/models.py:build")
+    assert _entry(0).changes(_entry(0, config=spec)) == ["your config changed: model null → models.py:build"]
+    assert _entry(0, config=spec).changes(_entry(0)) == ["your config changed: model models.py:build → null"]
 
 
 def test_short_values_in_change_lines() -> None:
@@ -399,6 +411,26 @@ def _error(path: Path, **kwargs: Any) -> str:
     error = info.value  # one error, no chained traceback
     assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
     return str(error)
+
+
+def test_a_baseline_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """A hand-edited file with non-ASCII text (sinecheck itself writes ASCII JSON) loads under an ASCII locale."""
+    import locale
+    import sys
+
+    if sys.flags.utf8_mode:
+        pytest.skip("Python's UTF-8 mode reads every file as UTF-8")
+    path = bl.write_baseline(_baseline(n=1), tmp_path)
+    data = json.loads(path.read_text())
+    data["created"] = "3 décembre 2026"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C")
+        created = bl.load_baseline(path).created
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+    assert created == "3 décembre 2026"
 
 
 def test_a_missing_file_says_how_to_record_one(tmp_path: Path) -> None:
@@ -569,6 +601,22 @@ def test_an_entry_without_arrays_is_corrupt(tmp_path: Path) -> None:
         f"{path}: corrupt baseline — its JSON digests disagree with the arrays in {HERE.slug}.npz: entry "
         f"g/100ep/seed1 has no arrays in {HERE.slug}.npz; {_hint(tmp_path)}"
     )
+
+
+def test_every_entry_and_every_digest_is_cross_checked(tmp_path: Path) -> None:
+    """An entry without arrays does not end the check of the others; neither does a digest kind the ``.npz`` has
+    no arrays for, nor compact predictions, whichever order the JSON lists the digests in."""
+    baseline = _baseline(n=2)
+    baseline.entries["g/100ep/seed0"].arrays = {}
+    baseline.entries["g/100ep/seed1"].digests["final_weights"] = "f" * 64
+    message = _error(bl.write_baseline(baseline, tmp_path))
+    assert "entry g/100ep/seed0 has no arrays in" in message and "(and 1 more)" in message
+    for first in ("history", "predictions"):  # listed before the edited final_weights digest
+        entry = _entry(0)
+        entry.digests = {first: entry.digests.get(first, "x" * 64), **entry.digests, "final_weights": "f" * 64}
+        path = bl.write_baseline(bl.Baseline(HERE, {"g/seed0": entry}, {}, ""), tmp_path / first)
+        assert next(iter(json.loads(path.read_text())["entries"]["g/seed0"]["digests"])) == first
+        assert ": entry g/seed0: final_weights digest ffffffffffff… ≠ " in _error(path)
 
 
 def test_what_the_cross_check_leaves_alone(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 from sinecheck.checks import baseline as bl
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.records import ModelRecord
 from sinecheck.core.result import CompiledMetrics, Metrics, digest_tensors
 from sinecheck.errors import BaselineError, ConfigError
 
@@ -104,6 +105,15 @@ def test_only_final_weights_count_as_weight_drift() -> None:
     assert drift.detail == "worst tensor pred/test: 1/3 differ"
 
 
+def test_no_final_weights_stored() -> None:
+    """A run whose arrays hold no final weights: the weight columns are empty, the arrays still graded."""
+    stored, current = _run(), _run(pred=np.array([0.1, 0.7, 0.3], np.float32))
+    for entry in (stored, current):
+        del entry.arrays["final/w"]
+    drift = bl.grade("g/seed0", current, stored, 0.25, Tolerance())
+    assert (drift.grade, drift.max_abs_w, drift.max_ulp_w) == (G.DIVERGENT, None, None)
+
+
 def test_the_largest_weight_change_over_every_final_tensor() -> None:
     stored, current = _run(), _run(final=_moved(0, 0.5))
     for entry, extra in ((stored, np.zeros(2, np.float32)), (current, np.array([0.0, 2.0], np.float32))):
@@ -139,7 +149,7 @@ def test_close_weights_stay_close_whatever_the_error_did() -> None:
 
 def test_a_run_that_diverged_on_one_side_only_is_material() -> None:
     drift = _grade(_run(diverged=True, final=_moved(0, 0.5)))
-    assert drift == bl.Drift("g/100ep/seed0", G.MATERIAL, 0.5, drift.max_ulp_w, 0.0, 0.25, "diverged False → True")
+    assert drift == bl.Drift("g/100ep/seed0", G.MATERIAL, 0.5, 2**22, 0.0, 0.25, "diverged False → True")
     assert _grade(_run(), _run(diverged=True)).detail == "diverged True → False"
     both = _grade(_run(diverged=True), _run(diverged=True))
     assert both.grade is G.IDENTICAL
@@ -151,6 +161,12 @@ def test_missing_changed_and_digest_only_entries() -> None:
     )
     changed = bl.grade("x/seed0", _run(config=CONFIG.replace(epochs=5)), _run(), 0.2, Tolerance())
     assert changed == bl.Drift("x/seed0", G.CHANGED, None, None, None, 0.2, "your config changed: epochs 100 → 5")
+    seq, fun = ModelRecord("Sequential", (), ()), ModelRecord("Functional", (), ())
+    old, new = _run(), _run(config=CONFIG.replace(epochs=5))
+    old.model, new.model = seq, fun
+    assert bl.grade("x/seed0", new, old, 0.2, Tolerance()).detail == (
+        "your config changed: epochs 100 → 5; your model changed: model class Sequential → Functional"
+    )
     meta = _run()
     meta.arrays = {}  # a metadata-only load: the digests decide
     assert bl.grade("x/seed0", _run(mse=9.0), meta, 0.2, Tolerance()) == bl.Drift(
@@ -207,7 +223,8 @@ def test_compiled_metrics_in_the_detail_and_the_cross_check() -> None:
 
 
 def test_same_number() -> None:
-    assert bl._same_number(None, None) and bl._same_number(1.5, 1.5) and bl._same_number(math.nan, math.nan)
+    a, b = float("1.5"), 3 / 2  # equal values, distinct objects
+    assert bl._same_number(None, None) and bl._same_number(a, b) and bl._same_number(float("nan"), float("nan"))
     assert not bl._same_number(None, 0.0) and not bl._same_number(0.0, None)
     assert not bl._same_number(1.0, 2.0) and not bl._same_number(math.nan, 1.0) and not bl._same_number(1.0, math.nan)
 
@@ -252,6 +269,15 @@ def test_sign_flip_p_values() -> None:
     assert bl.sign_flip_p([1.0] * 16) == 2 / 2**16  # exact up to 16 seeds
 
 
+def test_sign_flip_p_of_float32_deltas_counts_the_observed_pattern() -> None:
+    """Float32 deltas whose float32 mean rounds above their exact mean: the all-positive pattern is the observed one
+    and must count (computed in float64 throughout)."""
+    deltas = np.array([0.5167034268379211, 0.9509590864181519, 0.15271802246570587, 0.9491629600524902,
+                       0.31871312856674194, 0.4290931820869446], np.float32)  # fmt: skip
+    assert float(deltas.mean()) > float(deltas.astype(np.float64).mean())
+    assert bl.sign_flip_p(deltas) == 2 / 64
+
+
 def test_sign_flip_p_beyond_sixteen_seeds_is_sampled_with_the_observed_pattern_counted() -> None:
     p = bl.sign_flip_p([1.0] * 20)
     assert 0 < p < 1e-3 and (p * (2**16 + 1)) == pytest.approx(round(p * (2**16 + 1)))
@@ -282,10 +308,15 @@ def test_consistent_shift_rule_b_messages() -> None:
         ([0.3, 0.3, 0.3], [1.0, math.inf, 1.0]),
         ([0.05, 0.03, 0.06, 0.04, 0.05], [0.3] * 5),  # five seeds: no test
         ([], []),
+        ([1.0, -0.5, -0.5], [1.0] * 3),  # a delta of exactly 1 is a sign like any other
     ],
 )
 def test_no_consistent_shift(deltas: list[float], old: list[float]) -> None:
     assert bl.consistent_shift(deltas, old, 0.2) is None
+
+
+def test_a_shift_of_exactly_one() -> None:
+    assert bl.consistent_shift([1.0, 1.0], [1.0, 1.0], 0.2) is not None
 
 
 def test_consistent_shift_rule_c_the_paired_test() -> None:
@@ -361,6 +392,26 @@ def test_only_a_complete_unchanged_group_is_paired() -> None:
     current["h/100ep/seed0"] = _run(0, 0.5)  # another group, not in the baseline
     grades = [d.grade for d in bl.check_against(current, baseline, bl.Relation.OLDER_VERSION).drifts]
     assert grades == [G.MATERIAL, G.MATERIAL, G.MATERIAL, G.MISSING]
+
+
+def test_a_group_left_unpaired_does_not_end_the_pairing_of_the_next() -> None:
+    for first in (
+        {"a/100ep/seed0": _run(0, 0.2)},  # group "a": seed 1 not rerun
+        {"a/100ep/seed0": _run(0, 0.2), "a/100ep/seed1": _run(1, 0.3)},  # group "a": no shift
+    ):
+        baseline, current = _group([0.35, 0.45, 0.55])
+        baseline.entries.update({"a/100ep/seed0": _run(0, 0.2), "a/100ep/seed1": _run(1, 0.3)})
+        result = bl.check_against({**first, **current}, baseline, bl.Relation.OLDER_VERSION)
+        assert [d.grade for d in result.drifts[-3:]] == [G.MATERIAL] * 3
+
+
+def test_a_group_with_a_metadata_only_seed_is_not_paired() -> None:
+    """One stored seed without arrays (graded by digests, no error delta): the other two seeds' shift is not
+    judged as if they were the whole group."""
+    baseline, current = _group([0.35, 0.45, 0.55])
+    baseline.entries["g/100ep/seed0"].arrays = {}
+    drifts = bl.check_against(current, baseline, bl.Relation.OLDER_VERSION).drifts
+    assert [d.grade for d in drifts] == [G.DIVERGENT] * 3
 
 
 def test_a_metadata_only_baseline_is_not_paired() -> None:
@@ -507,6 +558,22 @@ def test_the_summary() -> None:
     ]
 
 
+def test_the_summary_renames_each_change_once() -> None:
+    """A change line whose text repeats its own phrase (a value quoting it) keeps the repetition."""
+    details = [
+        "your config changed: note 'your config changed: x'",
+        "your model changed: name 'your model changed: y'",
+        "your data changed: file 'your data changed: z'",
+    ]
+    drifts = [_drift(f"c{i}", G.CHANGED, d) for i, d in enumerate(details)]
+    result = bl.CheckResult(bl.Baseline(OLDER, {}, {}, ""), bl.Relation.OLDER_VERSION, drifts)
+    assert result.summary().splitlines()[:3] == [
+        "your config changed since the baseline was recorded: note 'your config changed: x' (1 entry: c0)",
+        "your model changed since the baseline was recorded: name 'your model changed: y' (1 entry: c1)",
+        "your data changed since the baseline was recorded: file 'your data changed: z' (1 entry: c2)",
+    ]
+
+
 def test_drift_and_result_json() -> None:
     drift = bl.Drift("g/seed0", G.CLOSE, math.nan, 20, math.inf, None, "d")
     assert drift.to_dict() == {
@@ -576,6 +643,8 @@ def test_select_references(tmp_path: Path) -> None:
     ]
     assert bl.select_references(HERE, tmp_path)[0].path.name == f"{_key(tensorflow='2.20.0').slug}.json"
     assert bl.select_references(_key(tensorflow="2.15.0"), tmp_path) == []
+    rc = _store(tmp_path / "rc", _key(tensorflow="2.21.0rc1"))  # the same version numbers: not older
+    assert bl.select_references(HERE, rc.parent) == []
     assert bl.select_references(HERE, tmp_path / "empty") == []
 
 
