@@ -432,7 +432,7 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
         entries = {
             name: Entry(
                 TrainConfig.from_dict(e["config"]),
-                dict(e["digests"]),
+                _digests(e["digests"]),
                 Metrics.from_json(e["metrics"]),
                 bool(e["diverged"]),
                 model=models[e["model"]] if "model" in e else None,
@@ -441,7 +441,7 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
             )
             for name, e in data["entries"].items()
         }
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # (AttributeError: a list where a mapping is)
         raise BaselineError(f"{path}: malformed baseline ({type(exc).__name__}: {exc}); {hint}") from None
     if with_arrays:
         npz_path = path.with_suffix(".npz")
@@ -457,6 +457,16 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
             ) from None
         _cross_check(path, npz_path, entries, hint)
     return Baseline(key, entries, data.get("fingerprint", {}), data.get("created", ""), path)
+
+
+def _digests(value: Any) -> dict[str, str]:
+    """An entry's digests as its JSON holds them: kind -> hex string; TypeError on anything else (a malformed file,
+    not a crash later when the digests are cross-checked or compared)."""
+    digests = dict(value)
+    for kind, digest in digests.items():
+        if not isinstance(digest, str):
+            raise TypeError(f"digest {kind!r} is not a string: {digest!r}")
+    return digests
 
 
 #: The digests a baseline's JSON records per entry, and the prefix of the arrays in its ``.npz`` they digest.
