@@ -281,8 +281,13 @@ def test_sign_flip_p_of_float32_deltas_counts_the_observed_pattern() -> None:
 def test_sign_flip_p_beyond_sixteen_seeds_is_sampled_with_the_observed_pattern_counted() -> None:
     p = bl.sign_flip_p([1.0] * 20)
     assert 0 < p < 1e-3 and (p * (2**16 + 1)) == pytest.approx(round(p * (2**16 + 1)))
-    assert bl.sign_flip_p([1.0] * 20) == p  # a fixed seed
     assert bl.sign_flip_p([1.0, -1.0] * 10) == 1.0
+    # 12 up, 8 down: |sum of 20 random signs| >= 4, i.e. 12 or more of one sign — exactly 2 × P(Bin(20, ½) >= 12)
+    deltas = [1.0] * 12 + [-1.0] * 8
+    exact = 2 * sum(math.comb(20, k) for k in range(12, 21)) / 2**20
+    sampled = bl.sign_flip_p(deltas)
+    assert abs(sampled - exact) < 0.01 and sampled != exact
+    assert bl.sign_flip_p(deltas) == sampled  # a fixed seed: the same p every time
 
 
 def test_consistent_shift_rule_b_messages() -> None:
