@@ -695,6 +695,13 @@ def test_diff_two_stored_baselines() -> None:
     )
     other = bl.diff(old, moved, tolerance=Tolerance(max_ulp=1))
     assert other.relation is bl.Relation.OTHER_MACHINE_CLASS and other.worst is G.CLOSE
+    rerecorded = replace(moved, key=OLDER)  # the same environment recorded again, 3 ULP apart: a regression
+    same = bl.diff(old, rerecorded)
+    assert same.relation is bl.Relation.SAME_ENVIRONMENT and same.worst is G.ULP
+    assert [d.name for d in same.failed("material")] == ["g/100ep/seed0", "g/100ep/seed1"]
+    assert same.heading(same.failed("material"), "material") == (
+        "FAILED: 2 ulp where the same environment must be bitwise identical"
+    )
 
 
 def test_failures_leave_out_another_machine_class() -> None:

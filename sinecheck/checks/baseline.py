@@ -959,8 +959,14 @@ def check(
 
 
 def diff(old: Baseline, new: Baseline, *, tolerance: Tolerance | None = None) -> CheckResult:
-    """Two stored baselines against each other (e.g. after a nox upgrade run), graded like `check`."""
-    relation = Relation.OLDER_VERSION if old.key.same_machine_class(new.key) else Relation.OTHER_MACHINE_CLASS
+    """Two stored baselines against each other (e.g. after a nox upgrade run), graded like `check`: two recordings
+    of the same environment key must be bitwise identical, whatever the strictness."""
+    if old.key == new.key:
+        relation = Relation.SAME_ENVIRONMENT
+    elif old.key.same_machine_class(new.key):
+        relation = Relation.OLDER_VERSION
+    else:
+        relation = Relation.OTHER_MACHINE_CLASS
     return check_against(new.entries, old, relation, tolerance=tolerance)
 
 
