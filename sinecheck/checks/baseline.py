@@ -432,7 +432,7 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
         entries = {
             name: Entry(
                 TrainConfig.from_dict(e["config"]),
-                dict(e["digests"]),
+                _digests(e["digests"]),
                 Metrics.from_json(e["metrics"]),
                 bool(e["diverged"]),
                 model=models[e["model"]] if "model" in e else None,
@@ -441,7 +441,7 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
             )
             for name, e in data["entries"].items()
         }
-    except (KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # (AttributeError: a list where a mapping is)
         raise BaselineError(f"{path}: malformed baseline ({type(exc).__name__}: {exc}); {hint}") from None
     if with_arrays:
         npz_path = path.with_suffix(".npz")
@@ -457,6 +457,16 @@ def load_baseline(path: str | os.PathLike[str], *, with_arrays: bool = True) -> 
             ) from None
         _cross_check(path, npz_path, entries, hint)
     return Baseline(key, entries, data.get("fingerprint", {}), data.get("created", ""), path)
+
+
+def _digests(value: Any) -> dict[str, str]:
+    """An entry's digests as its JSON holds them: kind -> hex string; TypeError on anything else (a malformed file,
+    not a crash later when the digests are cross-checked or compared)."""
+    digests = dict(value)
+    for kind, digest in digests.items():
+        if not isinstance(digest, str):
+            raise TypeError(f"digest {kind!r} is not a string: {digest!r}")
+    return digests
 
 
 #: The digests a baseline's JSON records per entry, and the prefix of the arrays in its ``.npz`` they digest.
@@ -949,8 +959,14 @@ def check(
 
 
 def diff(old: Baseline, new: Baseline, *, tolerance: Tolerance | None = None) -> CheckResult:
-    """Two stored baselines against each other (e.g. after a nox upgrade run), graded like `check`."""
-    relation = Relation.OLDER_VERSION if old.key.same_machine_class(new.key) else Relation.OTHER_MACHINE_CLASS
+    """Two stored baselines against each other (e.g. after a nox upgrade run), graded like `check`: two recordings
+    of the same environment key must be bitwise identical, whatever the strictness."""
+    if old.key == new.key:
+        relation = Relation.SAME_ENVIRONMENT
+    elif old.key.same_machine_class(new.key):
+        relation = Relation.OLDER_VERSION
+    else:
+        relation = Relation.OTHER_MACHINE_CLASS
     return check_against(new.entries, old, relation, tolerance=tolerance)
 
 
