@@ -1,0 +1,190 @@
+"""TrainConfig's limits and messages, pinned at their boundaries (issue 16, mutation survivors): the range checks of
+optimizer and initializer parameters, the layer limits, the data interval, the exact error text (field, bad value,
+what is allowed), `describe` and `changed_fields`.  Expected values are written out, not recomputed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sinecheck.core.config import InitializerSpec, OptimizerSpec, TrainConfig, changed_fields
+from sinecheck.errors import ConfigError, ConfigTypeError
+
+FIELDS = (
+    "hidden_units, activation, kernel_initializer, bias_initializer, optimizer, loss, batch_size, epochs, shuffle, "
+    "seed, xla, n_points, x_min, x_max, noise_std, noise_seed, model, data, lr_scale"
+)
+
+
+def _raises(exc: type[Exception], message: str) -> pytest.RaisesContext[Exception]:
+    return pytest.raises(exc, match=f"^{re.escape(message)}$")
+
+
+# -- optimizer parameters in [0, 1) --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "key"), [("adam", "beta_1"), ("adam", "beta_2"), ("rmsprop", "rho")])
+@pytest.mark.parametrize("bad", [1.0, -0.1, 1.5])
+def test_decay_rates_outside_zero_one_are_refused(name: str, key: str, bad: float) -> None:
+    with _raises(ConfigError, f"{name}.{key}: invalid value {bad!r}; allowed: a number in [0, 1)"):
+        OptimizerSpec(name, None, ((key, bad),))
+
+
+@pytest.mark.parametrize(("name", "key"), [("adam", "beta_1"), ("adam", "beta_2"), ("rmsprop", "rho")])
+@pytest.mark.parametrize("good", [0.0, 0.5, 0.9999])
+def test_decay_rates_inside_zero_one_are_kept(name: str, key: str, good: float) -> None:
+    assert OptimizerSpec(name, None, ((key, good),)).kwargs()[key] == good
+
+
+def test_optimizer_text_and_kwargs() -> None:
+    spec = OptimizerSpec("adam", 0.01, (("epsilon", 1e-6), ("beta_1", 0.8)))
+    assert str(spec) == "adam(lr=0.01, beta_1=0.8, epsilon=1e-06)"
+    assert spec.kwargs() == {"learning_rate": 0.01, "beta_1": 0.8, "epsilon": 1e-6}
+    assert str(OptimizerSpec("sgd")) == "sgd(lr=0.01)"
+
+
+# -- layers and the data interval ----------------------------------------------------------------------------------
+
+
+def test_eight_hidden_layers_accepted_nine_refused() -> None:
+    assert TrainConfig(hidden_units=(2,) * 8).hidden_units == (2,) * 8
+    with _raises(ConfigError, f"hidden_units: invalid value {(2,) * 9!r}; allowed: 1 to 8 layer widths"):
+        TrainConfig(hidden_units=(2,) * 9)
+    with _raises(ConfigError, "hidden_units: invalid value (); allowed: 1 to 8 layer widths"):
+        TrainConfig(hidden_units=())
+
+
+def test_layer_width_limits() -> None:
+    assert TrainConfig(hidden_units=(1, 65536)).hidden_units == (1, 65536)
+    with _raises(ConfigError, "hidden_units[1]: invalid value 65537; allowed: an integer in [1, 65536]"):
+        TrainConfig(hidden_units=(4, 65537))
+    with _raises(ConfigError, "hidden_units[0]: invalid value 0; allowed: an integer in [1, 65536]"):
+        TrainConfig(hidden_units=(0,))
+
+
+def test_x_max_must_exceed_x_min() -> None:
+    with _raises(ConfigError, "x_max: invalid value 1.0; allowed: a number greater than x_min=1.0"):
+        TrainConfig(x_min=1.0, x_max=1.0)
+    with _raises(ConfigError, "x_max: invalid value 0.5; allowed: a number greater than x_min=1.0"):
+        TrainConfig(x_min=1.0, x_max=0.5)
+    cfg = TrainConfig(x_min=1, x_max=2)
+    assert (cfg.x_min, cfg.x_max) == (1.0, 2.0)
+    assert type(cfg.x_min) is float and type(cfg.x_max) is float
+
+
+# -- initializer parameters ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ((("minval", 0.5), ("maxval", 0.5)), "random_uniform.minval: invalid value 0.5; allowed: a number below "
+                                             "maxval=0.5"),
+        ((("minval", 0.6), ("maxval", 0.5)), "random_uniform.minval: invalid value 0.6; allowed: a number below "
+                                             "maxval=0.5"),
+        ((("minval", 0.05),), "random_uniform.minval: invalid value 0.05; allowed: a number below maxval=0.05"),
+        ((("maxval", -0.05),), "random_uniform.minval: invalid value -0.05; allowed: a number below maxval=-0.05"),
+    ],
+)  # fmt: skip
+def test_random_uniform_needs_minval_below_maxval(params: tuple[tuple[str, float], ...], message: str) -> None:
+    with _raises(ConfigError, message):
+        InitializerSpec("random_uniform", params)
+
+
+def test_random_uniform_just_below_is_fine() -> None:
+    spec = InitializerSpec("random_uniform", (("minval", 0.49), ("maxval", 0.5)))
+    assert spec.kwargs() == {"maxval": 0.5, "minval": 0.49}
+    assert InitializerSpec("random_uniform", (("maxval", -0.04),)).kwargs() == {"maxval": -0.04}
+
+
+@pytest.mark.parametrize("name", ["random_normal", "truncated_normal"])
+def test_stddev_must_be_positive(name: str) -> None:
+    with _raises(ConfigError, f"{name}.stddev: invalid value 0.0; allowed: a number > 0"):
+        InitializerSpec(name, (("stddev", 0),))
+    assert InitializerSpec(name, (("stddev", 1e-9),)).kwargs() == {"stddev": 1e-9}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Glorot", 'initializer: invalid value \'Glorot\'; allowed: NAME or NAME(key=value, ...), e.g. '
+                   '"truncated_normal(stddev=0.02)"'),
+        ("random_normal(stddev=abc)", "random_normal.stddev: invalid value 'abc'; allowed: a number, as key=value"),
+        ("random_normal(stddev)", "random_normal.stddev: invalid value 'stddev'; allowed: a number, as key=value"),
+        ("random_normal(stddev=1=2)", "random_normal.stddev: invalid value '1=2'; allowed: a number, as key=value"),
+    ],
+)  # fmt: skip
+def test_initializer_parse_messages(text: str, message: str) -> None:
+    with _raises(ConfigError, message):
+        InitializerSpec.parse(text)
+
+
+# -- from_dict / replace messages ----------------------------------------------------------------------------------
+
+
+def test_from_dict_messages() -> None:
+    with _raises(ConfigTypeError, "config: invalid value [('epochs', 3)]; allowed: a mapping of field name to value"):
+        TrainConfig.from_dict([("epochs", 3)])  # type: ignore[arg-type]
+    with _raises(ConfigError, "schema: invalid value 2; allowed: 1 (this sinecheck's config schema)"):
+        TrainConfig.from_dict({"schema": 2})
+    with _raises(ConfigError, f"epoch: invalid value 5; allowed: fields {FIELDS}"):
+        TrainConfig.from_dict({"epoch": 5})
+    with _raises(ConfigTypeError, "kernel_initializer.name: invalid value None; allowed: an initializer name"):
+        TrainConfig.from_dict({"kernel_initializer": {"params": {}}})
+
+
+def test_from_dict_keeps_optimizer_params() -> None:
+    cfg = TrainConfig.from_dict({"optimizer": {"name": "rmsprop", "learning_rate": 0.01, "params": {"rho": 0.5}}})
+    assert cfg.optimizer == OptimizerSpec("rmsprop", 0.01, (("rho", 0.5),))
+    assert TrainConfig.from_dict({"optimizer": {}}).optimizer == OptimizerSpec("adam")
+
+
+def test_replace_message_lists_the_fields() -> None:
+    with _raises(ConfigError, f"batchsize: invalid value 64; allowed: fields {FIELDS}"):
+        TrainConfig().replace(batchsize=64)
+
+
+def test_changed_fields() -> None:
+    base = TrainConfig()
+    assert changed_fields(base, base) == []
+    assert changed_fields(base, base.replace(seed=3, epochs=5, xla=True)) == ["epochs", "seed", "xla"]
+
+
+# -- describe ------------------------------------------------------------------------------------------------------
+
+
+def test_describe_builtin() -> None:
+    assert TrainConfig().describe() == (
+        "Dense(128,relu)→1 init=glorot_uniform adam(lr=0.001) batch=32 epochs=100 shuffle=True seed=0"
+    )
+    cfg = TrainConfig(
+        hidden_units=(16, 8),
+        activation="tanh",
+        kernel_initializer="truncated_normal(stddev=0.02)",
+        xla=True,
+        lr_scale=2.0,
+        seed=None,
+    )
+    assert cfg.describe() == (
+        "Dense(16-8,tanh)→1 init=truncated_normal(stddev=0.02) adam(lr=0.001) lr×2 xla batch=32 epochs=100 "
+        "shuffle=True seed=None"
+    )
+
+
+def test_describe_with_model_and_data() -> None:
+    plain = TrainConfig(model="m.py:build")
+    assert plain.describe() == "model m.py:build batch=32 epochs=100 shuffle=True seed=0"
+    full = TrainConfig(
+        model="m.py:build", data="d.py:load", optimizer=OptimizerSpec("sgd"), loss="mae", xla=True, lr_scale=0.5
+    )
+    assert full.describe() == (
+        "model m.py:build data d.py:load sgd(lr=0.01) lr×0.5 loss=mae xla batch=32 epochs=100 shuffle=True seed=0"
+    )
+
+
+def test_describe_with_data_only() -> None:
+    cfg = TrainConfig(data="d.py:load")
+    assert cfg.describe() == (
+        "Dense presets' model data d.py:load adam(lr=0.001) loss=mse batch=32 epochs=100 shuffle=True seed=0"
+    )
