@@ -188,3 +188,20 @@ def test_describe_with_data_only() -> None:
     assert cfg.describe() == (
         "Dense presets' model data d.py:load adam(lr=0.001) loss=mse batch=32 epochs=100 shuffle=True seed=0"
     )
+
+
+def test_spec_name_messages() -> None:
+    with _raises(ConfigTypeError, "optimizer: invalid value 3; allowed: an optimizer name (got int)"):
+        OptimizerSpec(3)  # type: ignore[arg-type]
+    with _raises(ConfigError, "optimizer: invalid value 'adamw'; allowed: adam, sgd, rmsprop, adagrad"):
+        OptimizerSpec("adamw")
+    with _raises(ConfigTypeError, "initializer: invalid value 3; allowed: an initializer name (got int)"):
+        InitializerSpec(3)  # type: ignore[arg-type]
+    known = (
+        "glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, orthogonal, "
+        "random_normal, truncated_normal, random_uniform, constant, zeros, ones"
+    )
+    with _raises(ConfigError, f"initializer: invalid value 'xavier'; allowed: {known}"):
+        InitializerSpec("xavier")
+    with _raises(ConfigError, f"kernel_initializer: invalid value 'xavier'; allowed: {known}"):
+        TrainConfig(kernel_initializer="xavier")
