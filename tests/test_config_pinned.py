@@ -205,3 +205,228 @@ def test_spec_name_messages() -> None:
         InitializerSpec("xavier")
     with _raises(ConfigError, f"kernel_initializer: invalid value 'xavier'; allowed: {known}"):
         TrainConfig(kernel_initializer="xavier")
+
+
+# -- every field's message, word for word (the field, the bad value, what is allowed) ------------------------------
+
+MESSAGES = [
+    (
+        "hidden_units",
+        32,
+        ConfigTypeError,
+        "hidden_units: invalid value 32; allowed: a tuple of positive integers (got int)",
+    ),
+    (
+        "hidden_units",
+        (4, 2.0),
+        ConfigTypeError,
+        "hidden_units[1]: invalid value 2.0; allowed: an integer in [1, 65536] (got float)",
+    ),
+    (
+        "hidden_units",
+        (True,),
+        ConfigTypeError,
+        "hidden_units[0]: invalid value True; allowed: an integer in [1, 65536]",
+    ),
+    (
+        "activation",
+        3,
+        ConfigTypeError,
+        "activation: invalid value 3; allowed: an activation name (got int)",
+    ),
+    (
+        "activation",
+        "softmaxx",
+        ConfigError,
+        "activation: invalid value 'softmaxx'; allowed: relu, tanh, sigmoid, elu, selu, gelu, softplus, swish, "
+        "leaky_relu, linear",
+    ),
+    (
+        "kernel_initializer",
+        0.02,
+        ConfigTypeError,
+        "kernel_initializer: invalid value 0.02; allowed: an InitializerSpec or an initializer name (got float)",
+    ),
+    (
+        "kernel_initializer",
+        "random_normal(stddev=abc)",
+        ConfigError,
+        "kernel_initializer.random_normal.stddev: invalid value 'abc'; allowed: a number, as key=value",
+    ),
+    (
+        "bias_initializer",
+        "Zeros",
+        ConfigError,
+        "bias_initializer: invalid value 'Zeros'; allowed: NAME or NAME(key=value, ...), e.g. "
+        '"truncated_normal(stddev=0.02)"',
+    ),
+    (
+        "optimizer",
+        "adam",
+        ConfigTypeError,
+        "optimizer: invalid value 'adam'; allowed: an OptimizerSpec (got str)",
+    ),
+    (
+        "loss",
+        1,
+        ConfigTypeError,
+        "loss: invalid value 1; allowed: a loss name (got int)",
+    ),
+    (
+        "loss",
+        "l2",
+        ConfigError,
+        "loss: invalid value 'l2'; allowed: mse, mae, huber, log_cosh",
+    ),
+    (
+        "batch_size",
+        0,
+        ConfigError,
+        "batch_size: invalid value 0; allowed: an integer >= 1",
+    ),
+    (
+        "batch_size",
+        True,
+        ConfigTypeError,
+        "batch_size: invalid value True; allowed: an integer >= 1",
+    ),
+    (
+        "batch_size",
+        "32",
+        ConfigTypeError,
+        "batch_size: invalid value '32'; allowed: an integer >= 1 (got str)",
+    ),
+    (
+        "epochs",
+        100_001,
+        ConfigError,
+        "epochs: invalid value 100001; allowed: an integer in [1, 100000]",
+    ),
+    (
+        "shuffle",
+        1,
+        ConfigTypeError,
+        "shuffle: invalid value 1; allowed: true or false (got int)",
+    ),
+    (
+        "seed",
+        2**32,
+        ConfigError,
+        "seed: invalid value 4294967296; allowed: an integer in [0, 4294967295]",
+    ),
+    (
+        "xla",
+        None,
+        ConfigTypeError,
+        "xla: invalid value None; allowed: true or false (got NoneType)",
+    ),
+    (
+        "n_points",
+        1,
+        ConfigError,
+        "n_points: invalid value 1; allowed: an integer in [2, 10000000]",
+    ),
+    (
+        "x_min",
+        float("nan"),
+        ConfigError,
+        "x_min: invalid value nan; allowed: a finite number",
+    ),
+    (
+        "x_min",
+        "0",
+        ConfigTypeError,
+        "x_min: invalid value '0'; allowed: a finite number (got str)",
+    ),
+    (
+        "x_max",
+        float("inf"),
+        ConfigError,
+        "x_max: invalid value inf; allowed: a finite number",
+    ),
+    (
+        "noise_std",
+        -0.1,
+        ConfigError,
+        "noise_std: invalid value -0.1; allowed: a finite number >= 0",
+    ),
+    (
+        "noise_seed",
+        -5,
+        ConfigError,
+        "noise_seed: invalid value -5; allowed: an integer in [0, 4294967295]",
+    ),
+    (
+        "model",
+        "models.py",
+        ConfigError,
+        "model: invalid value 'models.py'; allowed: MODULE:CALLABLE or path/to/file.py:CALLABLE",
+    ),
+    (
+        "data",
+        3,
+        ConfigTypeError,
+        "data: invalid value 3; allowed: MODULE:CALLABLE or path/to/file.py:CALLABLE (got int)",
+    ),
+    (
+        "lr_scale",
+        0.0,
+        ConfigError,
+        "lr_scale: invalid value 0.0; allowed: a finite number > 0",
+    ),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "exc", "message"), MESSAGES, ids=[f"{m[0]}={m[1]!r}" for m in MESSAGES])
+def test_every_field_message_word_for_word(field: str, value: object, exc: type[Exception], message: str) -> None:
+    with _raises(exc, message) as info:
+        TrainConfig(**{field: value})
+    assert isinstance(info.value, exc) and (exc is ConfigError) == (not isinstance(info.value, TypeError))
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "exc", "message"),
+    [
+        ("adam", 3, ConfigTypeError, "adam: invalid value 3; allowed: a mapping of parameter name to value"),
+        ("adam", [1, 2], ConfigTypeError, "adam: invalid value [1, 2]; allowed: a mapping of parameter name to value"),
+        ("adam", (("foo", 1.0),), ConfigError, "adam.foo: invalid value 1.0; allowed: parameters amsgrad, beta_1, "
+                                               "beta_2, epsilon"),
+        ("adam", (("amsgrad", 1),), ConfigTypeError, "adam.amsgrad: invalid value 1; allowed: true or false (got int)"),
+        ("sgd", (("momentum", "0.9"),), ConfigTypeError, "sgd.momentum: invalid value '0.9'; allowed: a finite "
+                                                         "number (got str)"),
+    ],
+)  # fmt: skip
+def test_optimizer_param_messages(name: str, params: object, exc: type[Exception], message: str) -> None:
+    with _raises(exc, message):
+        OptimizerSpec(name, None, params)  # type: ignore[arg-type]
+
+
+def test_initializer_without_parameters_message() -> None:
+    with _raises(ConfigError, "glorot_uniform.stddev: invalid value 0.1; allowed: no parameters"):
+        InitializerSpec("glorot_uniform", (("stddev", 0.1),))
+
+
+def test_learning_rate_message_and_type() -> None:
+    with _raises(ConfigError, "learning_rate: invalid value 0.0; allowed: a finite number > 0"):
+        OptimizerSpec("adam", 0.0)
+    spec = OptimizerSpec("sgd", 1)
+    assert spec.learning_rate == 1.0 and type(spec.learning_rate) is float
+
+
+def test_params_are_normalised_to_sorted_pairs() -> None:
+    from_dict = OptimizerSpec("adam", None, {"epsilon": 1e-6, "beta_1": 0.8})  # type: ignore[arg-type]
+    from_list = OptimizerSpec("adam", None, [("epsilon", 1e-6), ("beta_1", 0.8)])  # type: ignore[arg-type]
+    assert from_dict.params == from_list.params == (("beta_1", 0.8), ("epsilon", 1e-6))
+    assert from_dict == from_list and hash(from_dict) == hash(from_list)
+    ints = InitializerSpec("constant", {"value": 1})  # type: ignore[arg-type]
+    assert ints.params == (("value", 1.0),) and type(ints.params[0][1]) is float
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"), [({"x_min": 0}, "x_min"), ({"x_max": 10}, "x_max"), ({"noise_std": 0}, "noise_std"),
+                           ({"lr_scale": 1}, "lr_scale")],
+)  # fmt: skip
+def test_int_and_float_spellings_are_one_config(changes: dict[str, int], field: str) -> None:
+    cfg = TrainConfig(**changes)  # type: ignore[arg-type]
+    assert type(getattr(cfg, field)) is float
+    assert cfg == TrainConfig() and cfg.config_id == TrainConfig().config_id
