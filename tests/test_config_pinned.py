@@ -37,6 +37,18 @@ def test_decay_rates_inside_zero_one_are_kept(name: str, key: str, good: float) 
     assert OptimizerSpec(name, None, ((key, good),)).kwargs()[key] == good
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_sgd_momentum_outside_zero_one_is_refused(bad: float) -> None:
+    with _raises(ConfigError, f"sgd.momentum: invalid value {bad!r}; allowed: a number in [0, 1]"):
+        OptimizerSpec("sgd", None, (("momentum", bad),))
+
+
+@pytest.mark.parametrize("good", [0.0, 1.0])
+def test_sgd_momentum_bounds_are_kept(good: float) -> None:
+    assert OptimizerSpec("sgd", None, (("momentum", good),)).kwargs()["momentum"] == good
+    assert OptimizerSpec("rmsprop", None, (("momentum", 1.5),)).kwargs()["momentum"] == 1.5  # Keras allows it there
+
+
 def test_optimizer_text_and_kwargs() -> None:
     spec = OptimizerSpec("adam", 0.01, (("epsilon", 1e-6), ("beta_1", 0.8)))
     assert str(spec) == "adam(lr=0.01, beta_1=0.8, epsilon=1e-06)"

@@ -186,6 +186,9 @@ class OptimizerSpec:
         for key in ("beta_1", "beta_2", "rho"):
             if key in kwargs and not 0 <= kwargs[key] < 1:
                 _fail(f"{self.name}.{key}", kwargs[key], "a number in [0, 1)")
+        # Keras's SGD refuses momentum outside [0, 1] only when the optimizer is built, deep in a training run
+        if self.name == "sgd" and "momentum" in kwargs and not 0 <= kwargs["momentum"] <= 1:
+            _fail("sgd.momentum", kwargs["momentum"], "a number in [0, 1]")
 
     @property
     def rate(self) -> float:
