@@ -276,7 +276,7 @@ def test_mismatched_percentage_text(mismatched: int, size: int, shown: str) -> N
 
 @pytest.mark.parametrize(
     ("delta", "shown"),
-    [(0.123456, "0.123"), (0.000123456, "0.00012"), (123456.0, "1.2e+05"), (2.5, "2.5")],
+    [(0.123456, "0.123"), (0.000123456, "0.00012"), (123456.0, "1.2e+05"), (2.5, "2.5"), (1.0, "1")],
 )
 def test_float_formatting_in_the_report(delta: float, shown: str) -> None:
     line = compare(np.array([0.0]), np.array([delta])).report().splitlines()[2]
