@@ -144,6 +144,8 @@ def test_from_dict_messages() -> None:
         TrainConfig.from_dict({"epoch": 5})
     with _raises(ConfigTypeError, "kernel_initializer.name: invalid value None; allowed: an initializer name"):
         TrainConfig.from_dict({"kernel_initializer": {"params": {}}})
+    with _raises(ConfigTypeError, "bias_initializer.name: invalid value 3; allowed: an initializer name"):
+        TrainConfig.from_dict({"bias_initializer": {"name": 3}})
 
 
 def test_from_dict_keeps_optimizer_params() -> None:
