@@ -10,6 +10,20 @@ Each environment is ``tf=VERSION,keras=VERSION`` (add ``tf_keras=VERSION,legacy=
 material), ``SINECHECK_SHORT=1`` (only the 5-epoch runs: a quick look).  Venvs live in ``.nox/sinecheck-envs/``
 and are reused when their package list is unchanged; this project is installed into each with ``--no-deps``
 (its own requirement says TensorFlow >= 2.16, which the TF 2.15 / Keras 2 environment must not get).
+
+Mutation testing (mutmut 3.8.1, configured in ``[tool.mutmut]`` of pyproject.toml):
+
+    nox -s mutation                                   # compare.py, config.py and baseline.py
+    nox -s mutation -- sinecheck/core/compare.py      # one file (or several), e.g. while writing tests
+
+mutmut copies the project into ``mutants/`` (git-ignored; removed first, so every run starts fresh) and runs the
+fast unit tests selected in ``[tool.mutmut]`` against every mutant, one at a time (``SINECHECK_MUTMUT_CHILDREN``,
+default 1: the machine is shared).  The session prints, per file: mutants, killed (timeouts count as killed),
+survived ("no tests" counts as survived), equivalent and the score killed / (mutants - equivalent), then lists the
+surviving ids (``mutmut show ID`` prints one).  Equivalent mutants — no observable behaviour change — are listed in
+``tests/mutation/equivalent*.txt``, one per line: the mutant id, whitespace, a one-line reason.  The session fails
+if a file scores below 90 %, if a listed id no longer exists (ids shift when a function changes: re-check the
+list) or if a listed mutant was killed (then it was not equivalent).
 """
 
 from __future__ import annotations
@@ -18,7 +32,9 @@ import itertools
 import json
 import os
 import re
+import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import nox
@@ -154,3 +170,134 @@ def envs(session: nox.Session) -> None:
     for spec in session.posargs:
         env = _venv(session, _parse(spec))
         session.log(f"{spec}: {_slug(session, env)}")
+
+
+# -- mutation testing ------------------------------------------------------------------------------------------------
+
+#: The files `nox -s mutation` mutates (and pyproject's [tool.mutmut] only_mutate lists), and the score each must reach.
+MUTATED = ("sinecheck/core/compare.py", "sinecheck/core/config.py", "sinecheck/checks/baseline.py")
+MIN_SCORE = 90.0
+MUTANTS = ROOT / "mutants"
+EQUIVALENT_GLOB = "tests/mutation/equivalent*.txt"
+#: mutmut 3.8.1 exit codes (mutmut.stats.status_by_exit_code): killed, timed out (SIGXCPU / SIGKILL), survived,
+#: no covering test.  Anything else (not checked, suspicious, skipped) means the run is incomplete.
+KILLED_CODES = {1, 3}
+TIMEOUT_CODES = {36, -24, 24, 152, 255, -9, -11}
+SURVIVED_CODES = {0}
+NO_TESTS_CODES = {5, 33}
+
+
+@dataclass(frozen=True)
+class MutationScore:
+    """One file's mutation result: ``score = killed / (mutants - equivalent)`` in percent."""
+
+    path: str
+    mutants: int
+    killed: int
+    survived: int
+    equivalent: int
+
+    @property
+    def score(self) -> float:
+        """Killed share of the non-equivalent mutants, in percent (100 when every mutant is equivalent)."""
+        scored = self.mutants - self.equivalent
+        return 100.0 * self.killed / scored if scored else 100.0
+
+
+def _module_of(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def _mutation_targets(args: list[str]) -> list[str]:
+    """The files to mutate: all of MUTATED, or the ones named on the command line (path or dotted module)."""
+    if not args:
+        return list(MUTATED)
+    by_name = {p: p for p in MUTATED} | {_module_of(p): p for p in MUTATED} | {Path(p).name: p for p in MUTATED}
+    unknown = [a for a in args if a not in by_name]
+    if unknown:
+        raise SystemExit(f"nox -s mutation: unknown file(s) {', '.join(unknown)}; choose from {', '.join(MUTATED)}")
+    return [by_name[a] for a in args]
+
+
+def read_equivalents(paths: list[Path]) -> dict[str, str]:
+    """Mutant id -> reason from the equivalent-mutant lists (blank lines and ``#`` comments skipped)."""
+    out: dict[str, str] = {}
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            mutant, _, reason = text.partition(" ")
+            if not reason.strip():
+                raise SystemExit(f"{path}:{number}: {mutant} has no reason (format: MUTANT_ID  one-line reason)")
+            if mutant in out:
+                raise SystemExit(f"{path}:{number}: {mutant} is listed twice")
+            out[mutant] = reason.strip()
+    return out
+
+
+def score_file(path: str, exit_codes: dict[str, int | None], equivalent: set[str]) -> tuple[MutationScore, list[str]]:
+    """Score one file from mutmut's exit code per mutant id; also return the non-equivalent survivors."""
+    killed, survivors, unchecked = 0, [], []
+    for mutant, code in exit_codes.items():
+        if mutant in equivalent:
+            continue
+        if code in KILLED_CODES or code in TIMEOUT_CODES:
+            killed += 1
+        elif code in SURVIVED_CODES or code in NO_TESTS_CODES:
+            survivors.append(mutant)
+        else:
+            unchecked.append(f"{mutant} (exit code {code})")
+    if unchecked:
+        raise SystemExit(f"{path}: {len(unchecked)} mutants were not run to a verdict: {', '.join(unchecked[:5])}")
+    listed = len(equivalent & set(exit_codes))
+    return MutationScore(path, len(exit_codes), killed, len(survivors), listed), sorted(survivors)
+
+
+def _score_table(scores: list[MutationScore]) -> str:
+    rows = [("file", "mutants", "killed", "survived", "equivalent", "score")]
+    rows += [(s.path, str(s.mutants), str(s.killed), str(s.survived), str(s.equivalent), f"{s.score:.1f} %")
+             for s in scores]  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    )
+
+
+@nox.session(python=False)
+def mutation(session: nox.Session) -> None:
+    """Mutation score per file (mutmut 3.8.1): `nox -s mutation [-- FILE ...]`; fails below 90 % (see top)."""
+    files = _mutation_targets(session.posargs)
+    equivalents = read_equivalents(sorted(ROOT.glob(EQUIVALENT_GLOB)))
+    if MUTANTS.exists():
+        shutil.rmtree(MUTANTS)
+    children = os.environ.get("SINECHECK_MUTMUT_CHILDREN", "1")
+    # Naming the mutants (a glob per module) makes mutmut run exactly those, every time.
+    globs = [f"{_module_of(p)}.*" for p in files]
+    session.run("mutmut", "run", "--max-children", children, *globs, external=True)
+    scores, failures = [], []
+    for path in files:
+        meta = MUTANTS / f"{path}.meta"
+        if not meta.exists():
+            session.error(f"mutmut wrote no results for {path} ({meta} is missing)")
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        module = _module_of(path) + "."
+        listed = {m for m in equivalents if m.startswith(module)}
+        gone = sorted(listed - set(codes))
+        if gone:
+            failures.append(f"{path}: listed as equivalent but no such mutant: {', '.join(gone)}")
+        killed = sorted(m for m in listed & set(codes) if codes[m] in KILLED_CODES)
+        if killed:
+            failures.append(
+                f"{path}: listed as equivalent but killed by a test (so not equivalent): {', '.join(killed)}"
+            )
+        score, survivors = score_file(path, codes, listed)
+        scores.append(score)
+        if survivors:
+            session.log(f"{path}: {len(survivors)} survivors (`mutmut show ID`):\n  " + "\n  ".join(survivors))
+        if score.score < MIN_SCORE:
+            failures.append(f"{path}: mutation score {score.score:.1f} % < {MIN_SCORE:.0f} %")
+    print(_score_table(scores))
+    if failures:
+        session.error("; ".join(failures))

@@ -133,8 +133,12 @@ class InitializerSpec:
         kwargs = self.kwargs()
         if "stddev" in kwargs and kwargs["stddev"] <= 0:
             _fail(f"{self.name}.stddev", kwargs["stddev"], "a number > 0")
-        if self.name == "random_uniform" and kwargs.get("minval", -0.05) >= kwargs.get("maxval", 0.05):
-            _fail(f"{self.name}.minval", kwargs.get("minval"), "a number below maxval")
+        if self.name == "random_uniform":
+            # the defaults count: maxval=-0.1 alone leaves minval at its default -0.05, above it
+            low = kwargs.get("minval", INITIALIZERS["random_uniform"]["minval"])
+            high = kwargs.get("maxval", INITIALIZERS["random_uniform"]["maxval"])
+            if low >= high:
+                _fail(f"{self.name}.minval", low, f"a number below maxval={high:g}")
 
     def kwargs(self) -> dict[str, float]:
         """The explicitly set parameters, as keyword arguments for the Keras initializer."""
@@ -182,6 +186,9 @@ class OptimizerSpec:
         for key in ("beta_1", "beta_2", "rho"):
             if key in kwargs and not 0 <= kwargs[key] < 1:
                 _fail(f"{self.name}.{key}", kwargs[key], "a number in [0, 1)")
+        # Keras's SGD refuses momentum outside [0, 1] only when the optimizer is built, deep in a training run
+        if self.name == "sgd" and "momentum" in kwargs and not 0 <= kwargs["momentum"] <= 1:
+            _fail("sgd.momentum", kwargs["momentum"], "a number in [0, 1]")
 
     @property
     def rate(self) -> float:
