@@ -15,16 +15,26 @@ from typing import Any
 import numpy as np
 
 from sinecheck._io import atomic_write
+from sinecheck.core.presets import get_preset
 from sinecheck.core.result import MetricName
 from sinecheck.study.claims import (
+    LOOKS,
     Claim,
+    SeedRuns,
+    baseline_spread,
+    claim_article_batch_loop,
+    claim_consistency,
+    claim_implementation_factors,
     claim_initializer_and_batch_matter,
     claim_larger_batches_accurate_gradient,
     claim_lr_with_small_stddev_fits_better,
+    claim_one_ulp,
     claim_reused_permutation,
-    claim_seeding_consistency,
+    claim_seeding_reproduces,
     claim_smaller_batches_fit_better,
     claim_stddev_drastic,
+    fresh_process_runs,
+    judge_family,
     render_claims,
 )
 from sinecheck.study.explain import Explanation, explain, render_explanation
@@ -45,6 +55,8 @@ from sinecheck.study.grid import (
 from sinecheck.study.runner import ExecutorScope, StudyResult, run_study
 from sinecheck.study.stats import Summary, summarize, variance_decomposition
 
+#: The recorded golden baselines (one JSON per TF/Keras environment), read by the implementation-factors claim.
+BASELINES_DIR = Path(__file__).resolve().parents[2] / "tests" / "baselines"
 #: The metrics summarised per cell in the analysis JSON.
 _CELL_METRICS = (MetricName.MSE_TEST, MetricName.MAX_ERR_TEST, MetricName.FINAL_LOSS)
 #: (stage label, done, total, elapsed s, ETA s or None)
@@ -166,33 +178,72 @@ def judge_claims(
     explanation: Explanation | None,
     *,
     progress: Progress | None = None,
+    looks: Sequence[int] = LOOKS,
+    processes: bool = True,
 ) -> list[Claim]:
-    """Every claim that the available results (plus a few dedicated runs) can judge."""
+    """Every claim that the available results (plus dedicated, sequentially added seeds) can judge, then Holm
+    over the family.  `processes=False` skips the fresh-process runs (seeding-reproduces, oneDNN off)."""
     engine, base = plan.grid.engine, plan.grid.base
+    epochs = base.epochs
     names = [a.name for a in plan.grid.axes]
     t0 = time.perf_counter()
+    runs = SeedRuns(engine)
 
     def tick(label: str) -> None:
         if progress is not None:
-            progress(f"claims: {label}", 0, 0, time.perf_counter() - t0, None)
+            progress(f"claims: {label}", runs.trained, 0, time.perf_counter() - t0, None)
+
+    implicit, explicit = base_config("keras-default", epochs), base_config("tf-explicit", epochs)
+    if explanation is not None and explanation.engine == engine:
+        full = "+".join(f.name for f in explanation.factors)
+        for i, seed in enumerate(explanation.seeds):  # the explanation trained both ends already
+            runs.know(explanation.a.replace(seed=seed), float(explanation.mse[explanation.a_name][i]))
+            runs.know(explanation.b.replace(seed=seed), float(explanation.mse[full][i]))
+    stddev = [s for s in sweeps if s.spec.axes[0].name == "stddev"]
+    is_grid = names == ["initializer", "batch_size"]
+    family = 7 + len(stddev[:1]) + 2 * is_grid  # the statistical claims judged below
+    kw: dict[str, Any] = {"looks": looks, "family": family, "progress": tick}
 
     out: list[Claim] = []
-    tick("seeding")
-    out.append(claim_seeding_consistency(base, runs=4, engine=engine))
-    if names == ["initializer", "batch_size"]:
+    pending = None
+    if processes:
+        from concurrent.futures import ThreadPoolExecutor
+
+        tick("fresh processes (fit)")
+        pool = ThreadPoolExecutor(1)
+        pending = pool.submit(fresh_process_runs, base)  # workers run beside the in-process claims
+    out.append(claim_consistency(runs, implicit, explicit, **kw))
+    out.append(claim_lr_with_small_stddev_fits_better(runs, implicit, explicit, explanation=explanation, **kw))
+    if is_grid:
         out.append(claim_initializer_and_batch_matter(grid))
-    if explanation is not None:
-        out.append(claim_lr_with_small_stddev_fits_better(explanation))
-    for sweep in sweeps:
-        if sweep.spec.axes[0].name == "stddev":
-            out.append(claim_stddev_drastic(sweep))
-    if names == ["initializer", "batch_size"]:
-        out.append(claim_smaller_batches_fit_better(grid))
-        tick("gradient accuracy")
-        out.append(claim_larger_batches_accurate_gradient(grid, base))
-    tick("permutation")
-    out.append(claim_reused_permutation(base, seeds=plan.grid.seeds, engine=engine))
-    return out
+        out.append(claim_smaller_batches_fit_better(grid, family=family))
+    if stddev:
+        out.append(claim_stddev_drastic(stddev[0], runs=runs, **kw))
+    out.append(claim_larger_batches_accurate_gradient(base, **kw))
+    loop = get_preset("batch-sweep").with_overrides(epochs=epochs).configs
+    out.append(claim_article_batch_loop(runs, loop, **kw))
+    out.append(claim_one_ulp(runs, base, **kw))
+    fresh: dict[str, Any] = {}
+    if pending is not None:
+        tick("waiting for the fresh processes")
+        fresh = pending.result()
+        pool.shutdown()
+    on, off = fresh.get("default-1", {}), fresh.get("onednn-off", {})
+    onednn = (
+        {"onednn_off_mse_delta": off["mse"] - on["mse"], "bitwise_equal": off["digest"] == on["digest"]}
+        if "mse" in on and "mse" in off
+        else {}
+    )
+    out.append(
+        claim_implementation_factors(
+            runs, base, processes=onednn, baselines=baseline_spread(BASELINES_DIR, epochs=epochs), **kw
+        )
+    )
+    out.append(claim_reused_permutation(runs, base, **kw))
+    if processes:
+        out.insert(1, claim_seeding_reproduces(fresh, in_process=runs.result(base)))
+    tick(f"done ({runs.trained} trainings)")
+    return judge_family(out)
 
 
 # -- rendering -----------------------------------------------------------------------------------------------
@@ -270,7 +321,7 @@ def render_analysis(analysis: Analysis, *, figures: dict[str, str], heading: str
         )
         + ". "
         f"Base: {g.base.describe()}; seeds {list(g.seeds)} in every cell (paired). Intervals are 95 % "
-        "bootstrap intervals of the mean over seeds (scipy.stats.bootstrap, percentile). 'Dead ReLU' = hidden "
+        "BCa bootstrap intervals of the mean over seeds. 'Dead ReLU' = hidden "
         "units never active on the training inputs: with x ≥ 0 and zero biases, every unit with a negative "
         "input weight starts dead.",
         "",
