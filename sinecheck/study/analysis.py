@@ -18,6 +18,7 @@ from sinecheck._io import atomic_write
 from sinecheck.core.presets import get_preset
 from sinecheck.core.result import MetricName
 from sinecheck.study.claims import (
+    DEFAULT_CAP,
     LOOKS,
     Claim,
     SeedRuns,
@@ -35,6 +36,7 @@ from sinecheck.study.claims import (
     claim_stddev_drastic,
     fresh_process_runs,
     judge_family,
+    looks_up_to,
     render_claims,
 )
 from sinecheck.study.explain import Explanation, explain, render_explanation
@@ -71,6 +73,7 @@ class StudyPlan:
     sweeps: list[StudySpec] = field(default_factory=list)
     explain_pair: tuple[str, str] | None = ("keras-default", "tf-explicit")
     claims: bool = True
+    claims_cap: int = DEFAULT_CAP  # seeds a sequential claim may grow to (the last planned look)
 
 
 def default_plan(
@@ -167,7 +170,7 @@ def run_analysis(
         runs += 2 ** len(explanation.factors) * len(explanation.seeds)
     claims: list[Claim] = []
     if plan.claims:
-        claims = judge_claims(plan, grid, sweeps, explanation, progress=progress)
+        claims = judge_claims(plan, grid, sweeps, explanation, progress=progress, looks=looks_up_to(plan.claims_cap))
     return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
 
 
@@ -219,7 +222,7 @@ def judge_claims(
         out.append(claim_smaller_batches_fit_better(grid, family=family))
     if stddev:
         out.append(claim_stddev_drastic(stddev[0], runs=runs, **kw))
-    out.append(claim_larger_batches_accurate_gradient(base, **kw))
+    out.append(claim_larger_batches_accurate_gradient(base, runs=runs, **kw))
     loop = get_preset("batch-sweep").with_overrides(epochs=epochs).configs
     out.append(claim_article_batch_loop(runs, loop, **kw))
     out.append(claim_one_ulp(runs, base, **kw))
