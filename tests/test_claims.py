@@ -484,3 +484,36 @@ def test_render_claims_says_what_was_decided() -> None:
     as_json = judged[1].to_dict()
     assert {"source", "method", "interval", "seeds", "cap", "stopped", "verdict"} <= set(as_json)
     assert as_json["stopped"] == "cap" and as_json["cap"] == 200
+
+
+def test_seed_runs_prefetch_trains_each_missing_run_once_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`prefetch` sends only unknown (config, engine) pairs, split over the workers, and records their MSEs."""
+    from concurrent.futures import Future
+
+    sent: list[tuple[list[int], str]] = []
+
+    def fake_cell(configs: list[dict], engine: str) -> list:
+        sent.append(([cfg["seed"] for cfg in configs], engine))
+        return [
+            ({"diverged": cfg["seed"] == 3, "metrics": SimpleNamespace(mse_test=0.1 * cfg["seed"])}, None)
+            for cfg in configs
+        ]
+
+    class Inline:
+        def submit(self, fn: Any, *args: Any) -> Future:
+            f: Future = Future()
+            f.set_result(fn(*args))
+            return f
+
+    monkeypatch.setattr(c, "run_cell", fake_cell)
+    runs = c.SeedRuns("fused", executor=Inline(), workers=2)  # type: ignore[arg-type]
+    runs.know(IMPLICIT.replace(seed=0), 0.5)
+    wanted = [(IMPLICIT.replace(seed=s), None) for s in (0, 1, 2, 3, 4, 1)] + [(IMPLICIT.replace(seed=1), "fused-xla")]
+    runs.prefetch(wanted)
+    assert sent == [([1, 3], "fused"), ([2, 4], "fused"), ([1], "fused-xla")]
+    assert runs.trained == 5
+    assert runs.mse_test(IMPLICIT.replace(seed=2)) == pytest.approx(0.2)  # memoised: nothing trains here
+    assert math.isnan(runs.mse_test(IMPLICIT.replace(seed=3)))  # diverged
+    assert runs.mse_test(IMPLICIT.replace(seed=0)) == 0.5
+    runs.prefetch(wanted)
+    assert len(sent) == 3  # all known now

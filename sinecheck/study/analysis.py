@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,9 @@ def run_analysis(
         return lambda done, total, elapsed, eta: progress(label, done, total, elapsed, eta)
 
     pooled = workers > 1 or scheduler is not None
-    with ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor:  # one pool
+    with (
+        ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor
+    ):  # one pool, for the claims too
         grid = run_study(plan.grid, out / "runs" / "grid", executor=executor, progress=stage(plan.grid.name))
         runs = plan.grid.runs
         sweeps = []
@@ -150,27 +153,36 @@ def run_analysis(
                 run_study(spec, out / "runs" / spec.axes[0].name, executor=executor, progress=stage(spec.name))
             )
             runs += spec.runs
-    explanation = None
-    if plan.explain_pair:
-        a_name, b_name = plan.explain_pair
-        epochs = plan.grid.base.epochs
-        a, b = (base_config(n, epochs) for n in plan.explain_pair)
-        t0 = time.perf_counter()
-        explanation = explain(
-            a,
-            b,
-            seeds=plan.grid.seeds,
-            engine=plan.grid.engine,
-            a_name=a_name,
-            b_name=b_name,
-            progress=None
-            if progress is None
-            else (lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)),
-        )
-        runs += 2 ** len(explanation.factors) * len(explanation.seeds)
-    claims: list[Claim] = []
-    if plan.claims:
-        claims = judge_claims(plan, grid, sweeps, explanation, progress=progress, looks=looks_up_to(plan.claims_cap))
+        explanation = None
+        if plan.explain_pair:
+            a_name, b_name = plan.explain_pair
+            epochs = plan.grid.base.epochs
+            a, b = (base_config(n, epochs) for n in plan.explain_pair)
+            t0 = time.perf_counter()
+            explanation = explain(
+                a,
+                b,
+                seeds=plan.grid.seeds,
+                engine=plan.grid.engine,
+                a_name=a_name,
+                b_name=b_name,
+                progress=None
+                if progress is None
+                else (lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)),
+            )
+            runs += 2 ** len(explanation.factors) * len(explanation.seeds)
+        claims: list[Claim] = []
+        if plan.claims:
+            claims = judge_claims(
+                plan,
+                grid,
+                sweeps,
+                explanation,
+                progress=progress,
+                looks=looks_up_to(plan.claims_cap),
+                executor=executor,
+                workers=workers if scheduler is None else 2,
+            )
     return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
 
 
@@ -183,14 +195,17 @@ def judge_claims(
     progress: Progress | None = None,
     looks: Sequence[int] = LOOKS,
     processes: bool = True,
+    executor: Executor | None = None,
+    workers: int = 1,
 ) -> list[Claim]:
     """Every claim that the available results (plus dedicated, sequentially added seeds) can judge, then Holm
-    over the family.  `processes=False` skips the fresh-process runs (seeding-reproduces, oneDNN off)."""
+    over the family.  `processes=False` skips the fresh-process runs (seeding-reproduces, oneDNN off); an
+    `executor` (the study's pool, `workers` processes) trains the claims' plain runs in parallel."""
     engine, base = plan.grid.engine, plan.grid.base
     epochs = base.epochs
     names = [a.name for a in plan.grid.axes]
     t0 = time.perf_counter()
-    runs = SeedRuns(engine)
+    runs = SeedRuns(engine, executor=executor, workers=workers)
 
     def tick(label: str) -> None:
         if progress is not None:

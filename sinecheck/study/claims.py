@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
 from sinecheck.engines.numpy_engine import loss_and_gradients
 from sinecheck.engines.registry import train
 from sinecheck.study.explain import Explanation
-from sinecheck.study.runner import StudyResult, dead_relu_fraction
+from sinecheck.study.runner import StudyResult, dead_relu_fraction, run_cell
 from sinecheck.study.stats import Bootstrap, bca_bootstrap, blocked_main_effect, holm
 
 ALPHA = 0.05
@@ -260,13 +261,17 @@ def sequential(
     family: int = 10,
     known: Mapping[int, Row] | None = None,
     progress: Callable[[str], None] | None = None,
+    prefetch: Callable[[Sequence[int]], None] | None = None,
 ) -> tuple[Evidence, np.ndarray]:
     """Judge `test` on seeds 0, 1, ... : at each planned look (a number of seeds) measure the missing seeds
     (`measure(seed)` → one row; `known` rows are reused), evaluate, and stop once decided (see `decided`) or at
-    the cap.  Returns the evidence (seeds used, cap, how it stopped) and the rows."""
+    the cap.  `prefetch(seeds)` is called with each look's new seeds first (to train them in parallel).  Returns the
+    evidence (seeds used, cap, how it stopped) and the rows."""
     rows: dict[int, Row] = dict(known or {})
     evidence: Evidence | None = None
     for n in looks:
+        if prefetch is not None:
+            prefetch([seed for seed in range(n) if seed not in rows])
         for seed in range(n):
             if seed not in rows:
                 rows[seed] = measure(seed)
@@ -287,11 +292,37 @@ class SeedRuns:
     """Trainings shared by the claims, memoised by (config id, engine): a seed trained for one claim is reused by
     every other claim that needs it (the fused engine is bitwise equal to ``fit`` within one Keras version)."""
 
-    def __init__(self, engine: str = "fused") -> None:
+    def __init__(self, engine: str = "fused", *, executor: Executor | None = None, workers: int = 1) -> None:
         self.engine = engine
+        self.executor, self.workers = executor, workers
         self.runs: dict[tuple[str, str], RunResult] = {}
         self.mse: dict[tuple[str, str], float] = {}
         self.trained = 0
+
+    def prefetch(self, wanted: Sequence[tuple[TrainConfig, str | None]]) -> None:
+        """Train the (config, engine) pairs whose MSE is not known yet on the executor, `workers` chunks at once
+        (the study's process pool: its workers have TensorFlow loaded and the graphs traced).  In this process
+        when there is no executor: then `mse_test` trains them one by one as asked."""
+        if self.executor is None:
+            return
+        todo: dict[str, list[dict[str, Any]]] = {}
+        for config, engine in wanted:
+            name = engine or self.engine
+            if (config.config_id, name) not in self.mse and config.config_id not in {
+                c["_id"] for c in todo.get(name, [])
+            }:
+                todo.setdefault(name, []).append({**config.to_dict(), "_id": config.config_id})
+        futures = []
+        for name, configs in todo.items():
+            for k in range(self.workers):
+                chunk = configs[k :: self.workers]
+                if chunk:
+                    ids = [c.pop("_id") for c in chunk]
+                    futures.append((name, ids, self.executor.submit(run_cell, chunk, name)))
+        for name, ids, future in futures:
+            for config_id, (record, _) in zip(ids, future.result(), strict=True):
+                self.mse[(config_id, name)] = math.nan if record["diverged"] else float(record["metrics"].mse_test)
+                self.trained += 1
 
     def result(self, config: TrainConfig, engine: str | None = None) -> RunResult:
         key = (config.config_id, engine or self.engine)
@@ -380,6 +411,7 @@ def claim_consistency(
         looks=looks,
         family=family,
         progress=progress,
+        prefetch=lambda seeds: runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in (implicit, explicit)]),
     )
     iqr = bca_bootstrap(rows, lambda a: np.log(_iqr(a[..., 1]) / _iqr(a[..., 0])))
     iqr_low, iqr_high = iqr.ci(ev.confidence)
@@ -430,6 +462,7 @@ def claim_lr_with_small_stddev_fits_better(
         looks=looks,
         family=family,
         progress=progress,
+        prefetch=lambda seeds: runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in (implicit, explicit)]),
     )
     parts = (
         {a.factor: {"mean": a.mean, "ci": [a.ci_low, a.ci_high]} for a in explanation.mse_attribution}
@@ -535,7 +568,17 @@ def claim_stddev_drastic(
         return [runs.mse_test(c.config.replace(seed=seed)) for c in cells]
 
     used_looks = looks if runs is not None else (len(sweep.spec.seeds),)
-    ev, rows = sequential(test, measure, looks=used_looks, family=family, known=known, progress=progress)
+    ev, rows = sequential(
+        test,
+        measure,
+        looks=used_looks,
+        family=family,
+        known=known,
+        progress=progress,
+        prefetch=None
+        if runs is None
+        else lambda seeds: runs.prefetch([(c.config.replace(seed=s), None) for s in seeds for c in cells]),
+    )
     means = dict(zip(values, rows.mean(axis=0).tolist(), strict=True)) if len(rows) else {}
     return Claim(
         "stddev-drastic",
@@ -731,6 +774,7 @@ def claim_article_batch_loop(
         return [*loop, *fresh]
 
     # the loop's own ranking fixes the orientation: measured on the first look's seeds, then kept
+    runs.prefetch([(c.replace(seed=s), None) for s in range(looks[0]) for c in configs])
     first = [measure(s) for s in range(looks[0])]
     loop_gap = float(np.nanmean([r[k - 1] - r[0] for r in first]))
     orientation.append(1.0 if loop_gap > 0 else -1.0)
@@ -740,7 +784,15 @@ def claim_article_batch_loop(
         Direction.GREATER,
         margin=(-MSE_MARGIN, MSE_MARGIN),
     )
-    ev, rows = sequential(test, measure, looks=looks, family=family, known=dict(enumerate(first)), progress=progress)
+    ev, rows = sequential(
+        test,
+        measure,
+        looks=looks,
+        family=family,
+        known=dict(enumerate(first)),
+        progress=progress,
+        prefetch=lambda seeds: runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in configs]),
+    )
     loop_means = dict(zip(map(str, sizes), np.nanmean(rows[:, :k], axis=0).tolist(), strict=True))
     fresh_means = dict(zip(map(str, sizes), np.nanmean(rows[:, k:], axis=0).tolist(), strict=True))
     better = sizes[-1] if loop_gap < 0 else sizes[0]
@@ -914,7 +966,16 @@ def claim_implementation_factors(
         margin=(-math.log(1.25), math.log(1.25)),
         shown=math.exp,
     )
-    ev, rows = sequential(test, measure, looks=looks, family=family, progress=progress)
+    ev, rows = sequential(
+        test,
+        measure,
+        looks=looks,
+        family=family,
+        progress=progress,
+        prefetch=lambda seeds: runs.prefetch(
+            [(config.replace(seed=s), e) for s in seeds for e in (runs.engine, other_engine)]
+        ),
+    )
     differ = int(np.sum(rows[:, 0] != rows[:, 1])) if len(rows) else 0
     numbers: dict[str, Any] = {
         "ratio": math.exp(ev.estimate),
