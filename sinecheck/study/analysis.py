@@ -22,6 +22,7 @@ from sinecheck.study.claims import (
     DEFAULT_CAP,
     LOOKS,
     Claim,
+    ClaimVerdict,
     SeedRuns,
     baseline_spread,
     claim_article_batch_loop,
@@ -217,6 +218,11 @@ def judge_claims(
         for i, seed in enumerate(explanation.seeds):  # the explanation trained both ends already
             runs.know(explanation.a.replace(seed=seed), float(explanation.mse[explanation.a_name][i]))
             runs.know(explanation.b.replace(seed=seed), float(explanation.mse[full][i]))
+    for result in (grid, *sweeps):  # every stored run is a seed some claim may need (e.g. tf-explicit's)
+        if result.spec.engine == engine:
+            for cell in result.spec.cells():
+                for seed, mse in zip(result.spec.seeds, result.values(MetricName.MSE_TEST, cell), strict=True):
+                    runs.know(cell.config.replace(seed=seed), float(mse))
     stddev = [s for s in sweeps if s.spec.axes[0].name == "stddev"]
     is_grid = names == ["initializer", "batch_size"]
     family = 7 + len(stddev[:1]) + 2 * is_grid  # the statistical claims judged below
@@ -432,6 +438,11 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
         "sweeps": [result_dict(s) for s in analysis.sweeps],
         "explanation": analysis.explanation.to_dict() if analysis.explanation else None,
         "claims": [c.to_dict() for c in analysis.claims],
+        "claims_decided": {
+            "decided": [c.id for c in analysis.claims if c.verdict is not ClaimVerdict.INCONCLUSIVE],
+            "not_decided": [c.id for c in analysis.claims if c.verdict is ClaimVerdict.INCONCLUSIVE],
+            "cap": analysis.plan.claims_cap,
+        },
         "elapsed_s": analysis.elapsed_s,
         "runs": analysis.runs,
         "fingerprint": analysis.grid.fingerprint,
