@@ -52,7 +52,8 @@ class Bootstrap:
     @property
     def degenerate(self) -> bool:
         """Every replicate equal (e.g. every row identical): the interval has zero width."""
-        return self.replicates.size == 0 or float(np.ptp(self.replicates)) == 0.0
+        scale = max(1.0, abs(self.estimate)) if math.isfinite(self.estimate) else 1.0
+        return self.replicates.size == 0 or float(np.ptp(self.replicates)) <= 1e-12 * scale
 
     def _level(self, z: float) -> float:
         from scipy.stats import norm
@@ -125,7 +126,7 @@ def bca_bootstrap(
     if n == 0:
         return Bootstrap(math.nan, np.empty(0), 0.0, 0.0, 0)
     estimate = float(statistic(data))
-    if n == 1 or float(np.ptp(data, axis=0).max()) == 0.0:
+    if n == 1 or float(np.ptp(data, axis=0).max()) <= 1e-12 * max(1.0, float(np.abs(data).max())):
         return Bootstrap(estimate, np.full(1, estimate), 0.0, 0.0, n)
     rng = np.random.default_rng(seed)
     with np.errstate(all="ignore"):
