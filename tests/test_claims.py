@@ -92,6 +92,9 @@ def test_holm_adjusts_step_down() -> None:
     assert holm([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.09, 0.09, 0.5])
     assert holm([0.2, 0.001]) == pytest.approx([0.2, 0.002])
     assert holm([]) == []
+    # Shaffer: the first two exclude each other (one claim), so the second step still counts two claims
+    assert holm([0.01, 0.02, 0.5], ["a", "a", "b"]) == pytest.approx([0.02, 0.04, 0.5])
+    assert holm([0.01, 0.02, 0.5]) == pytest.approx([0.03, 0.04, 0.5])
 
 
 def test_blocked_test_does_not_count_shared_seeds_as_replicates() -> None:
@@ -139,8 +142,8 @@ def test_verdict_rule(p_effect: float, p_equiv: float, estimate: float, directio
 
 
 def test_holm_over_the_family_can_undo_a_lone_significance() -> None:
-    """p = 0.03 decides a claim alone (no equivalence test: one hypothesis); beside three others with two
-    hypotheses each (seven in all) it does not."""
+    """p = 0.03 decides a claim alone; beside three other open claims (two hypotheses each, which exclude each
+    other: Shaffer counts claims, not hypotheses) it is multiplied by 4 and does not."""
     lone = c.Claim("a", "a", "x", "x", V.INCONCLUSIVE, evidence=_evidence(0.03, None, 1.0, Direction.GREATER))
     assert c.judge_family([lone])[0].verdict is V.SUPPORTED
     family = [lone] + [
@@ -149,7 +152,7 @@ def test_holm_over_the_family_can_undo_a_lone_significance() -> None:
     ]
     judged = c.judge_family(family)
     assert judged[0].verdict is V.INCONCLUSIVE
-    assert judged[0].evidence is not None and judged[0].evidence.p_effect_holm == pytest.approx(0.21)
+    assert judged[0].evidence is not None and judged[0].evidence.p_effect_holm == pytest.approx(0.12)
     bitwise = c.Claim("b", "b", "x", "x", V.SUPPORTED)  # no evidence: keeps its verdict, not in the family
     assert c.judge_family([bitwise])[0].verdict is V.SUPPORTED
 
@@ -161,8 +164,9 @@ def test_sequential_stops_when_decided_and_corrects_for_looks() -> None:
     strong, rows = c.sequential(MEAN, lambda s: [1.0 + 0.1 * _noise(s)], looks=(10, 20, 50), family=3)
     assert (strong.stopped, strong.seeds, strong.cap, rows.shape) == ("decided", 10, 50, (10, 1))
     raw = bca_bootstrap(rows, MEAN.statistic)
-    assert strong.p_effect == pytest.approx(min(1.0, 3 * 2 * raw.p_greater(0.0)))  # × 3 looks
-    assert strong.confidence == pytest.approx(1 - 0.05 / 3)
+    weight = 10 / (10 + 20 + 50)  # the first look's share of α
+    assert strong.p_effect == pytest.approx(min(1.0, 2 * min(raw.p_greater(0.0), raw.p_less(0.0)) / weight))
+    assert strong.confidence == pytest.approx(1 - 0.05 * weight)
     null, _ = c.sequential(MEAN, lambda s: [_noise(s)], looks=(10, 20, 50), family=3)
     assert (null.stopped, null.seeds) == ("cap", 50)  # pure noise, SD 1 against a margin of 0.1: the cap
     assert null.low < 0 < null.high
@@ -525,3 +529,18 @@ def test_rows_equal_up_to_rounding_count_as_degenerate() -> None:
     rows = 0.71 + np.array([0.0, 1e-16, -1e-16, 2e-16, 0.0])
     boot = bca_bootstrap(rows, lambda a: a[..., 0].mean(axis=-1))
     assert boot.degenerate and boot.p_greater(0.0) == 0.0 and boot.p_less(1.0) == 0.0
+
+
+def test_bca_p_value_beyond_every_replicate_uses_the_bca_limit() -> None:
+    """A null far beyond every bootstrap replicate: with a positive acceleration the clipped tail share mapped
+    through BCa gave p ≈ 0.04 (a ratio of 3e-4 could never be shown below 1); the limit gives Φ(−(1/a − z0))."""
+    from scipy.stats import norm
+
+    from sinecheck.study.stats import Bootstrap
+
+    reps = np.sort(np.random.default_rng(0).normal(-8.0, 1.0, 4000))
+    boot = Bootstrap(-8.0, reps, 0.0, 0.3, 50)
+    assert boot.p_less(0.0) == pytest.approx(max(norm.cdf(-1 / 0.3), 1 / 4001), rel=1e-6)
+    assert boot.p_greater(-20.0) == pytest.approx(1 / 4001)  # below every replicate, a > 0: the floor
+    flipped = Bootstrap(8.0, -reps[::-1], 0.0, -0.3, 50)
+    assert flipped.p_greater(0.0) == pytest.approx(max(norm.cdf(-1 / 0.3), 1 / 4001), rel=1e-6)

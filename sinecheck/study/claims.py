@@ -8,12 +8,15 @@ How a verdict is reached (the same for every statistical claim):
   Grid claims whose runs share seeds across cells block on the seed (no pooled-run p-values).
 * **BCa bootstrap** (`stats.bca_bootstrap`): the interval and the p-values (by inverting the interval).
 * **sequential seeds**: a claim with dedicated runs starts at `LOOKS[0]` seeds and adds seeds at the planned
-  looks until it is decided or the cap `LOOKS[-1]` is reached.  Honest over looks: every p-value is multiplied by
-  the number of planned looks (Bonferroni over looks), and the interval shown is at level 1 − α/looks.
-* **Holm** over the family: each statistical claim contributes two hypotheses — "no effect" (two-sided) and "the
-  effect is at least the practical margin" (TOST: the equivalence test) — and all of them are Holm-adjusted
-  together.  A claim stops adding seeds once one of its hypotheses would be rejected even at the strictest Holm
-  step (α / number of hypotheses), so at the cap only a claim whose interval still straddles both bars remains.
+  looks until it is decided or the cap (the last look) is reached.  Honest over looks: a weighted Bonferroni —
+  the look at n seeds spends α·n/Σlooks (its p-values are divided by n/Σlooks, its interval is at level
+  1 − α·n/Σlooks), so most of α is kept for the cap and the looks together never spend more than α.
+* **Holm** over the family: each statistical claim contributes up to two hypotheses — "no effect" (two-sided)
+  and "the effect is at least the practical margin" (the equivalence test, TOST) — all adjusted together by
+  Holm's step-down with Shaffer's refinement (a claim's two nulls exclude each other, so each step counts the
+  claims still open, not the hypotheses).  A claim stops adding seeds once one of its hypotheses would be
+  rejected even at the strictest step (α / number of claims), so at the cap only a claim whose interval still
+  straddles both bars remains.
 * **verdicts**: *supported* when the effect is significant in the claimed direction (and not shown negligible);
   *not supported* only from an interval: significant the other way, or equivalent to no effect within the
   practical margin (TOST); *inconclusive* otherwise — which happens only at the seed cap, with the interval shown.
@@ -180,16 +183,19 @@ def _jsonable(value: object) -> object:
 # -- judging ---------------------------------------------------------------------------------------------------
 
 
-def evaluate(test: StatTest, rows: np.ndarray, *, looks: int = 1, cap: int | None = None) -> Evidence:
-    """The BCa bootstrap of `test`'s statistic on `rows` (seeds × columns), with both p-values corrected for
-    `looks` planned looks (Bonferroni) and the interval at level 1 − ALPHA/looks."""
+def evaluate(
+    test: StatTest, rows: np.ndarray, *, looks: int = 1, cap: int | None = None, weight: float = 1.0
+) -> Evidence:
+    """The BCa bootstrap of `test`'s statistic on `rows` (seeds × columns).  This look's share `weight` of α
+    (weighted Bonferroni over the planned looks: the weights sum to 1) divides both p-values, and the interval is
+    at level 1 − ALPHA·weight."""
     boot: Bootstrap = bca_bootstrap(rows, test.statistic)
-    p_effect = min(1.0, looks * 2 * min(boot.p_greater(test.null), boot.p_less(test.null)))
+    p_effect = min(1.0, 2 * min(boot.p_greater(test.null), boot.p_less(test.null)) / weight)
     p_equiv: float | None = None
     if test.margin is not None:
         lo, hi = test.margin
-        p_equiv = min(1.0, looks * max(boot.p_greater(lo), boot.p_less(hi)))
-    confidence = 1 - ALPHA / looks
+        p_equiv = min(1.0, max(boot.p_greater(lo), boot.p_less(hi)) / weight)
+    confidence = 1 - ALPHA * weight
     low, high = boot.ci(confidence)
     return Evidence(
         test.label,
@@ -209,9 +215,9 @@ def evaluate(test: StatTest, rows: np.ndarray, *, looks: int = 1, cap: int | Non
 
 
 def decided(evidence: Evidence, family: int) -> bool:
-    """Whether a hypothesis of this claim would be rejected even at Holm's strictest step over `family` claims
-    (two hypotheses each): then more seeds cannot change its verdict."""
-    bar = ALPHA / (2 * max(family, 1))
+    """Whether a hypothesis of this claim would be rejected even at the strictest step of the family's correction
+    (α / `family` claims, see `judge_family`): then more seeds cannot change its verdict."""
+    bar = ALPHA / max(family, 1)
     return evidence.p_effect < bar or (evidence.p_equivalent is not None and evidence.p_equivalent < bar)
 
 
@@ -242,7 +248,8 @@ def judge_family(claims: Sequence[Claim]) -> list[Claim]:
             slots.append((claim.evidence, "p_effect_holm", claim.evidence.p_effect))
             if claim.evidence.p_equivalent is not None:
                 slots.append((claim.evidence, "p_equivalent_holm", claim.evidence.p_equivalent))
-    for (evidence, name, _), adjusted in zip(slots, holm([p for _, _, p in slots]), strict=True):
+    groups = [id(evidence) for evidence, _, _ in slots]  # a claim's two nulls exclude each other
+    for (evidence, name, _), adjusted in zip(slots, holm([p for _, _, p in slots], groups), strict=True):
         setattr(evidence, name, adjusted)
     for claim in claims:
         if claim.evidence is not None:
@@ -278,7 +285,7 @@ def sequential(
         if progress is not None:
             progress(f"{test.label}: {n} seeds")
         data = np.array([rows[s] for s in range(n)], np.float64)
-        evidence = evaluate(test, data, looks=len(looks), cap=looks[-1])
+        evidence = evaluate(test, data, looks=len(looks), cap=looks[-1], weight=n / sum(looks))
         if decided(evidence, family):
             evidence.stopped = "decided"
             break
@@ -374,13 +381,13 @@ def _stopped_text(ev: Evidence) -> str:
 
 
 SEQUENTIAL_METHOD = (
-    "seeds added at looks {looks} until decided (Bonferroni over the {k} looks: p × {k}, interval at level "
-    "1 − 0.05/{k}); Holm over the claim family"
+    "seeds added at looks {looks} until decided (weighted Bonferroni over the looks: look n spends α·n/{total}, "
+    "its p-values divided by n/{total}, its interval at level 1 − 0.05·n/{total}); Holm (Shaffer) over the family"
 )
 
 
 def _seq_text(looks: Sequence[int] = LOOKS) -> str:
-    return SEQUENTIAL_METHOD.format(looks=list(looks), k=len(looks))
+    return SEQUENTIAL_METHOD.format(looks=list(looks), total=sum(looks))
 
 
 # -- the article's claims ----------------------------------------------------------------------------------------

@@ -86,14 +86,20 @@ class Bootstrap:
         if self.degenerate:
             return 0.0 if self.estimate > t else 1.0
         b = self.replicates.size
-        below = np.searchsorted(self.replicates, t, side="left")
-        ties = np.searchsorted(self.replicates, t, side="right") - below
-        g = (below + 0.5 * ties + 0.5) / (b + 1)  # never exactly 0 or 1
+        below = int(np.searchsorted(self.replicates, t, side="left"))
+        ties = int(np.searchsorted(self.replicates, t, side="right")) - below
+        floor = 1.0 / (b + 1)  # the bootstrap cannot resolve smaller tail probabilities
+        if ties == 0 and below in (0, b):  # beyond every replicate: BCa's limit as G(t) -> 0 or 1
+            u = math.inf if below == b else -math.inf
+            if self.accel == 0 or (self.accel > 0) != (u > 0):
+                return 1.0 - floor if u > 0 else floor
+            return float(min(1.0 - floor, max(floor, norm.cdf(1 / self.accel - self.z0))))
+        g = (below + 0.5 * ties) / b
         u = float(norm.ppf(g)) - self.z0
         denom = 1 + self.accel * u
         if denom <= 0:
-            return 1.0 if u > 0 else 0.0
-        return float(min(1.0, max(0.0, norm.cdf(u / denom - self.z0))))
+            return 1.0 - floor if u > 0 else floor
+        return float(min(1.0 - floor, max(floor, norm.cdf(u / denom - self.z0))))
 
     def p_less(self, t: float) -> float:
         """One-sided p-value for "the statistic is less than `t`" (null: it is >= t)."""
@@ -167,13 +173,20 @@ def bootstrap_ci(
     return boot.ci(confidence)
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's step-down adjusted p-values (family-wise error control over the whole list, any dependence)."""
+def holm(pvalues: Sequence[float], groups: Sequence[object] | None = None) -> list[float]:
+    """Holm's step-down adjusted p-values: family-wise error control over the whole list, under any dependence.
+
+    With `groups` (one label per p-value; hypotheses of one group are mutually exclusive, so at most one of them
+    can be true — e.g. "no effect" and "an effect at least the margin"), Shaffer's refinement: each step
+    multiplies by the number of groups that still have a hypothesis not yet rejected, instead of the number of
+    hypotheses left."""
     order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    labels = list(groups) if groups is not None else list(range(len(pvalues)))
     out = [1.0] * len(pvalues)
     running = 0.0
     for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        left = len({labels[j] for j in order[rank:]})
+        running = max(running, min(1.0, left * pvalues[i]))
         out[i] = running
     return out
 
