@@ -883,6 +883,13 @@ def claim_one_ulp(
     dead_hit = [diag[s][0] for s in seeds]
     same = [diag[s][1] for s in seeds]
     alive_changed = sum(1 for s in seeds if not diag[s][0] and not diag[s][1])
+    live = [s for s in seeds if not diag[s][0]]
+    d_live = rows[live, 1] - rows[live, 0] if len(rows) else np.empty(0)
+    live_ratio = (
+        float(np.sqrt(np.mean(d_live**2) / 2) / np.std(rows[:, 0], ddof=1))
+        if d_live.size and len(rows) > 1
+        else math.nan
+    )
     dead_init = float(np.mean([diag[s][2] for s in seeds]))
     dead_final = float(np.mean([diag[s][3] for s in seeds]))
     return Claim(
@@ -902,13 +909,15 @@ def claim_one_ulp(
             "perturbed_unit_dead_at_init": int(sum(dead_hit)),
             "bitwise_identical_outcome": int(sum(same)),
             "live_unit_changed_outcome": alive_changed,
+            "ratio_live_units": live_ratio,
             "dead_relu_init": dead_init,
             "dead_relu_final": dead_final,
             "mean_abs_mse_change": float(np.mean(np.abs(rows[:, 1] - rows[:, 0]))) if len(rows) else math.nan,
         },
         f"ratio {math.exp(ev.estimate):.2f} [{math.exp(ev.low):.2f}, {math.exp(ev.high):.2f}]; "
         f"{sum(dead_hit)}/{ev.seeds} changed weights fed a unit dead at init, {sum(same)}/{ev.seeds} predictions "
-        f"bitwise unchanged; dead ReLUs {dead_init:.0%} at init → {dead_final:.0%} after training",
+        f"bitwise unchanged (ratio over live-unit changes only {live_ratio:.2f}); dead ReLUs {dead_init:.0%} at "
+        f"init → {dead_final:.0%} after training",
         ev,
         test,
     )
