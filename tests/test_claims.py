@@ -372,16 +372,13 @@ def _fake_ulp(monkeypatch: pytest.MonkeyPatch, change: Any) -> FakeRuns:
             config=cfg,
         )
 
+    def train(cfg: Any, engine: str, initial_weights: Any = None) -> SimpleNamespace:
+        moved = change(initial_weights["seed"]) if initial_weights is not None else 0.0
+        return result(cfg, 0.3 + 0.05 * _noise(cfg.seed) + moved)
+
     runs = FakeRuns(lambda cfg, e: 0.0)
-    runs.result = lambda cfg, engine=None: result(cfg, 0.3 + 0.05 * _noise(cfg.seed))  # type: ignore[method-assign]
     monkeypatch.setattr(c, "one_ulp_start", lambda base, seed: ({"seed": seed}, 0, seed % 2 == 0))
-    monkeypatch.setattr(
-        c,
-        "train",
-        lambda cfg, engine, initial_weights: result(
-            cfg, 0.3 + 0.05 * _noise(cfg.seed) + change(initial_weights["seed"])
-        ),
-    )
+    monkeypatch.setattr(c, "train", train)
     monkeypatch.setattr(c, "make_data", lambda cfg: SimpleNamespace(x_train=x))
     return runs
 
@@ -396,7 +393,7 @@ def _fake_ulp(monkeypatch: pytest.MonkeyPatch, change: Any) -> FakeRuns:
 )
 def test_claim_one_ulp(monkeypatch: pytest.MonkeyPatch, change: Any, looks: tuple, expected: V) -> None:
     runs = _fake_ulp(monkeypatch, change)
-    claim = _judged(c.claim_one_ulp(runs, IMPLICIT, looks=looks, family=1))
+    claim = _judged(c.claim_one_ulp(runs, IMPLICIT, looks=looks, family=1, first_look=1))
     assert claim.verdict is expected, claim.summary
     assert claim.source == c.SUMMERS and math.isfinite(claim.numbers["ratio_live_units"])
     assert claim.numbers["perturbed_unit_dead_at_init"] == sum(1 for s in range(claim.evidence.seeds) if s % 2 == 0)  # type: ignore[union-attr]
@@ -450,6 +447,9 @@ def test_claim_reused_permutation(
         lambda cfg, orders: SimpleNamespace(
             diverged=False, metrics=SimpleNamespace(mse_test=0.3 - shift + noise * _noise(cfg.seed))
         ),
+    )
+    monkeypatch.setattr(
+        c, "train", lambda cfg, engine: SimpleNamespace(diverged=False, metrics=SimpleNamespace(mse_test=0.3))
     )
     claim = _judged(c.claim_reused_permutation(FakeRuns(lambda cfg, e: 0.3), base, looks=looks, family=1))
     assert claim.verdict is expected, claim.summary
@@ -544,3 +544,27 @@ def test_bca_p_value_beyond_every_replicate_uses_the_bca_limit() -> None:
     assert boot.p_greater(-20.0) == pytest.approx(1 / 4001)  # below every replicate, a > 0: the floor
     flipped = Bootstrap(8.0, -reps[::-1], 0.0, -0.3, 50)
     assert flipped.p_greater(0.0) == pytest.approx(max(norm.cdf(-1 / 0.3), 1 / 4001), rel=1e-6)
+
+
+def test_claim_one_ulp_first_look_skips_early_looks(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = _fake_ulp(monkeypatch, lambda s: 1e-6 * _noise("ulp", s))  # decided at any look
+    claim = c.claim_one_ulp(runs, IMPLICIT, looks=(10, 20, 50), family=1, first_look=20)
+    assert claim.evidence is not None and (claim.evidence.seeds, claim.evidence.looks) == (20, 2)
+
+
+def test_parallel_rows_keeps_the_order_across_workers() -> None:
+    from concurrent.futures import Future
+
+    chunks: list[int] = []
+
+    class Inline:
+        def submit(self, fn: Any, *args: Any) -> Future:
+            chunks.append(len(args[1]))
+            f: Future = Future()
+            f.set_result(fn(*args))
+            return f
+
+    runs = c.SeedRuns("fused", executor=Inline(), workers=2)  # type: ignore[arg-type]
+    assert c.parallel_rows(runs, divmod, [(n, 3) for n in range(7)]) == [divmod(n, 3) for n in range(7)]
+    assert chunks == [4, 3]
+    assert c.parallel_rows(c.SeedRuns("fused"), divmod, [(7, 2)]) == [(3, 1)]  # no executor: in this process

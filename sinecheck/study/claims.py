@@ -350,6 +350,41 @@ class SeedRuns:
         self.mse.setdefault((config.config_id, engine or self.engine), float(mse))
 
 
+def _apply_all(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The unit of work sent to a pool process: `fn` over each argument tuple (`fn` is a module-level function)."""
+    return [fn(*args) for args in calls]
+
+
+def parallel_rows(runs: SeedRuns, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """`fn(*args)` for every tuple of `calls`, split over the pool's `workers` processes when `runs` has an
+    executor (`fn` must be module-level, its arguments picklable), else in this process; in order."""
+    calls = list(calls)
+    if runs.executor is None or len(calls) < 2:
+        return _apply_all(fn, calls)
+    parts = [list(range(k, len(calls), runs.workers)) for k in range(runs.workers)]
+    parts = [p for p in parts if p]
+    futures = [runs.executor.submit(_apply_all, fn, [calls[i] for i in p]) for p in parts]
+    out: list[Any] = [None] * len(calls)
+    for part, future in zip(parts, futures, strict=True):
+        for i, value in zip(part, future.result(), strict=True):
+            out[i] = value
+    return out
+
+
+def _rows_hook(
+    runs: SeedRuns, fn: Callable[..., Any], args: Callable[[int], tuple[Any, ...]], cache: dict[int, Any]
+) -> Callable[[Sequence[int]], None]:
+    """A `sequential` prefetch that computes each new seed's row with `fn(*args(seed))` (in parallel) into `cache`."""
+
+    def prefetch(seeds: Sequence[int]) -> None:
+        todo = [s for s in seeds if s not in cache]
+        for seed, row in zip(todo, parallel_rows(runs, fn, [args(s) for s in todo]), strict=True):
+            cache[seed] = row
+            runs.trained += 1
+
+    return prefetch
+
+
 def _spread_ratio(a: np.ndarray, num: int, den: int) -> np.ndarray:
     """log(SD of column `num` / SD of column `den`) over the seed axis."""
     return np.asarray(np.log(a[..., num].std(axis=-1, ddof=1) / a[..., den].std(axis=-1, ddof=1)))
@@ -689,6 +724,13 @@ def gradient_errors(
     return out
 
 
+def gradient_row(
+    config: dict[str, Any], batch_sizes: tuple[int, ...], checkpoints: tuple[int, ...] | None, seed: int
+) -> dict[int, dict[int, float]]:
+    """`gradient_errors` for one seed (module-level: it runs in a pool process)."""
+    return gradient_errors(TrainConfig.from_dict(config), batch_sizes, seed, checkpoints=checkpoints)
+
+
 def claim_larger_batches_accurate_gradient(
     config: TrainConfig,
     *,
@@ -702,10 +744,13 @@ def claim_larger_batches_accurate_gradient(
     """The article: larger batches estimate the gradient more accurately — measured directly: minibatch vs
     full-batch gradient at the same weights, at several points along training."""
     per_seed: dict[int, dict[int, dict[int, float]]] = {}
+    pool = runs if runs is not None else SeedRuns()
+    args = (config.to_dict(), tuple(batch_sizes), None if checkpoints is None else tuple(checkpoints))
+    prefetch = _rows_hook(pool, gradient_row, lambda s: (*args, s), per_seed)
 
     def measure(seed: int) -> Row:
-        errors = gradient_errors(config, batch_sizes, seed, checkpoints=checkpoints, runs=runs)
-        per_seed[seed] = errors
+        prefetch([seed])
+        errors = per_seed[seed]
         logb = np.log(np.asarray(batch_sizes, np.float64))
         slopes = [float(np.polyfit(logb, np.log([e[b] for b in batch_sizes]), 1)[0]) for e in errors.values()]
         return [float(np.mean(slopes))]
@@ -716,7 +761,7 @@ def claim_larger_batches_accurate_gradient(
         Direction.LESS,
         margin=(-0.05, 0.05),
     )
-    ev, _ = sequential(test, measure, looks=looks, family=family, progress=progress)
+    ev, _ = sequential(test, measure, looks=looks, family=family, progress=progress, prefetch=prefetch)
     points = list(per_seed[0]) if per_seed else []
     mean_errors = {
         c: {b: float(np.mean([per_seed[s][c][b] for s in range(ev.seeds)])) for b in batch_sizes} for c in points
@@ -759,6 +804,12 @@ def article_loop(runs: SeedRuns, configs: Sequence[TrainConfig], seed: int) -> t
     return loop, fresh
 
 
+def loop_row(configs: list[dict[str, Any]], seed: int, engine: str) -> list[float]:
+    """`article_loop` for one seed (module-level: it runs in a pool process): loop MSEs, then fresh MSEs."""
+    loop, fresh = article_loop(SeedRuns(engine), [TrainConfig.from_dict(c) for c in configs], seed)
+    return [*loop, *fresh]
+
+
 def claim_article_batch_loop(
     runs: SeedRuns,
     configs: Sequence[TrainConfig],
@@ -778,12 +829,15 @@ def claim_article_batch_loop(
         fresh = a[..., 2 * k - 1] - a[..., k]  # fresh: largest − smallest batch
         return np.asarray(orientation[0] * fresh.mean(axis=-1))
 
+    cache: dict[int, list[float]] = {}
+    prefetch = _rows_hook(runs, loop_row, lambda s: ([c.to_dict() for c in configs], s, runs.engine), cache)
+
     def measure(seed: int) -> Row:
-        loop, fresh = article_loop(runs, configs, seed)
-        return [*loop, *fresh]
+        prefetch([seed])
+        return cache[seed]
 
     # the loop's own ranking fixes the orientation: measured on the first look's seeds, then kept
-    runs.prefetch([(c.replace(seed=s), None) for s in range(looks[0]) for c in configs])
+    prefetch(range(looks[0]))
     first = [measure(s) for s in range(looks[0])]
     loop_gap = float(np.nanmean([r[k - 1] - r[0] for r in first]))
     orientation.append(1.0 if loop_gap > 0 else -1.0)
@@ -800,7 +854,7 @@ def claim_article_batch_loop(
         family=family,
         known=dict(enumerate(first)),
         progress=progress,
-        prefetch=lambda seeds: runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in configs]),
+        prefetch=prefetch,
     )
     loop_means = dict(zip(map(str, sizes), np.nanmean(rows[:, :k], axis=0).tolist(), strict=True))
     fresh_means = dict(zip(map(str, sizes), np.nanmean(rows[:, k:], axis=0).tolist(), strict=True))
@@ -843,6 +897,27 @@ def one_ulp_start(result: RunResult, seed: int) -> tuple[dict[str, np.ndarray], 
     return weights, unit, bool(np.all(z <= 0))
 
 
+def one_ulp_row(config: dict[str, Any], seed: int, engine: str) -> tuple[float, float, bool, bool, float, float]:
+    """One seed of the one-ULP claim (module-level: it runs in a pool process): held-out MSE of the seeded run and
+    of the same run with one weight moved one ULP, whether that weight's unit was dead at the start, whether the
+    predictions came out bitwise identical, and the dead-ReLU shares of the seeded run at the start and the end."""
+    cfg = TrainConfig.from_dict(config).replace(seed=seed)
+    base = train(cfg, engine=engine)
+    weights, _, dead = one_ulp_start(base, seed)
+    changed = train(cfg, engine=engine, initial_weights=weights)
+    x = make_data(cfg).x_train
+    identical = bool(np.array_equal(changed.pred_test, base.pred_test))  # a dead unit's weight itself stays moved
+    mse = [math.nan if r.diverged else float(r.metrics.mse_test) for r in (base, changed)]
+    return (
+        mse[0],
+        mse[1],
+        dead,
+        identical,
+        dead_relu_fraction(list(base.initial_weights.values()), x),
+        dead_relu_fraction(list(base.final_weights.values()), x),
+    )
+
+
 def claim_one_ulp(
     runs: SeedRuns,
     config: TrainConfig,
@@ -850,26 +925,22 @@ def claim_one_ulp(
     looks: Sequence[int] = LOOKS,
     family: int = 10,
     progress: Callable[[str], None] | None = None,
+    first_look: int = 50,
 ) -> Claim:
     """Summers & Dinneen: a one-ULP change of a single initial weight spreads the outcome about as much as a new
-    seed does — with the dead-ReLU diagnostic that explains this model."""
+    seed does — with the dead-ReLU diagnostic that explains this model.  Its first look is at `first_look` seeds
+    (or the cap): most one-ULP changes leave a run nearly unchanged and a few move it as far as a new seed, a
+    heavy tail that ten seeds can miss entirely (measured: ratio ~1e-6 at 10 seeds, 0.29 at 50)."""
+    looks = tuple(n for n in looks if n >= first_look) or (looks[-1],)
+    cache: dict[int, tuple[float, float, bool, bool, float, float]] = {}
+    prefetch = _rows_hook(runs, one_ulp_row, lambda s: (config.to_dict(), s, runs.engine), cache)
     diag: dict[int, tuple[bool, bool, float, float]] = {}
 
     def measure(seed: int) -> Row:
-        base = runs.result(config.replace(seed=seed))
-        weights, _, dead = one_ulp_start(base, seed)
-        changed = train(base.config, engine=runs.engine, initial_weights=weights)
-        runs.trained += 1
-        x = make_data(config).x_train
-        identical = np.array_equal(changed.pred_test, base.pred_test)  # the dead unit's weight itself stays moved
-        diag[seed] = (
-            dead,
-            identical,
-            dead_relu_fraction(list(base.initial_weights.values()), x),
-            dead_relu_fraction(list(base.final_weights.values()), x),
-        )
-        mse = [math.nan if r.diverged else float(r.metrics.mse_test) for r in (base, changed)]
-        return mse
+        prefetch([seed])
+        mse_base, mse_changed, *rest = cache[seed]
+        diag[seed] = (bool(rest[0]), bool(rest[1]), float(rest[2]), float(rest[3]))
+        return [mse_base, mse_changed]
 
     test = StatTest(
         "spread ratio one-ULP change / new seed",
@@ -878,7 +949,7 @@ def claim_one_ulp(
         margin=(-math.log(2), math.log(2)),
         shown=math.exp,
     )
-    ev, rows = sequential(test, measure, looks=looks, family=family, progress=progress)
+    ev, rows = sequential(test, measure, looks=looks, family=family, progress=progress, prefetch=prefetch)
     seeds = range(ev.seeds)
     dead_hit = [diag[s][0] for s in seeds]
     same = [diag[s][1] for s in seeds]
@@ -1089,6 +1160,18 @@ def claim_seeding_reproduces(processes: Mapping[str, Any], *, in_process: RunRes
     )
 
 
+def permutation_row(config: dict[str, Any], seed: int, engine: str) -> tuple[float, float, int]:
+    """One seed of the reused-permutation claim (module-level: it runs in a pool process): held-out MSE with
+    fit's own orders and with a fresh permutation per epoch, and how many distinct orders fit drew."""
+    cfg = TrainConfig.from_dict(config).replace(seed=seed)
+    keras_orders = epoch_orders_from_keras(cfg, np.zeros((cfg.n_points, 1), np.float32))
+    rng = np.random.default_rng([seed, 1])
+    new_orders = np.stack([rng.permutation(cfg.n_points) for _ in range(cfg.epochs)]).astype(np.int32)
+    reused, fresh = train(cfg, engine=engine), train_fused(cfg, orders=new_orders)
+    mse = [math.nan if r.diverged else float(r.metrics.mse_test) for r in (reused, fresh)]
+    return mse[0], mse[1], len({o.tobytes() for o in keras_orders})
+
+
 def claim_reused_permutation(
     runs: SeedRuns,
     config: TrainConfig,
@@ -1099,16 +1182,13 @@ def claim_reused_permutation(
 ) -> Claim:
     """Ours: seeded ``fit`` (Keras 3.15 / TF 2.21) reuses one permutation every epoch — does that cost fit?"""
     distinct: dict[int, int] = {}
+    cache: dict[int, tuple[float, float, int]] = {}
+    prefetch = _rows_hook(runs, permutation_row, lambda s: (config.to_dict(), s, runs.engine), cache)
 
     def measure(seed: int) -> Row:
-        cfg = config.replace(seed=seed)
-        keras_orders = epoch_orders_from_keras(cfg, np.zeros((cfg.n_points, 1), np.float32))
-        distinct[seed] = len({o.tobytes() for o in keras_orders})
-        rng = np.random.default_rng([seed, 1])
-        new_orders = np.stack([rng.permutation(cfg.n_points) for _ in range(cfg.epochs)]).astype(np.int32)
-        fresh = train_fused(cfg, orders=new_orders)
-        runs.trained += 1
-        return [runs.mse_test(cfg), math.nan if fresh.diverged else float(fresh.metrics.mse_test)]
+        prefetch([seed])
+        reused, fresh, distinct[seed] = cache[seed]
+        return [reused, fresh]
 
     test = StatTest(
         "mean MSE difference reused − fresh permutation",
@@ -1116,7 +1196,7 @@ def claim_reused_permutation(
         Direction.GREATER,
         margin=(-MSE_MARGIN, MSE_MARGIN),
     )
-    ev, _ = sequential(test, measure, looks=looks, family=family, progress=progress)
+    ev, _ = sequential(test, measure, looks=looks, family=family, progress=progress, prefetch=prefetch)
     most = max(distinct.values()) if distinct else 0
     return Claim(
         "reused-permutation",
