@@ -568,3 +568,20 @@ def test_parallel_rows_keeps_the_order_across_workers() -> None:
     assert c.parallel_rows(runs, divmod, [(n, 3) for n in range(7)]) == [divmod(n, 3) for n in range(7)]
     assert chunks == [4, 3]
     assert c.parallel_rows(c.SeedRuns("fused"), divmod, [(7, 2)]) == [(3, 1)]  # no executor: in this process
+
+
+def test_claims_cap_option_and_looks() -> None:
+    import argparse
+
+    from sinecheck.cli.study import claims_cap
+
+    assert claims_cap("50") == 50
+    with pytest.raises(argparse.ArgumentTypeError, match="'2'.*>= 3"):
+        claims_cap("2")
+    with pytest.raises(argparse.ArgumentTypeError, match="'x'"):
+        claims_cap("x")
+    assert c.looks_up_to(50) == (10, 20, 50)
+    assert c.looks_up_to(200) == c.LOOKS == (10, 20, 50, 100, 200)
+    assert c.looks_up_to(30) == (10, 20, 30) and c.looks_up_to(5) == (5,)
+    with pytest.raises(ValueError, match="claims cap"):
+        c.looks_up_to(2)
