@@ -157,6 +157,10 @@ def test_holm_over_the_family_can_undo_a_lone_significance() -> None:
     assert c.judge_family([bitwise])[0].verdict is V.SUPPORTED
 
 
+def _mean(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a[..., 0].mean(axis=-1))
+
+
 MEAN = StatTest("mean", lambda a: a[..., 0].mean(axis=-1), Direction.GREATER, margin=(-0.1, 0.1))
 
 
@@ -488,6 +492,17 @@ def test_render_claims_says_what_was_decided() -> None:
     as_json = judged[1].to_dict()
     assert {"source", "method", "interval", "seeds", "cap", "stopped", "verdict"} <= set(as_json)
     assert as_json["stopped"] == "cap" and as_json["cap"] == 200
+    ratio = c.Claim(
+        "r",
+        "r",
+        c.PHAM,
+        "m",
+        V.INCONCLUSIVE,
+        evidence=_evidence(0.5, 0.5, math.log(2.0), Direction.LESS),
+        test=StatTest("ratio", _mean, Direction.LESS, shown=math.exp),
+    ).to_dict()
+    assert ratio["interval"]["estimate"] == pytest.approx(2.0)  # shown as the ratio, tested on the log scale
+    assert ratio["evidence"]["estimate"] == pytest.approx(math.log(2.0))
 
 
 def test_seed_runs_prefetch_trains_each_missing_run_once_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -142,6 +142,7 @@ class Claim:
 
     def to_dict(self) -> dict[str, Any]:
         ev = self.evidence
+        show = self.test.shown if self.test else float  # e.g. a ratio tested on the log scale, shown as the ratio
         return {
             "id": self.id,
             "claim": self.claim,
@@ -150,14 +151,22 @@ class Claim:
             "verdict": self.verdict.value,
             "summary": self.summary,
             "interval": (
-                {"statistic": ev.label, "estimate": ev.estimate, "low": ev.low, "high": ev.high, "level": ev.confidence}
+                {
+                    "statistic": ev.label,
+                    "estimate": json_float(show(ev.estimate)),
+                    "low": json_float(show(ev.low)),
+                    "high": json_float(show(ev.high)),
+                    "level": ev.confidence,
+                    "p_effect_holm": json_float(ev.p_effect_holm),
+                    "p_equivalent_holm": json_float(ev.p_equivalent_holm),
+                }
                 if ev
                 else None
             ),
             "seeds": ev.seeds if ev else self.numbers.get("seeds"),
             "cap": ev.cap if ev else self.numbers.get("cap"),
             "stopped": ev.stopped if ev else "fixed",
-            "evidence": _jsonable(ev.to_dict()) if ev else None,
+            "evidence": _jsonable(ev.to_dict()) if ev else None,  # raw: on the scale the statistic is tested
             "numbers": _jsonable(self.numbers),
         }
 
