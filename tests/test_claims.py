@@ -380,8 +380,10 @@ def _fake_ulp(monkeypatch: pytest.MonkeyPatch, change: Any) -> FakeRuns:
         moved = change(initial_weights["seed"]) if initial_weights is not None else 0.0
         return result(cfg, 0.3 + 0.05 * _noise(cfg.seed) + moved)
 
-    runs = FakeRuns(lambda cfg, e: 0.0)
-    monkeypatch.setattr(c, "one_ulp_start", lambda base, seed: ({"seed": seed}, 0, seed % 2 == 0))
+    runs = FakeRuns(lambda cfg, e: 0.3 + 0.05 * _noise(cfg.seed))
+    w = {"k0": np.ones((1, 2), np.float32), "b0": np.zeros(2, np.float32)}
+    monkeypatch.setattr(c, "fresh_start", lambda cfg, clear_session: SimpleNamespace(initial=w))
+    monkeypatch.setattr(c, "one_ulp_start", lambda initial, cfg, seed: ({"seed": seed}, 0, seed % 2 == 0))
     monkeypatch.setattr(c, "train", train)
     monkeypatch.setattr(c, "make_data", lambda cfg: SimpleNamespace(x_train=x))
     return runs
@@ -405,8 +407,7 @@ def test_claim_one_ulp(monkeypatch: pytest.MonkeyPatch, change: Any, looks: tupl
 
 def test_one_ulp_start_moves_one_weight_by_one_ulp() -> None:
     w = {"k": np.array([[0.5, -0.25, 0.125]], np.float32), "b": np.zeros(3, np.float32)}
-    base = SimpleNamespace(initial_weights=w, config=IMPLICIT.replace(n_points=16))
-    moved, unit, dead = c.one_ulp_start(base, seed=3)  # type: ignore[arg-type]
+    moved, unit, dead = c.one_ulp_start(w, IMPLICIT.replace(n_points=16), seed=3)
     diff = moved["k"] != w["k"]
     assert diff.sum() == 1 and diff[0, unit]
     assert abs(moved["k"][0, unit]) == np.nextafter(abs(w["k"][0, unit]), np.float32(np.inf))

@@ -211,7 +211,7 @@ def test_claims_measured_on_a_small_study(small_study) -> None:
     assert runs.trained == trained  # the same seeds of the same configs: reused, not trained again
     ulp = c.claim_one_ulp(runs, base, looks=looks, first_look=3)
     # a weight of a unit dead at the start stays dead when moved one ULP away from zero: nothing else changes
-    assert ulp.numbers["bitwise_identical_outcome"] >= ulp.numbers["perturbed_unit_dead_at_init"]
+    assert ulp.numbers["bitwise_equal_mse"] >= ulp.numbers["perturbed_unit_dead_at_init"]
     assert 0.3 < ulp.numbers["dead_relu_init"] < 0.7  # x >= 0, zero biases: units with a negative weight
     loop_configs = get_preset("batch-sweep").with_overrides(epochs=base.epochs).configs
     loop, fresh = c.article_loop(runs, loop_configs, seed=0)

@@ -893,37 +893,36 @@ def claim_article_batch_loop(
 # -- the papers' claims --------------------------------------------------------------------------------------------
 
 
-def one_ulp_start(result: RunResult, seed: int) -> tuple[dict[str, np.ndarray], int, bool]:
-    """`result`'s initial weights with one first-layer kernel weight (drawn by `seed`) moved by one ULP away from
-    zero (np.nextafter); also which hidden unit it feeds and whether that unit is dead at the start."""
-    weights = {k: np.array(v, copy=True) for k, v in result.initial_weights.items()}
+def one_ulp_start(
+    initial: Mapping[str, np.ndarray], config: TrainConfig, seed: int
+) -> tuple[dict[str, np.ndarray], int, bool]:
+    """The `initial` weights with one first-layer kernel weight (drawn by `seed`) moved by one ULP away from zero
+    (np.nextafter); also which hidden unit it feeds and whether that unit is dead at the start (never active on
+    `config`'s training inputs)."""
+    weights = {k: np.array(v, copy=True) for k, v in initial.items()}
     names = list(weights)
     kernel = weights[names[0]]
     unit = int(np.random.default_rng([seed, 7]).integers(kernel.shape[-1]))
     kernel[0, unit] = np.nextafter(kernel[0, unit], np.float32(np.inf) if kernel[0, unit] >= 0 else -np.inf)
-    x = make_data(result.config).x_train.astype(np.float64)
+    x = make_data(config).x_train.astype(np.float64)
     z = x @ kernel.astype(np.float64)[:, unit : unit + 1] + weights[names[1]].astype(np.float64)[unit]
     return weights, unit, bool(np.all(z <= 0))
 
 
-def one_ulp_row(config: dict[str, Any], seed: int, engine: str) -> tuple[float, float, bool, bool, float, float]:
-    """One seed of the one-ULP claim (module-level: it runs in a pool process): held-out MSE of the seeded run and
-    of the same run with one weight moved one ULP, whether that weight's unit was dead at the start, whether the
-    predictions came out bitwise identical, and the dead-ReLU shares of the seeded run at the start and the end."""
+def one_ulp_row(config: dict[str, Any], seed: int, engine: str) -> tuple[float, bool, float, float]:
+    """One seed of the one-ULP claim (module-level: it runs in a pool process): held-out MSE of the seeded run
+    with one initial weight moved one ULP, whether that weight's unit was dead at the start, and the dead-ReLU
+    shares at the start and after training."""
     cfg = TrainConfig.from_dict(config).replace(seed=seed)
-    base = train(cfg, engine=engine)
-    weights, _, dead = one_ulp_start(base, seed)
+    initial = fresh_start(cfg, clear_session=False).initial
+    weights, _, dead = one_ulp_start(initial, cfg, seed)
     changed = train(cfg, engine=engine, initial_weights=weights)
     x = make_data(cfg).x_train
-    identical = bool(np.array_equal(changed.pred_test, base.pred_test))  # a dead unit's weight itself stays moved
-    mse = [math.nan if r.diverged else float(r.metrics.mse_test) for r in (base, changed)]
     return (
-        mse[0],
-        mse[1],
+        math.nan if changed.diverged else float(changed.metrics.mse_test),
         dead,
-        identical,
-        dead_relu_fraction(list(base.initial_weights.values()), x),
-        dead_relu_fraction(list(base.final_weights.values()), x),
+        dead_relu_fraction(list(initial.values()), x),
+        dead_relu_fraction(list(changed.final_weights.values()), x),
     )
 
 
@@ -941,14 +940,19 @@ def claim_one_ulp(
     (or the cap): most one-ULP changes leave a run nearly unchanged and a few move it as far as a new seed, a
     heavy tail that ten seeds can miss entirely (measured: ratio ~1e-6 at 10 seeds, 0.29 at 50)."""
     looks = tuple(n for n in looks if n >= first_look) or (looks[-1],)
-    cache: dict[int, tuple[float, float, bool, bool, float, float]] = {}
-    prefetch = _rows_hook(runs, one_ulp_row, lambda s: (config.to_dict(), s, runs.engine), cache)
+    cache: dict[int, tuple[float, bool, float, float]] = {}
+    rows_hook = _rows_hook(runs, one_ulp_row, lambda s: (config.to_dict(), s, runs.engine), cache)
     diag: dict[int, tuple[bool, bool, float, float]] = {}
+
+    def prefetch(seeds: Sequence[int]) -> None:
+        runs.prefetch([(config.replace(seed=s), None) for s in seeds])  # the unchanged runs (shared, memoised)
+        rows_hook(seeds)
 
     def measure(seed: int) -> Row:
         prefetch([seed])
-        mse_base, mse_changed, *rest = cache[seed]
-        diag[seed] = (bool(rest[0]), bool(rest[1]), float(rest[2]), float(rest[3]))
+        mse_changed, dead, dead_init, dead_final = cache[seed]
+        mse_base = runs.mse_test(config.replace(seed=seed))
+        diag[seed] = (bool(dead), mse_changed == mse_base, float(dead_init), float(dead_final))
         return [mse_base, mse_changed]
 
     test = StatTest(
@@ -987,7 +991,7 @@ def claim_one_ulp(
             "ratio": math.exp(ev.estimate),
             "ratio_ci": [math.exp(ev.low), math.exp(ev.high)],
             "perturbed_unit_dead_at_init": int(sum(dead_hit)),
-            "bitwise_identical_outcome": int(sum(same)),
+            "bitwise_equal_mse": int(sum(same)),
             "live_unit_changed_outcome": alive_changed,
             "ratio_live_units": live_ratio,
             "dead_relu_init": dead_init,
@@ -996,7 +1000,7 @@ def claim_one_ulp(
         },
         f"ratio {math.exp(ev.estimate):.2f} [{math.exp(ev.low):.2f}, {math.exp(ev.high):.2f}]; "
         f"{sum(dead_hit)}/{ev.seeds} changed weights fed a unit dead at init, {sum(same)}/{ev.seeds} predictions "
-        f"bitwise unchanged (ratio over live-unit changes only {live_ratio:.2f}); dead ReLUs {dead_init:.0%} at "
+        f"with a bitwise-equal MSE (ratio over live-unit changes only {live_ratio:.2f}); dead ReLUs {dead_init:.0%} at "
         f"init → {dead_final:.0%} after training",
         ev,
         test,
@@ -1169,16 +1173,15 @@ def claim_seeding_reproduces(processes: Mapping[str, Any], *, in_process: RunRes
     )
 
 
-def permutation_row(config: dict[str, Any], seed: int, engine: str) -> tuple[float, float, int]:
-    """One seed of the reused-permutation claim (module-level: it runs in a pool process): held-out MSE with
-    fit's own orders and with a fresh permutation per epoch, and how many distinct orders fit drew."""
+def permutation_row(config: dict[str, Any], seed: int) -> tuple[float, int]:
+    """One seed of the reused-permutation claim (module-level: it runs in a pool process): held-out MSE with a
+    fresh permutation per epoch, and how many distinct orders fit itself drew."""
     cfg = TrainConfig.from_dict(config).replace(seed=seed)
     keras_orders = epoch_orders_from_keras(cfg, np.zeros((cfg.n_points, 1), np.float32))
     rng = np.random.default_rng([seed, 1])
     new_orders = np.stack([rng.permutation(cfg.n_points) for _ in range(cfg.epochs)]).astype(np.int32)
-    reused, fresh = train(cfg, engine=engine), train_fused(cfg, orders=new_orders)
-    mse = [math.nan if r.diverged else float(r.metrics.mse_test) for r in (reused, fresh)]
-    return mse[0], mse[1], len({o.tobytes() for o in keras_orders})
+    fresh = train_fused(cfg, orders=new_orders)
+    return (math.nan if fresh.diverged else float(fresh.metrics.mse_test)), len({o.tobytes() for o in keras_orders})
 
 
 def claim_reused_permutation(
@@ -1191,13 +1194,17 @@ def claim_reused_permutation(
 ) -> Claim:
     """Ours: seeded ``fit`` (Keras 3.15 / TF 2.21) reuses one permutation every epoch — does that cost fit?"""
     distinct: dict[int, int] = {}
-    cache: dict[int, tuple[float, float, int]] = {}
-    prefetch = _rows_hook(runs, permutation_row, lambda s: (config.to_dict(), s, runs.engine), cache)
+    cache: dict[int, tuple[float, int]] = {}
+    rows_hook = _rows_hook(runs, permutation_row, lambda s: (config.to_dict(), s), cache)
+
+    def prefetch(seeds: Sequence[int]) -> None:
+        runs.prefetch([(config.replace(seed=s), None) for s in seeds])  # fit's own orders: the shared runs
+        rows_hook(seeds)
 
     def measure(seed: int) -> Row:
         prefetch([seed])
-        reused, fresh, distinct[seed] = cache[seed]
-        return [reused, fresh]
+        fresh, distinct[seed] = cache[seed]
+        return [runs.mse_test(config.replace(seed=seed)), fresh]
 
     test = StatTest(
         "mean MSE difference reused − fresh permutation",
