@@ -144,7 +144,8 @@ def bca_bootstrap(
         return Bootstrap(estimate, reps, 0.0, 0.0, n)
     share = (np.sum(reps < estimate) + 0.5 * np.sum(reps == estimate)) / reps.size
     z0 = float(norm.ppf(min(max(share, 0.5 / reps.size), 1 - 0.5 / reps.size)))
-    d = jack.mean() - jack
+    jack = jack[np.isfinite(jack)]  # a leave-one-out sample can be degenerate (e.g. a zero SD in a log ratio)
+    d = jack.mean() - jack if jack.size else np.zeros(1)
     ss = float(np.sum(d**2))
     accel = float(np.sum(d**3) / (6 * ss**1.5)) if ss > 0 and np.isfinite(ss) else 0.0
     return Bootstrap(estimate, reps, z0, accel, n)
