@@ -170,6 +170,7 @@ def run_analysis(
                 progress=None
                 if progress is None
                 else (lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)),
+                executor=executor,
             )
             runs += 2 ** len(explanation.factors) * len(explanation.seeds)
         claims: list[Claim] = []
