@@ -999,7 +999,7 @@ def claim_one_ulp(
             "mean_abs_mse_change": float(np.mean(np.abs(rows[:, 1] - rows[:, 0]))) if len(rows) else math.nan,
         },
         f"ratio {math.exp(ev.estimate):.2f} [{math.exp(ev.low):.2f}, {math.exp(ev.high):.2f}]; "
-        f"{sum(dead_hit)}/{ev.seeds} changed weights fed a unit dead at init, {sum(same)}/{ev.seeds} predictions "
+        f"{sum(dead_hit)}/{ev.seeds} changed weights fed a unit dead at init, {sum(same)}/{ev.seeds} runs ended "
         f"with a bitwise-equal MSE (ratio over live-unit changes only {live_ratio:.2f}); dead ReLUs {dead_init:.0%} at "
         f"init → {dead_final:.0%} after training",
         ev,
