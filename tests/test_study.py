@@ -191,50 +191,95 @@ def test_explain_shapley_values_add_up_to_the_gap() -> None:
         explain(a, a.replace(seed=5), seeds=range(2))
 
 
-def test_claim_verdicts_follow_their_numbers() -> None:
-    from sinecheck.study.claims import ClaimVerdict as V
-    from sinecheck.study.claims import verdict_from_interval, verdict_from_test
-
-    assert verdict_from_interval(-0.3, -0.1, better_if_negative=True) is V.SUPPORTED
-    assert verdict_from_interval(0.1, 0.3, better_if_negative=True) is V.NOT_SUPPORTED
-    assert verdict_from_interval(-0.1, 0.3, better_if_negative=True) is V.INCONCLUSIVE
-    assert verdict_from_interval(float("nan"), 0.3, better_if_negative=False) is V.INCONCLUSIVE
-    assert verdict_from_test(0.01) is V.SUPPORTED and verdict_from_test(0.2) is V.INCONCLUSIVE
-
-
 def test_claims_measured_on_a_small_study(small_study) -> None:
-    """The claims measured on real runs: what the measurement itself must show (the verdict rules are pinned on
-    synthetic data below)."""
+    """The claims measured on real runs (2 epochs, 3 seeds): what the measurement itself must show.  The verdict
+    rules are pinned on synthetic data in tests/test_claims.py."""
     from sinecheck.study import claims as c
-    from sinecheck.study.claims import ClaimVerdict as V
-    from sinecheck.study.explain import explain
 
     spec, _, grid = small_study
     base = spec.base
-    seeding = c.claim_seeding_consistency(base, runs=2)
-    assert seeding.numbers["seeded_distinct_digests"] == 1  # a seeded run is reproducible: the project's premise
-    assert seeding.numbers["unseeded_distinct_digests"] == 2  # unseeded runs draw other initial weights
-    assert seeding.verdict is V.SUPPORTED
-    matter = c.claim_initializer_and_batch_matter(grid)
-    e = explain(base, get_preset("tf-explicit").configs[0].replace(epochs=base.epochs), seeds=range(2))
-    lr = c.claim_lr_with_small_stddev_fits_better(e)
-    low, high = lr.numbers["gap_ci"]
-    assert low <= lr.numbers["gap_mean"] <= high
-    assert set(lr.numbers["attribution"]) == {"learning_rate", "kernel_initializer"}
-    batches = c.claim_smaller_batches_fit_better(grid)
-    assert set(batches.numbers["mean_mse_by_batch_size"]) == {"32", str(base.n_points)}  # "full" as its size
-    gradient = c.claim_larger_batches_accurate_gradient(grid, base, batch_sizes=(8, 64, 512), seeds=range(2))
-    errors = list(gradient.numbers["relative_gradient_error"].values())
-    assert errors == sorted(errors, reverse=True)  # sampling fewer points estimates the gradient worse
-    permutation = c.claim_reused_permutation(base, seeds=range(2))
+    runs = c.SeedRuns("fused")
+    looks = (3,)
+    explicit = get_preset("tf-explicit").configs[0].replace(epochs=base.epochs)
+    consistency = c.claim_consistency(runs, base, explicit, looks=looks)
+    assert consistency.evidence is not None and consistency.evidence.seeds == 3 == consistency.evidence.cap
+    assert consistency.numbers["sd_ratio"] == pytest.approx(
+        consistency.numbers["sd"]["tf-explicit"] / consistency.numbers["sd"]["keras-default"]
+    )
+    trained = runs.trained
+    c.claim_lr_with_small_stddev_fits_better(runs, base, explicit, looks=looks)
+    assert runs.trained == trained  # the same seeds of the same configs: reused, not trained again
+    ulp = c.claim_one_ulp(runs, base, looks=looks, first_look=3)
+    # a weight of a unit dead at the start stays dead when moved one ULP away from zero: nothing else changes
+    assert ulp.numbers["bitwise_equal_mse"] >= ulp.numbers["perturbed_unit_dead_at_init"]
+    assert 0.3 < ulp.numbers["dead_relu_init"] < 0.7  # x >= 0, zero biases: units with a negative weight
+    loop_configs = get_preset("batch-sweep").with_overrides(epochs=base.epochs).configs
+    loop, fresh = c.article_loop(runs, loop_configs, seed=0)
+    assert loop[0] == fresh[0] and loop[1:] != fresh[1:]  # only later sizes continue training
+    gradient = c.claim_larger_batches_accurate_gradient(base, batch_sizes=(8, 64, 512), checkpoints=(0, 1), looks=looks)
+    for errors in gradient.numbers["relative_gradient_error"].values():
+        assert list(errors.values()) == sorted(errors.values(), reverse=True)  # fewer points, worse estimate
+    permutation = c.claim_reused_permutation(runs, base, looks=looks)
     if metadata.version("keras").startswith("3.15"):  # measured with Keras 3.15 + TF 2.21: seeded fit, one order
-        assert permutation.numbers["distinct_orders_per_run"] == [1, 1]
-    assert len(permutation.numbers["mse_reused"]) == len(permutation.numbers["mse_fresh"]) == 2
-    text = c.render_claims([seeding, matter, lr, batches, gradient, permutation], markdown=True)
-    assert text.count("\n") == 7 and "**" in text
+        assert permutation.numbers["distinct_orders_per_run"] == [1, 1, 1]
+    family = c.judge_family([consistency, ulp, gradient, permutation, c.claim_initializer_and_batch_matter(grid)])
+    text = c.render_claims(family, markdown=True)
+    assert text.count("\n| ") == 5 and text.splitlines()[-1].startswith("decided: ")
 
 
-# -- every claim rule on synthetic data: each verdict it can give, pinned -------------------------------------
+def test_judge_claims_judges_what_the_results_allow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Which claims are judged from which results, in order, each with its source; Holm over the family."""
+    from types import SimpleNamespace
+
+    from sinecheck.study import analysis
+    from sinecheck.study.claims import Claim, ClaimVerdict, Direction, Evidence
+    from sinecheck.study.grid import sweep_study
+
+    def stub(name: str, p: float):  # type: ignore[no-untyped-def]
+        ev = Evidence("x", 1.0, 0.5, 1.5, 0.95, p, None, Direction.GREATER, 10, 200, 5)
+        return lambda *a, **k: Claim(name, name, "stub", "stub", ClaimVerdict.INCONCLUSIVE, {}, "", ev)
+
+    trained = ("claim_consistency", "claim_lr_with_small_stddev_fits_better", "claim_stddev_drastic")
+    trained += ("claim_larger_batches_accurate_gradient", "claim_article_batch_loop", "claim_one_ulp")
+    trained += ("claim_implementation_factors", "claim_reused_permutation")
+    for name in trained:
+        monkeypatch.setattr(analysis, name, stub(name, 0.004))
+    monkeypatch.setattr(
+        analysis,
+        "fresh_process_runs",
+        lambda base: {"default-1": {"digest": "a", "mse": 0.2}, "default-2": {"digest": "a", "mse": 0.2}},
+    )
+    monkeypatch.setattr(
+        analysis.SeedRuns,
+        "result",
+        lambda self, cfg, engine=None: SimpleNamespace(digests={"final_weights": "a"}, engine="fused"),
+    )
+    sweep = sweep_study(Axis("stddev", ("0.01", "1.0")), seeds=6, epochs=2)
+    steep = _synthetic(sweep, lambda v, s: float(v[0]) + 0.001 * _noise(v, s))
+    plan = SimpleNamespace(grid=GRID)
+    claims = analysis.judge_claims(plan, _grid(init=1.0, batch=1.0), [steep], None)  # type: ignore[arg-type]
+    assert [x.id for x in claims] == [
+        "claim_consistency",
+        "seeding-reproduces",
+        "claim_lr_with_small_stddev_fits_better",
+        "initializer-and-batch-size",
+        "smaller-batches-fit-better",
+        "claim_stddev_drastic",
+        *trained[3:],
+    ]
+    stubbed = [x for x in claims if x.id.startswith("claim_")]
+    assert all(x.verdict == V_SUPPORTED for x in stubbed)
+    # eleven hypotheses (8 stubs, the blocked F test, the batch trend's effect and equivalence); the two grid
+    # effects have smaller p, so Holm multiplies the stubs' 0.004 by 11 - 2 = 9
+    assert [x.evidence.p_effect_holm for x in stubbed] == [pytest.approx(0.036)] * 8  # type: ignore[union-attr]
+    seeding = claims[1]
+    assert seeding.verdict == V_SUPPORTED and seeding.numbers["fused_in_process_equals_fit"] is True
+    one_axis = SimpleNamespace(grid=sweep)  # not an initializer × batch grid: no grid claims
+    ids = [x.id for x in analysis.judge_claims(one_axis, steep, [], None, processes=False)]  # type: ignore[arg-type]
+    assert "initializer-and-batch-size" not in ids and "seeding-reproduces" not in ids and len(ids) == 7
+
+
+# -- synthetic study results -----------------------------------------------------------------------------------
 
 V_SUPPORTED, V_NOT, V_INCONCLUSIVE = "supported", "not supported", "inconclusive"
 
@@ -266,155 +311,3 @@ def _grid(*, init: float, batch: float, noise: float = 0.01) -> StudyResult:
         GRID,
         lambda values, seed: init * EFFECT[values[0]] + batch * EFFECT[values[1]] + noise * table[values][seed],
     )
-
-
-def test_claim_seeding_consistency_gives_each_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
-    from sinecheck.study import claims as c
-
-    def fake_train(seeded_varies: bool, unseeded_varies: bool):  # type: ignore[no-untyped-def]
-        calls = iter(range(100))
-
-        def train(config, engine):  # type: ignore[no-untyped-def]
-            n = next(calls)
-            varies = unseeded_varies if config.seed is None else seeded_varies
-            return SimpleNamespace(
-                digests={"final_weights": str(n) if varies else "same"}, metrics=SimpleNamespace(mse_test=0.1 + n)
-            )
-
-        return train
-
-    base = GRID.base
-    for seeded, unseeded, expected in [(True, True, V_NOT), (False, True, V_SUPPORTED), (False, False, V_INCONCLUSIVE)]:
-        monkeypatch.setattr(c, "train", fake_train(seeded, unseeded))
-        claim = c.claim_seeding_consistency(base, runs=3)
-        assert claim.verdict == expected, (seeded, unseeded)
-        assert claim.numbers["seeded_distinct_digests"] == (3 if seeded else 1)
-
-
-def test_claim_initializer_and_batch_matter_gives_each_verdict() -> None:
-    from sinecheck.study import claims as c
-
-    assert c.claim_initializer_and_batch_matter(_grid(init=1.0, batch=1.0)).verdict == V_SUPPORTED
-    assert c.claim_initializer_and_batch_matter(_grid(init=1.0, batch=0.0)).verdict == V_INCONCLUSIVE
-    assert c.claim_initializer_and_batch_matter(_grid(init=0.0, batch=0.0)).verdict == V_INCONCLUSIVE
-    # the zeros control is left out: an effect of zeros alone is not an initializer effect
-    only_zeros = _synthetic(GRID, lambda v, s: (5.0 if v[0] == "zeros" else 0.0) + EFFECT[v[1]] + 0.01 * _noise(v, s))
-    assert c.claim_initializer_and_batch_matter(only_zeros).verdict == V_INCONCLUSIVE
-
-
-def test_claim_lr_with_small_stddev_gives_each_verdict() -> None:
-    from types import SimpleNamespace
-
-    from sinecheck.study import claims as c
-
-    def explanation(low: float, high: float) -> SimpleNamespace:
-        return SimpleNamespace(
-            gap=SimpleNamespace(mean=(low + high) / 2, ci_low=low, ci_high=high),
-            mse_attribution=[SimpleNamespace(factor="learning_rate", mean=low, ci_low=low, ci_high=high)],
-            a_name="keras-default",
-            b_name="tf-explicit",
-            b=SimpleNamespace(epochs=100),
-            seeds=range(5),
-        )
-
-    assert c.claim_lr_with_small_stddev_fits_better(explanation(-0.3, -0.1)).verdict == V_SUPPORTED
-    assert c.claim_lr_with_small_stddev_fits_better(explanation(0.1, 0.3)).verdict == V_NOT
-    assert c.claim_lr_with_small_stddev_fits_better(explanation(-0.1, 0.3)).verdict == V_INCONCLUSIVE
-
-
-def test_claim_stddev_drastic_gives_each_verdict() -> None:
-    from sinecheck.study import claims as c
-    from sinecheck.study.grid import sweep_study
-
-    sweep = sweep_study(Axis("stddev", ("0.01", "0.1", "1.0")), seeds=40, epochs=2)
-    level = {"0.01": 0.0, "0.1": 1.0, "1.0": 2.0}
-    drastic = _synthetic(sweep, lambda v, s: level[v[0]] + 0.05 * _noise(v, s))
-    assert c.claim_stddev_drastic(drastic).verdict == V_SUPPORTED
-    mild = _synthetic(sweep, lambda v, s: 0.3 * level[v[0]] + _noise(v, s))  # significant, explains < 50 %
-    claim = c.claim_stddev_drastic(mild)
-    assert claim.numbers["anova"]["p"] < c.ALPHA and claim.numbers["anova"]["share"] < 0.5
-    assert claim.verdict == V_NOT
-    no_effect = _synthetic(sweep, lambda v, s: _noise(s))  # the same value in every cell per seed: p = 1
-    assert c.claim_stddev_drastic(no_effect).verdict == V_INCONCLUSIVE
-    assert c.claim_stddev_drastic(_synthetic(sweep, lambda v, s: 1.0)).verdict == V_INCONCLUSIVE  # nothing varies
-
-
-def test_claim_smaller_batches_fit_better_gives_each_verdict() -> None:
-    from sinecheck.study import claims as c
-
-    assert c.claim_smaller_batches_fit_better(_grid(init=0.0, batch=1.0)).verdict == V_SUPPORTED
-    assert c.claim_smaller_batches_fit_better(_grid(init=0.0, batch=-1.0)).verdict == V_NOT
-    assert c.claim_smaller_batches_fit_better(_grid(init=0.0, batch=0.0)).verdict == V_INCONCLUSIVE
-
-
-def test_claim_larger_batches_gradient_gives_each_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sinecheck.study import claims as c
-
-    def errors(values: dict[int, float]):  # type: ignore[no-untyped-def]
-        return lambda config, batch_sizes, seeds: values
-
-    falling, rising = {8: 0.9, 32: 0.5, 64: 0.2}, {8: 0.2, 32: 0.5, 64: 0.9}
-    cases = [
-        (falling, _grid(init=0.0, batch=1.0), V_SUPPORTED),
-        (rising, _grid(init=0.0, batch=1.0), V_NOT),
-        (falling, _grid(init=0.0, batch=0.0), V_INCONCLUSIVE),  # no batch-size effect on the final loss
-    ]
-    for values, grid, expected in cases:
-        monkeypatch.setattr(c, "gradient_error_by_batch", errors(values))
-        claim = c.claim_larger_batches_accurate_gradient(grid, GRID.base, batch_sizes=(8, 32, 64), seeds=range(2))
-        assert claim.verdict == expected, values
-
-
-def test_claim_reused_permutation_gives_each_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
-    from types import SimpleNamespace
-
-    from sinecheck.study import claims as c
-
-    base = GRID.base.replace(epochs=3)
-    monkeypatch.setattr(c, "epoch_orders_from_keras", lambda cfg, y: np.tile(np.arange(cfg.n_points), (3, 1)))
-    for shift, expected in [(0.1, V_SUPPORTED), (-0.1, V_NOT), (0.0, V_INCONCLUSIVE)]:
-        # reused - fresh = shift +- 0.01, alternating by seed
-        reused = lambda cfg, engine: SimpleNamespace(metrics=SimpleNamespace(mse_test=0.3))  # noqa: E731
-        fresh = lambda cfg, orders, shift=shift: SimpleNamespace(  # noqa: E731
-            metrics=SimpleNamespace(mse_test=0.3 - shift + (0.01 if cfg.seed % 2 else -0.01))
-        )
-        monkeypatch.setattr(c, "train", reused)
-        monkeypatch.setattr(c, "train_fused", fresh)
-        claim = c.claim_reused_permutation(base, seeds=range(8))
-        assert claim.numbers["distinct_orders_per_run"] == [1] * 8
-        assert claim.verdict == expected, shift
-
-
-def test_judge_claims_judges_what_the_results_allow(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Which claims are judged from which results, in order, with the verdicts of the rules above."""
-    from types import SimpleNamespace
-
-    from sinecheck.study import analysis
-    from sinecheck.study.claims import Claim, ClaimVerdict
-    from sinecheck.study.grid import sweep_study
-
-    def stub(name: str):  # type: ignore[no-untyped-def]
-        return lambda *a, **k: Claim(name, name, "stub", "stub", ClaimVerdict.INCONCLUSIVE, {}, "")
-
-    for name in ("claim_seeding_consistency", "claim_larger_batches_accurate_gradient", "claim_reused_permutation"):
-        monkeypatch.setattr(analysis, name, stub(name))  # the ones that train
-    sweep = sweep_study(Axis("stddev", ("0.01", "1.0")), seeds=6, epochs=2)
-    steep = _synthetic(sweep, lambda v, s: float(v[0]) + 0.001 * _noise(v, s))
-    lr_sweep = _synthetic(sweep_study(Axis("learning_rate", ("0.1", "0.2")), seeds=2, epochs=2), lambda v, s: 1.0)
-    plan = SimpleNamespace(grid=GRID)
-    claims = analysis.judge_claims(plan, _grid(init=1.0, batch=1.0), [steep, lr_sweep], None)  # type: ignore[arg-type]
-    assert [(x.id, x.verdict) for x in claims] == [
-        ("claim_seeding_consistency", V_INCONCLUSIVE),
-        ("initializer-and-batch-size", V_SUPPORTED),
-        ("stddev-drastic", V_SUPPORTED),
-        ("smaller-batches-fit-better", V_SUPPORTED),
-        ("claim_larger_batches_accurate_gradient", V_INCONCLUSIVE),
-        ("claim_reused_permutation", V_INCONCLUSIVE),
-    ]
-    one_axis = SimpleNamespace(grid=sweep)  # not an initializer × batch grid: only what it can judge
-    assert [x.id for x in analysis.judge_claims(one_axis, steep, [], None)] == [  # type: ignore[arg-type]
-        "claim_seeding_consistency",
-        "claim_reused_permutation",
-    ]

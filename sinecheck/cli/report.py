@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from sinecheck import options
 from sinecheck._text import format_number
 from sinecheck.cli._common import Progress, add_workers_option, int_at_least_two, prepare_outputs, quiet_tensorflow
+from sinecheck.cli.study import add_claims_cap_option
 from sinecheck.core.presets import PRESETS, get_preset
 from sinecheck.engines.registry import train
 from sinecheck.study.analysis import Analysis, default_plan, run_analysis
@@ -36,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--study-seeds", type=int_at_least_two, default=10, metavar="N", help="seeds per study cell (default 10)"
     )
     p.add_argument("--no-study", action="store_true", help="only the reference experiments")
+    add_claims_cap_option(p)
     add_workers_option(p, help="processes for the study (default 2)")
 
 
@@ -54,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
         )
         analysis = None
         if not args.no_study:
-            plan = default_plan(seeds=args.study_seeds, epochs=args.epochs)
+            plan = dataclasses.replace(
+                default_plan(seeds=args.study_seeds, epochs=args.epochs), claims_cap=args.claims_cap
+            )
             analysis = run_analysis(plan, Path(args.out) / "study", workers=args.workers, progress=progress.stage)
     path = write_report(experiments, Path(args.out), elapsed_s=time.perf_counter() - start, analysis=analysis)
     _print_summary(experiments, analysis)

@@ -16,7 +16,7 @@ from sinecheck.study.analysis import (
     study_table,
     write_study_outputs,
 )
-from sinecheck.study.claims import render_claims
+from sinecheck.study.claims import DEFAULT_CAP, LOOKS, render_claims
 from sinecheck.study.explain import render_explanation
 from sinecheck.study.grid import DEFAULT_BATCH_SIZES, DEFAULT_INITIALIZERS, Axis, split_values
 
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--no-sweeps", action="store_true", help="skip the stddev, learning-rate and optimizer sweeps")
     p.add_argument("--no-explain", action="store_true", help="skip explaining keras-default vs tf-explicit")
     p.add_argument("--no-claims", action="store_true", help="skip judging the claims")
+    add_claims_cap_option(p)
     options.add_engine_option(
         p.add_argument, default="fused", help="training engine (default fused: bitwise equal to Keras fit, ~35× faster)"
     )
@@ -63,6 +64,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory for runs, tables and figures (default: study); rerunning resumes",
     )
     p.add_argument("--json", metavar="PATH", help="also write statistics, explanation and claims as JSON")
+
+
+def claims_cap(text: str) -> int:
+    """An integer >= 3: the most seeds a sequential claim may use (a bootstrap needs a few)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 3:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}; allowed: an integer >= 3")
+    return value
+
+
+def add_claims_cap_option(parser: argparse.ArgumentParser) -> None:
+    """``--claims-cap N``: the seed cap of the sequential claims (shared by ``study`` and ``report``)."""
+    parser.add_argument(
+        "--claims-cap",
+        type=claims_cap,
+        default=DEFAULT_CAP,
+        metavar="N",
+        help=f"most seeds a claim may add before it is called inconclusive (default {DEFAULT_CAP}; looks at "
+        f"{', '.join(map(str, LOOKS))} below it)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +118,10 @@ def _plan(args: argparse.Namespace) -> StudyPlan:
         engine=args.engine,
     )
     return dataclasses.replace(
-        plan, explain_pair=None if args.no_explain else plan.explain_pair, claims=not args.no_claims
+        plan,
+        explain_pair=None if args.no_explain else plan.explain_pair,
+        claims=not args.no_claims,
+        claims_cap=args.claims_cap,
     )
 
 

@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,29 @@ from typing import Any
 import numpy as np
 
 from sinecheck._io import atomic_write
+from sinecheck.core.presets import get_preset
 from sinecheck.core.result import MetricName
 from sinecheck.study.claims import (
+    DEFAULT_CAP,
+    LOOKS,
     Claim,
+    ClaimVerdict,
+    SeedRuns,
+    baseline_spread,
+    claim_article_batch_loop,
+    claim_consistency,
+    claim_implementation_factors,
     claim_initializer_and_batch_matter,
     claim_larger_batches_accurate_gradient,
     claim_lr_with_small_stddev_fits_better,
+    claim_one_ulp,
     claim_reused_permutation,
-    claim_seeding_consistency,
+    claim_seeding_reproduces,
     claim_smaller_batches_fit_better,
     claim_stddev_drastic,
+    fresh_process_runs,
+    judge_family,
+    looks_up_to,
     render_claims,
 )
 from sinecheck.study.explain import Explanation, explain, render_explanation
@@ -45,6 +59,8 @@ from sinecheck.study.grid import (
 from sinecheck.study.runner import ExecutorScope, StudyResult, run_study
 from sinecheck.study.stats import Summary, summarize, variance_decomposition
 
+#: The recorded golden baselines (one JSON per TF/Keras environment), read by the implementation-factors claim.
+BASELINES_DIR = Path(__file__).resolve().parents[2] / "tests" / "baselines"
 #: The metrics summarised per cell in the analysis JSON.
 _CELL_METRICS = (MetricName.MSE_TEST, MetricName.MAX_ERR_TEST, MetricName.FINAL_LOSS)
 #: (stage label, done, total, elapsed s, ETA s or None)
@@ -59,6 +75,7 @@ class StudyPlan:
     sweeps: list[StudySpec] = field(default_factory=list)
     explain_pair: tuple[str, str] | None = ("keras-default", "tf-explicit")
     claims: bool = True
+    claims_cap: int = DEFAULT_CAP  # seeds a sequential claim may grow to (the last planned look)
 
 
 def default_plan(
@@ -126,7 +143,9 @@ def run_analysis(
         return lambda done, total, elapsed, eta: progress(label, done, total, elapsed, eta)
 
     pooled = workers > 1 or scheduler is not None
-    with ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor:  # one pool
+    with (
+        ExecutorScope(None, workers, scheduler) if pooled else contextlib.nullcontext() as executor
+    ):  # one pool, for the claims too
         grid = run_study(plan.grid, out / "runs" / "grid", executor=executor, progress=stage(plan.grid.name))
         runs = plan.grid.runs
         sweeps = []
@@ -135,27 +154,37 @@ def run_analysis(
                 run_study(spec, out / "runs" / spec.axes[0].name, executor=executor, progress=stage(spec.name))
             )
             runs += spec.runs
-    explanation = None
-    if plan.explain_pair:
-        a_name, b_name = plan.explain_pair
-        epochs = plan.grid.base.epochs
-        a, b = (base_config(n, epochs) for n in plan.explain_pair)
-        t0 = time.perf_counter()
-        explanation = explain(
-            a,
-            b,
-            seeds=plan.grid.seeds,
-            engine=plan.grid.engine,
-            a_name=a_name,
-            b_name=b_name,
-            progress=None
-            if progress is None
-            else (lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)),
-        )
-        runs += 2 ** len(explanation.factors) * len(explanation.seeds)
-    claims: list[Claim] = []
-    if plan.claims:
-        claims = judge_claims(plan, grid, sweeps, explanation, progress=progress)
+        explanation = None
+        if plan.explain_pair:
+            a_name, b_name = plan.explain_pair
+            epochs = plan.grid.base.epochs
+            a, b = (base_config(n, epochs) for n in plan.explain_pair)
+            t0 = time.perf_counter()
+            explanation = explain(
+                a,
+                b,
+                seeds=plan.grid.seeds,
+                engine=plan.grid.engine,
+                a_name=a_name,
+                b_name=b_name,
+                progress=None
+                if progress is None
+                else (lambda d, t, _label: progress("explain", d, t, time.perf_counter() - t0, None)),
+                executor=executor,
+            )
+            runs += 2 ** len(explanation.factors) * len(explanation.seeds)
+        claims: list[Claim] = []
+        if plan.claims:
+            claims = judge_claims(
+                plan,
+                grid,
+                sweeps,
+                explanation,
+                progress=progress,
+                looks=looks_up_to(plan.claims_cap),
+                executor=executor,
+                workers=workers if scheduler is None else 2,
+            )
     return Analysis(plan, grid, sweeps, explanation, claims, time.perf_counter() - started, runs)
 
 
@@ -166,33 +195,80 @@ def judge_claims(
     explanation: Explanation | None,
     *,
     progress: Progress | None = None,
+    looks: Sequence[int] = LOOKS,
+    processes: bool = True,
+    executor: Executor | None = None,
+    workers: int = 1,
 ) -> list[Claim]:
-    """Every claim that the available results (plus a few dedicated runs) can judge."""
+    """Every claim that the available results (plus dedicated, sequentially added seeds) can judge, then Holm
+    over the family.  `processes=False` skips the fresh-process runs (seeding-reproduces, oneDNN off); an
+    `executor` (the study's pool, `workers` processes) trains the claims' plain runs in parallel."""
     engine, base = plan.grid.engine, plan.grid.base
+    epochs = base.epochs
     names = [a.name for a in plan.grid.axes]
     t0 = time.perf_counter()
+    runs = SeedRuns(engine, executor=executor, workers=workers)
 
     def tick(label: str) -> None:
         if progress is not None:
-            progress(f"claims: {label}", 0, 0, time.perf_counter() - t0, None)
+            progress(f"claims: {label}", runs.trained, 0, time.perf_counter() - t0, None)
+
+    implicit, explicit = base_config("keras-default", epochs), base_config("tf-explicit", epochs)
+    if explanation is not None and explanation.engine == engine:
+        full = "+".join(f.name for f in explanation.factors)
+        for i, seed in enumerate(explanation.seeds):  # the explanation trained both ends already
+            runs.know(explanation.a.replace(seed=seed), float(explanation.mse[explanation.a_name][i]))
+            runs.know(explanation.b.replace(seed=seed), float(explanation.mse[full][i]))
+    for result in (grid, *sweeps):  # every stored run is a seed some claim may need (e.g. tf-explicit's)
+        if result.spec.engine == engine:
+            for cell in result.spec.cells():
+                for seed, mse in zip(result.spec.seeds, result.values(MetricName.MSE_TEST, cell), strict=True):
+                    runs.know(cell.config.replace(seed=seed), float(mse))
+    stddev = [s for s in sweeps if s.spec.axes[0].name == "stddev"]
+    is_grid = names == ["initializer", "batch_size"]
+    family = 7 + len(stddev[:1]) + 2 * is_grid  # the statistical claims judged below
+    kw: dict[str, Any] = {"looks": looks, "family": family, "progress": tick}
 
     out: list[Claim] = []
-    tick("seeding")
-    out.append(claim_seeding_consistency(base, runs=4, engine=engine))
-    if names == ["initializer", "batch_size"]:
+    pending = None
+    if processes:
+        from concurrent.futures import ThreadPoolExecutor
+
+        tick("fresh processes (fit)")
+        pool = ThreadPoolExecutor(1)
+        pending = pool.submit(fresh_process_runs, base)  # workers run beside the in-process claims
+    out.append(claim_consistency(runs, implicit, explicit, **kw))
+    out.append(claim_lr_with_small_stddev_fits_better(runs, implicit, explicit, explanation=explanation, **kw))
+    if is_grid:
         out.append(claim_initializer_and_batch_matter(grid))
-    if explanation is not None:
-        out.append(claim_lr_with_small_stddev_fits_better(explanation))
-    for sweep in sweeps:
-        if sweep.spec.axes[0].name == "stddev":
-            out.append(claim_stddev_drastic(sweep))
-    if names == ["initializer", "batch_size"]:
-        out.append(claim_smaller_batches_fit_better(grid))
-        tick("gradient accuracy")
-        out.append(claim_larger_batches_accurate_gradient(grid, base))
-    tick("permutation")
-    out.append(claim_reused_permutation(base, seeds=plan.grid.seeds, engine=engine))
-    return out
+        out.append(claim_smaller_batches_fit_better(grid, family=family))
+    if stddev:
+        out.append(claim_stddev_drastic(stddev[0], runs=runs, **kw))
+    out.append(claim_larger_batches_accurate_gradient(base, runs=runs, **kw))
+    loop = get_preset("batch-sweep").with_overrides(epochs=epochs).configs
+    out.append(claim_article_batch_loop(runs, loop, **kw))
+    out.append(claim_one_ulp(runs, base, **kw))
+    fresh: dict[str, Any] = {}
+    if pending is not None:
+        tick("waiting for the fresh processes")
+        fresh = pending.result()
+        pool.shutdown()
+    on, off = fresh.get("default-1", {}), fresh.get("onednn-off", {})
+    onednn = (
+        {"onednn_off_mse_delta": off["mse"] - on["mse"], "bitwise_equal": off["digest"] == on["digest"]}
+        if "mse" in on and "mse" in off
+        else {}
+    )
+    out.append(
+        claim_implementation_factors(
+            runs, base, processes=onednn, baselines=baseline_spread(BASELINES_DIR, epochs=epochs), **kw
+        )
+    )
+    out.append(claim_reused_permutation(runs, base, **kw))
+    if processes:
+        out.insert(1, claim_seeding_reproduces(fresh, in_process=runs.result(base)))
+    tick(f"done ({runs.trained} trainings)")
+    return judge_family(out)
 
 
 # -- rendering -----------------------------------------------------------------------------------------------
@@ -270,7 +346,7 @@ def render_analysis(analysis: Analysis, *, figures: dict[str, str], heading: str
         )
         + ". "
         f"Base: {g.base.describe()}; seeds {list(g.seeds)} in every cell (paired). Intervals are 95 % "
-        "bootstrap intervals of the mean over seeds (scipy.stats.bootstrap, percentile). 'Dead ReLU' = hidden "
+        "BCa bootstrap intervals of the mean over seeds. 'Dead ReLU' = hidden "
         "units never active on the training inputs: with x ≥ 0 and zero biases, every unit with a negative "
         "input weight starts dead.",
         "",
@@ -363,6 +439,11 @@ def analysis_json(analysis: Analysis) -> dict[str, Any]:
         "sweeps": [result_dict(s) for s in analysis.sweeps],
         "explanation": analysis.explanation.to_dict() if analysis.explanation else None,
         "claims": [c.to_dict() for c in analysis.claims],
+        "claims_decided": {
+            "decided": [c.id for c in analysis.claims if c.verdict is not ClaimVerdict.INCONCLUSIVE],
+            "not_decided": [c.id for c in analysis.claims if c.verdict is ClaimVerdict.INCONCLUSIVE],
+            "cap": analysis.plan.claims_cap,
+        },
         "elapsed_s": analysis.elapsed_s,
         "runs": analysis.runs,
         "fingerprint": analysis.grid.fingerprint,

@@ -14,6 +14,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 from sinecheck.core.compare import json_float
 from sinecheck.core.config import OptimizerSpec, TrainConfig
 from sinecheck.errors import ConfigError
-from sinecheck.study.runner import run_one
+from sinecheck.study.runner import run_cell, run_one
 from sinecheck.study.stats import bootstrap_ci
 
 
@@ -171,8 +172,12 @@ def explain(
     b_name: str = "B",
     max_factors: int = 6,
     progress: Callable[[int, int, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> Explanation:
-    """Train every subset of swaps from `a` towards `b` on every seed and attribute the gap (see module doc)."""
+    """Train every subset of swaps from `a` towards `b` on every seed and attribute the gap (see module doc).
+
+    With an `executor` (the study's process pool) each subset's seeds run as one task there, all subsets at
+    once; otherwise one run at a time in this process."""
     factors = differing_factors(a, b)
     if not factors:
         raise ConfigError(f"explain: {a_name} and {b_name} differ in no factor but the seed; nothing to explain")
@@ -192,16 +197,26 @@ def explain(
     mse: dict[frozenset[int], np.ndarray] = {}
     curves: dict[frozenset[int], np.ndarray] = {}
     total, done = len(subsets) * len(seeds), 0
+    configs = {}
     for subset in subsets:
         config = a
         for i in sorted(subset):
             config = factors[i].swap(config)
+        configs[subset] = config
+    pooled = (
+        {s: executor.submit(run_cell, [configs[s].replace(seed=x).to_dict() for x in seeds], engine) for s in subsets}
+        if executor is not None
+        else {}
+    )
+    for subset in subsets:
+        config = configs[subset]
+        outputs = pooled[subset].result() if subset in pooled else None
         values, rows = [], []
-        for seed in seeds:
+        for j, seed in enumerate(seeds):
             done += 1
             if progress is not None:
                 progress(done, total, f"{label[subset]} seed {seed}")
-            record, curve = run_one(config.replace(seed=seed), engine)
+            record, curve = outputs[j] if outputs is not None else run_one(config.replace(seed=seed), engine)
             values.append(np.nan if record["diverged"] else record["metrics"].mse_test)
             rows.append(curve)
         mse[subset], curves[subset] = np.array(values, np.float64), np.stack(rows)
