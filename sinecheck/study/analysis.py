@@ -8,7 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,8 +232,6 @@ def judge_claims(
     out: list[Claim] = []
     pending = None
     if processes:
-        from concurrent.futures import ThreadPoolExecutor
-
         tick("fresh processes (fit)")
         pool = ThreadPoolExecutor(1)
         pending = pool.submit(fresh_process_runs, base)  # workers run beside the in-process claims

@@ -24,15 +24,17 @@ How a verdict is reached (the same for every statistical claim):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sinecheck.checks.factors import factor_by_name
 from sinecheck.core.compare import json_float
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.data import make_data
@@ -42,6 +44,7 @@ from sinecheck.engines.common import fresh_start
 from sinecheck.engines.fused import epoch_orders_from_keras, train_fused
 from sinecheck.engines.numpy_engine import loss_and_gradients
 from sinecheck.engines.registry import train
+from sinecheck.isolation.pool import RunError, WorkerPool
 from sinecheck.study.explain import Explanation
 from sinecheck.study.runner import StudyResult, dead_relu_fraction, run_cell
 from sinecheck.study.stats import Bootstrap, bca_bootstrap, blocked_main_effect, holm
@@ -1012,7 +1015,6 @@ def baseline_spread(directory: str | Path, *, epochs: int = 100) -> dict[str, An
     """From the recorded golden baselines (one JSON per TF/Keras environment): the SD of held-out MSE across
     environments at a fixed seed, and across seeds within an environment, for every entry of `epochs` epochs
     present in every environment.  Descriptive: the stored runs are few."""
-    import json
 
     envs: dict[str, dict[str, float]] = {}
     for path in sorted(Path(directory).glob("tf*.json")):
@@ -1121,10 +1123,6 @@ def claim_implementation_factors(
 def fresh_process_runs(config: TrainConfig, *, seed: int = 0) -> dict[str, Any]:
     """Train the seeded `config` with Keras ``fit`` in two fresh default processes and one with oneDNN off (the
     isolation workers, concurrently): digests and held-out MSEs."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sinecheck.checks.factors import factor_by_name
-    from sinecheck.isolation.pool import RunError, WorkerPool
 
     cfg = config.replace(seed=seed)
     onednn = factor_by_name("onednn-off").b.environment
