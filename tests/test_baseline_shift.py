@@ -214,8 +214,9 @@ def test_a_digest_that_disagrees_with_the_arrays_is_a_corrupt_baseline(
         SimpleNamespace(baseline=BaselineMode.CHECK, baseline_dir=tmp_path, strict=bl.Strictness.MATERIAL),  # type: ignore[arg-type]
         [],
     )
-    with pytest.raises(pytest.fail.Exception, match="corrupt baseline"):
+    with pytest.raises(pytest.fail.Exception, match="corrupt baseline") as failed:
         session.verify()
+    assert failed.value.__context__ is None  # raised outside the except block: pytest shows the message once
 
 
 def test_a_predictions_digest_is_cross_checked_where_every_prediction_is_stored(tmp_path: Path) -> None:

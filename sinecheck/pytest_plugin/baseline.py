@@ -48,10 +48,13 @@ class BaselineSession:
         what = "" if model is None else f" of model {model.label}"
         references: list[tuple[bl.Baseline, bl.Relation]] = []
         if self.mode is BaselineMode.CHECK:
+            problem = None
             try:
                 references = bl.load_references(key, directory)
             except BaselineError as exc:
-                pytest.fail(str(exc), pytrace=False)
+                problem = str(exc)
+            if problem is not None:  # failed outside the except block: pytest would print the message twice, chained
+                pytest.fail(problem, pytrace=False)
             if not references or bl.only_other_machine_class(references):
                 others = [b.path.name for b, _ in references if b.path is not None]
                 note = (
