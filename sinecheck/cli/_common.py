@@ -120,15 +120,20 @@ def write_json(path: str | Path, payload: JSONValue) -> Path:
     return atomic_write(path, json.dumps(payload, indent=2) + "\n")
 
 
-def int_at_least_two(text: str) -> int:
-    """An integer >= 2 (seeds for a spread: one seed has no variance)."""
+def int_at_least(minimum: int, text: str) -> int:
+    """`text` as an integer >= `minimum`, or the argparse error naming the value and the bound."""
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}; allowed: an integer >= 2")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}; allowed: an integer >= {minimum}")
     return value
+
+
+def int_at_least_two(text: str) -> int:
+    """An integer >= 2 (seeds for a spread: one seed has no variance)."""
+    return int_at_least(2, text)
 
 
 def add_workers_option(parser: argparse.ArgumentParser, *, help: str) -> None:

@@ -6,7 +6,14 @@ import argparse
 import dataclasses
 
 from sinecheck import options
-from sinecheck.cli._common import Progress, add_workers_option, int_at_least_two, prepare_outputs, quiet_tensorflow
+from sinecheck.cli._common import (
+    Progress,
+    add_workers_option,
+    int_at_least,
+    int_at_least_two,
+    prepare_outputs,
+    quiet_tensorflow,
+)
 from sinecheck.study.analysis import (
     Analysis,
     StudyPlan,
@@ -68,13 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def claims_cap(text: str) -> int:
     """An integer >= 3: the most seeds a sequential claim may use (a bootstrap needs a few)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 3:
-        raise argparse.ArgumentTypeError(f"invalid value {text!r}; allowed: an integer >= 3")
-    return value
+    return int_at_least(3, text)
 
 
 def add_claims_cap_option(parser: argparse.ArgumentParser) -> None:

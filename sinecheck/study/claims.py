@@ -363,6 +363,22 @@ class SeedRuns:
         self.mse.setdefault((config.config_id, engine or self.engine), float(mse))
 
 
+@dataclass(frozen=True)
+class PairedMse:
+    """Per seed, the held-out MSE of two configs (one paired row), and the prefetch that trains a look's new
+    seeds of both at once — the measurement of the claims that compare keras-default with tf-explicit."""
+
+    runs: SeedRuns
+    first: TrainConfig
+    second: TrainConfig
+
+    def measure(self, seed: int) -> tuple[float, float]:
+        return self.runs.mse_test(self.first.replace(seed=seed)), self.runs.mse_test(self.second.replace(seed=seed))
+
+    def prefetch(self, seeds: Sequence[int]) -> None:
+        self.runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in (self.first, self.second)])
+
+
 def _apply_all(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
     """The unit of work sent to a pool process: `fn` over each argument tuple (`fn` is a module-level function)."""
     return [fn(*args) for args in calls]
@@ -460,13 +476,14 @@ def claim_consistency(
         margin=(-math.log(1.25), math.log(1.25)),
         shown=math.exp,
     )
+    paired = PairedMse(runs, implicit, explicit)
     ev, rows = sequential(
         test,
-        lambda s: (runs.mse_test(implicit.replace(seed=s)), runs.mse_test(explicit.replace(seed=s))),
+        paired.measure,
         looks=looks,
         family=family,
         progress=progress,
-        prefetch=lambda seeds: runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in (implicit, explicit)]),
+        prefetch=paired.prefetch,
     )
     iqr = bca_bootstrap(rows, lambda a: np.log(_iqr(a[..., 1]) / _iqr(a[..., 0])))
     iqr_low, iqr_high = iqr.ci(ev.confidence)
@@ -511,13 +528,14 @@ def claim_lr_with_small_stddev_fits_better(
     test = StatTest(
         "mean MSE difference explicit − implicit", _mean_diff, Direction.LESS, margin=(-MSE_MARGIN, MSE_MARGIN)
     )
+    paired = PairedMse(runs, implicit, explicit)
     ev, _ = sequential(
         test,
-        lambda s: (runs.mse_test(implicit.replace(seed=s)), runs.mse_test(explicit.replace(seed=s))),
+        paired.measure,
         looks=looks,
         family=family,
         progress=progress,
-        prefetch=lambda seeds: runs.prefetch([(c.replace(seed=s), None) for s in seeds for c in (implicit, explicit)]),
+        prefetch=paired.prefetch,
     )
     parts = (
         {a.factor: {"mean": a.mean, "ci": [a.ci_low, a.ci_high]} for a in explanation.mse_attribution}
