@@ -4,7 +4,8 @@ Process-wide switches (op determinism, thread pools, oneDNN, the Keras backend, 
 flipped back inside one process, so every environment gets its own worker subprocess.  A worker serves
 many requests, paying the TensorFlow import once.  Requests and replies are JSON lines; arrays travel as
 ``.npz`` files (never pickle).  A crash, a hang or an import error becomes a `RunError` with the worker's
-stderr, never a hung caller.
+stderr, never a hung caller.  A pool forks the workers of environments that differ from TensorFlow's defaults only
+in thread counts and op determinism from one process that imported TensorFlow once (`sinecheck.isolation.forkserver`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sinecheck.core.environment import Fingerprint
 from sinecheck.core.result import RunResult
 from sinecheck.errors import WorkerDied
 from sinecheck.isolation.environment import Environment
+from sinecheck.isolation.forkserver import ForkedProcess, ForkServer, forkable
 from sinecheck.isolation.protocol import RequestKind, RunErrorKind
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -66,14 +68,16 @@ class Worker:
         workdir: str | os.PathLike[str] | None = None,
         python: str = sys.executable,
         startup_timeout: float = STARTUP_TIMEOUT_S,
+        fork_server: ForkServer | None = None,
     ) -> None:
         self.environment = environment
+        self.fork_server = fork_server  # forks this worker when it serves its environment; else a new interpreter
         self.python = python
         self.startup_timeout = startup_timeout
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sinecheck-worker-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[str] | ForkedProcess | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr_path = self.workdir / f"{environment.name}-{id(self):x}.stderr"
         self._counter = 0
@@ -87,18 +91,10 @@ class Worker:
             return
         self.fingerprint = None  # a failed (re)start is a startup error, whatever an earlier process said
         self._lines = queue.Queue()
-        stderr = open(self._stderr_path, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-        args = [self.python, "-m", "sinecheck.isolation.worker", json.dumps(self.environment.to_dict())]
-        self._proc = subprocess.Popen(
-            args,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-            env=self.environment.variables(),
-            bufsize=1,
-        )
-        stderr.close()
+        if self.fork_server is not None and self.fork_server.serves(self.environment):
+            self._proc = self.fork_server.spawn(self.environment, self._stderr_path, self.startup_timeout)
+        else:
+            self._proc = self._popen()
         # The reader gets this process's own queue: a reader of an earlier process that only now sees
         # end-of-file must not report it to the new process's caller.
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
@@ -108,8 +104,22 @@ class Worker:
             raise WorkerDied(reply.get("error", "worker did not report ready"))
         self.fingerprint = reply.get("fingerprint")
 
+    def _popen(self) -> subprocess.Popen[str]:
+        """A new interpreter running the worker module with the environment's variables."""
+        args = [self.python, "-m", "sinecheck.isolation.worker", json.dumps(self.environment.to_dict())]
+        with open(self._stderr_path, "w", encoding="utf-8") as stderr:
+            return subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                env=self.environment.variables(),
+                bufsize=1,
+            )
+
     @staticmethod
-    def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    def _pump(proc: subprocess.Popen[str] | ForkedProcess, lines: queue.Queue[str | None]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.put(line)
@@ -249,29 +259,46 @@ class Worker:
 
 
 class WorkerPool:
-    """Workers keyed by (environment, instance): instance 1 of an environment is a second fresh process."""
+    """Workers keyed by (environment, instance): instance 1 of an environment is a second fresh process.
 
-    def __init__(self, *, workdir: str | os.PathLike[str] | None = None, python: str = sys.executable) -> None:
+    With `fork` (the default), workers whose environment allows it are forked from one fork server
+    (`sinecheck.isolation.forkserver.forkable`); ``fork=False`` starts every worker as a new interpreter.
+    """
+
+    def __init__(
+        self, *, workdir: str | os.PathLike[str] | None = None, python: str = sys.executable, fork: bool = True
+    ) -> None:
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="sinecheck-pool-"))
         self.python = python
+        self.fork = fork
         self._workers: dict[tuple[Environment, int], Worker] = {}
         self._lock = threading.Lock()
+        self._fork_server: ForkServer | None = None
 
     def get(self, environment: Environment, instance: int = 0) -> Worker:
         with self._lock:
             key = (environment, instance)
             if key not in self._workers:
-                self._workers[key] = Worker(environment, workdir=self.workdir, python=environment.python or self.python)
+                python = environment.python or self.python
+                server = None
+                if self.fork and forkable(environment, instance=instance, python=python):
+                    if self._fork_server is None:
+                        self._fork_server = ForkServer(workdir=self.workdir, python=python)
+                    server = self._fork_server
+                self._workers[key] = Worker(environment, workdir=self.workdir, python=python, fork_server=server)
             return self._workers[key]
 
     def close(self) -> None:
-        """Stop every worker: all are asked to exit first, then each is waited for (or killed)."""
+        """Stop every worker: all are asked to exit first, then each is waited for (or killed); then the fork server."""
         for worker in self._workers.values():
             worker.request_exit()
         for worker in self._workers.values():
             worker.close()
         self._workers.clear()
+        if self._fork_server is not None:
+            self._fork_server.close()
+            self._fork_server = None
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
