@@ -378,6 +378,31 @@ def _run_group(
         progress(f"{key[0].name} {row}")
 
 
+#: The runs of a matrix, grouped by the worker that makes them ((environment, instance) → (row, side, config)), in
+#: two phases: runs that start from another run's initial weights come second.
+Plan = list[dict[tuple[Environment, int], list[tuple[str, Side, TrainConfig]]]]
+
+
+def _plan(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor]) -> Plan:
+    """Each distinct (row, side) run once, grouped by worker and phase."""
+    jobs: dict[tuple[str, Side], TrainConfig] = {}
+    for f in factors:
+        for label, base in rows:
+            for side in (f.a, f.b):
+                jobs.setdefault((label, side), side.config(base))
+    phases: Plan = [{}, {}]
+    for (label, side), cfg in jobs.items():
+        phase = phases[side.initial_from is not None]
+        phase.setdefault((side.environment, side.instance), []).append((label, side, cfg))
+    return phases
+
+
+def matrix_workers(factors: Sequence[Factor]) -> list[tuple[Environment, int]]:
+    """The (environment, instance) of every worker `run_matrix` uses for these factors (on any rows), to prestart."""
+    active = [f for f in factors if not f.missing()]
+    return list(dict.fromkeys((side.environment, side.instance) for f in active for side in (f.a, f.b)))
+
+
 def run_matrix(
     rows: Sequence[tuple[str, TrainConfig]],
     factors: Sequence[Factor],
@@ -404,17 +429,10 @@ def run_matrix(
     pool = pool or WorkerPool()
     try:
         active = [f for f in factors if not f.missing()]
-        jobs: dict[tuple[str, Side], TrainConfig] = {}
-        for f in active:
-            for label, base in rows:
-                for side in (f.a, f.b):
-                    jobs.setdefault((label, side), side.config(base))
-        phases: list[dict[tuple[Environment, int], list[tuple[str, Side, TrainConfig]]]] = [{}, {}]
-        for (label, side), cfg in jobs.items():
-            phase = phases[side.initial_from is not None]
-            phase.setdefault((side.environment, side.instance), []).append((label, side, cfg))
+        phases = _plan(rows, active)
+        pool.prestart(key for phase in phases for key in phase)  # every import starts now, in the background
         results: dict[tuple[str, Side], Outcome] = {}
-        total, done = len(jobs), 0
+        total, done = sum(len(group) for phase in phases for group in phase.values()), 0
 
         def tick(label: str) -> None:
             nonlocal done

@@ -16,7 +16,7 @@ from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.presets import PRESETS, get_preset
-from sinecheck.core.specs import ModelSpec, load_specs
+from sinecheck.core.specs import ModelSpec, load_specs, pair_specs
 from sinecheck.errors import ConfigError
 from sinecheck.keras.runtime import start_tensorflow_quietly
 from sinecheck.keras.validate import validate_model_spec
@@ -146,6 +146,12 @@ def model_specs(args: argparse.Namespace) -> list[ModelSpec]:
     models = _as_list(args.model)
     data = _as_list(args.data)
     return load_specs(models, data, before_import=quiet_tensorflow)  # a model file imports Keras: quiet it first
+
+
+def paired_specs(args: argparse.Namespace) -> list[ModelSpec]:
+    """The --model/--data options paired, without importing them: for a command that checks its models in a worker
+    (`sinecheck.isolation.pool.validate_isolated`, whose import of the spec fails with the same one line)."""
+    return pair_specs(_as_list(args.model), _as_list(args.data))
 
 
 def validate_specs(models: Iterable[ModelSpec]) -> None:

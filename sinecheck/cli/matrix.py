@@ -7,13 +7,14 @@ import argparse
 from sinecheck import options
 from sinecheck._io import atomic_write
 from sinecheck.checks.factors import FACTORS, Factor, select_factors
-from sinecheck.checks.matrix import DEFAULT_EPOCHS, Locate, Matrix, Row, matrix_rows, run_matrix
-from sinecheck.cli._common import Progress, model_specs, prepare_outputs, validate_specs, write_json
+from sinecheck.checks.matrix import DEFAULT_EPOCHS, Locate, Matrix, Row, matrix_rows, matrix_workers, run_matrix
+from sinecheck.cli._common import Progress, paired_specs, prepare_outputs, write_json
 from sinecheck.core.compare import Tolerance
 from sinecheck.core.environment import format_fingerprint
 from sinecheck.core.presets import PRESETS
 from sinecheck.core.specs import ModelSpec
 from sinecheck.errors import ConfigError
+from sinecheck.isolation.pool import WorkerPool, validate_isolated
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,22 +51,27 @@ def run(args: argparse.Namespace) -> int:
         return 0
     factors = select_factors(args.factor)
     epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    models = model_specs(args)
-    rows = _rows(args, epochs, models)
     if args.parallel < 1:
         raise ConfigError(f"--parallel: invalid value {args.parallel}; allowed: an integer >= 1")
     tolerance = Tolerance() if args.max_ulp is None else Tolerance(max_ulp=args.max_ulp)
     prepare_outputs(args)
-    validate_specs(models)  # each model built once on its data: a bad spec is one line before anything trains
-    with Progress() as progress:
-        matrix = run_matrix(
-            rows,
-            factors,
-            parallel=args.parallel,
-            tolerance=tolerance,
-            progress=progress.step,
-            locate=Locate(args.locate),
-        )
+    with WorkerPool() as pool:
+        # Every worker starts importing TensorFlow now; the default one imports each model spec and checks it on its
+        # data (this process never imports TensorFlow): a bad spec is one line before anything trains.
+        pool.prestart(matrix_workers(factors))
+        models = paired_specs(args)
+        rows = _rows(args, epochs, models)
+        validate_isolated(pool, models)
+        with Progress() as progress:
+            matrix = run_matrix(
+                rows,
+                factors,
+                pool=pool,
+                parallel=args.parallel,
+                tolerance=tolerance,
+                progress=progress.step,
+                locate=Locate(args.locate),
+            )
     print(matrix.table())
     _print_details(matrix, rows, factors, epochs)
     if args.json:

@@ -10,6 +10,7 @@ in thread counts and op determinism from one process that imported TensorFlow on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from sinecheck._io import save_tensors
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import Fingerprint
 from sinecheck.core.result import RunResult
-from sinecheck.errors import WorkerDied
+from sinecheck.core.specs import ModelSpec
+from sinecheck.errors import SpecError, WorkerDied
 from sinecheck.isolation.environment import Environment
 from sinecheck.isolation.forkserver import ForkedProcess, ForkServer, forkable
 from sinecheck.isolation.protocol import RequestKind, RunErrorKind
@@ -83,10 +85,25 @@ class Worker:
         self._counter = 0
         self.fingerprint: Fingerprint | None = None  # as the worker reported it
         self.startup_error: str | None = None
+        self._start_lock = threading.Lock()  # a prestart in the background and a first request start one process
 
     # -- process management ------------------------------------------------------------------------
     def start(self) -> None:
         """Start the process and wait until it has imported TensorFlow and applied the environment."""
+        with self._start_lock:
+            self._start()
+
+    def prestart(self) -> None:
+        """`start` in the background: the process imports TensorFlow while the caller goes on.  A failure is not
+        raised here: the first request starts the worker again and reports it."""
+
+        def start_quietly() -> None:
+            with contextlib.suppress(WorkerDied):
+                self.start()
+
+        threading.Thread(target=start_quietly, daemon=True).start()
+
+    def _start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
         self.fingerprint = None  # a failed (re)start is a startup error, whatever an earlier process said
@@ -179,7 +196,8 @@ class Worker:
 
     def close(self) -> None:
         """Ask the worker to exit (kill it if it does not within 10 s), and remove its temporary directory."""
-        self.request_exit()
+        with self._start_lock:  # a start under way finishes first, so that no process outlives its pool
+            self.request_exit()
         if self._proc is not None and self._proc.poll() is None:
             try:
                 self._proc.wait(timeout=10)
@@ -302,11 +320,30 @@ class WorkerPool:
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def prestart(self, keys: Iterable[tuple[Environment, int]]) -> None:
+        """Start the workers of these (environment, instance) keys in the background: their imports run while the
+        caller validates or trains elsewhere (see `Worker.prestart`)."""
+        for environment, instance in keys:
+            self.get(environment, instance).prestart()
+
     def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def validate_isolated(pool: WorkerPool, specs: Iterable[ModelSpec], *, batch_size: int = 32) -> None:
+    """`sinecheck.keras.validate.validate_model_spec` for each spec, in the pool's default worker (so the caller
+    never imports TensorFlow): its one-line `SpecError` is raised here; a worker that cannot start is `WorkerDied`."""
+    worker = pool.get(Environment())
+    for spec in specs:
+        config = spec.config(batch_size=batch_size)
+        reply = worker.request({"kind": RequestKind.VALIDATE, "config": config.to_dict()}, DEFAULT_TIMEOUT_S)
+        if reply.get("spec_error"):
+            raise SpecError(reply["spec_error"])
+        if not reply.get("ok"):
+            raise WorkerDied(reply.get("error", "validation failed in the worker"))
 
 
 def run_isolated(

@@ -12,6 +12,7 @@ class RequestKind(TextEnum):
     SHUFFLE_ORDERS = "shuffle_orders"  # the sample orders fit would use for the first epochs
     TRACE = "trace"  # train with the step-by-step recorder of `sinecheck diverge`
     BENCH_FIT = "bench_fit"  # time epochs of fit on a model built once per (config, epochs per call)
+    VALIDATE = "validate"  # build a model spec once on its data and check them (`validate_model_spec`)
     EXIT = "exit"  # leave the request loop
 
 

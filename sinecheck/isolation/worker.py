@@ -25,12 +25,14 @@ from sinecheck._io import load_tensors
 from sinecheck.checks.bench import epoch_runner, time_runner
 from sinecheck.checks.trace import Trace, trace_fit
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.specs import ModelSpec
 from sinecheck.engines.registry import train
-from sinecheck.errors import ConfigError
+from sinecheck.errors import ConfigError, SpecError
 from sinecheck.isolation.forkserver import MAX_MESSAGE
 from sinecheck.isolation.protocol import RequestKind
 from sinecheck.keras.probes import epoch_orders
 from sinecheck.keras.runtime import probed_fingerprint
+from sinecheck.keras.validate import validate_model_spec
 
 _RUNNERS: dict[tuple[str, int], Any] = {}  # bench_fit's built models, for this worker process's lifetime
 
@@ -88,12 +90,24 @@ def _bench_fit(config: TrainConfig, request: Request) -> Reply:
     }
 
 
+def _validate(config: TrainConfig, request: Request) -> Reply:
+    """`validate_model_spec` on the config's model and data; a problem is its one-line `SpecError`."""
+    if config.model is None:
+        return {"ok": True}
+    try:
+        validate_model_spec(ModelSpec(config.model, config.data), batch_size=config.batch_size)
+    except SpecError as exc:
+        return {"ok": False, "spec_error": str(exc), "error": str(exc)}
+    return {"ok": True}
+
+
 #: What the worker does for each kind of request (EXIT is handled by the request loop).
 HANDLERS: dict[RequestKind, Callable[[TrainConfig, Request], Reply]] = {
     RequestKind.TRAIN: _train,
     RequestKind.SHUFFLE_ORDERS: _shuffle_orders,
     RequestKind.TRACE: _trace,
     RequestKind.BENCH_FIT: _bench_fit,
+    RequestKind.VALIDATE: _validate,
 }
 
 
