@@ -134,9 +134,18 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{packaged.MARKER}: a test of the packaged model suite, added with --sinecheck-model "
         f"(deselect with -m 'not {packaged.MARKER}')",
     )
-    settings = get_settings(config)  # resolve and validate every setting up front: a bad value is a usage error
-    packaged.validate_models(config, settings)  # each model built once on its data: a bad spec is a usage error
+    packaged.prestart_pool(config)  # the matrix workers' imports overlap the checks below
+    try:
+        settings = get_settings(config)  # resolve and validate every setting up front: a bad value is a usage error
+        packaged.validate_models(config, settings)  # each model built once on its data: a bad spec is a usage error
+    except BaseException:
+        packaged.close_pool(config)
+        raise
     xdist.register(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    packaged.close_pool(config)  # a prestarted pool the session never used
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -24,6 +24,7 @@ from sinecheck.isolation.pool import DEFAULT_TIMEOUT_S, RunError, WorkerPool
 from sinecheck.keras.runtime import probed_fingerprint
 from sinecheck.pytest_plugin import xdist
 from sinecheck.pytest_plugin.baseline import BaselineSession
+from sinecheck.pytest_plugin.packaged import POOL_KEY, close_pool
 from sinecheck.pytest_plugin.settings import Settings, get_settings
 from sinecheck.pytest_plugin.summary import SessionRecord, get_record
 
@@ -106,8 +107,15 @@ def sinecheck_train(pytestconfig: pytest.Config) -> Iterator[SinecheckTrain]:
 
 
 @pytest.fixture(scope="session")
-def sinecheck_pool() -> Iterator[WorkerPool]:
-    """One worker process per environment, closed at the end of the session."""
+def sinecheck_pool(pytestconfig: pytest.Config) -> Iterator[WorkerPool]:
+    """One worker process per environment, closed at the end of the session (the pool started at configure time
+    when models were given, see `sinecheck.pytest_plugin.packaged.prestart_pool`)."""
+    if pytestconfig.stash.get(POOL_KEY, None) is not None:
+        try:
+            yield pytestconfig.stash[POOL_KEY]
+        finally:
+            close_pool(pytestconfig)
+        return
     with WorkerPool() as pool:
         yield pool
 
