@@ -380,7 +380,8 @@ def _run_group(
 
 #: The runs of a matrix, grouped by the worker that makes them ((environment, instance) → (row, side, config)), in
 #: two phases: runs that start from another run's initial weights come second.
-Plan = list[dict[tuple[Environment, int], list[tuple[str, Side, TrainConfig]]]]
+Group = list[tuple[str, Side, TrainConfig]]
+Plan = list[dict[tuple[Environment, int], Group]]
 
 
 def _plan(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor]) -> Plan:
@@ -440,10 +441,19 @@ def run_matrix(
             if progress is not None:
                 progress(done, total, label)
 
-        for phase in phases:
+        # The shuffle probes run in their worker's lane, right after its runs of the first phase (not after all).
+        probes = probe_environments(active) if probe_shuffle else []
+        found: dict[Environment, Finding] = {}
+
+        def run_then_probe(key: tuple[Environment, int], group: Group, first: bool) -> None:
+            _run_group(pool, key, group, results, tick)
+            if first and key[1] == 0 and key[0] in probes:
+                found[key[0]] = shuffle_finding(pool, key[0], rows[0][1])
+
+        for index, phase in enumerate(phases):
             groups = sorted(phase.items(), key=lambda kv: -len(kv[1]))  # the biggest group starts first
             with ThreadPoolExecutor(max_workers=max(1, parallel)) as ex:
-                for fut in [ex.submit(_run_group, pool, key, group, results, tick) for key, group in groups]:
+                for fut in [ex.submit(run_then_probe, key, group, index == 0) for key, group in groups]:
                     fut.result()
         cells = []
         for f in factors:
@@ -464,8 +474,8 @@ def run_matrix(
         matrix = Matrix([Row(*row) for row in rows], list(factors), cells, fingerprint=pool.get(BASE).fingerprint)
         if locate is not Locate.NONE:
             locate_divergences(matrix, pool, only_broken=locate is Locate.BROKEN)
-        if probe_shuffle:
-            matrix.findings.extend(shuffle_findings(pool, rows[0][1], factors=active))
+        for environment in probes:  # in probe order; an environment no run of this matrix used is probed now
+            matrix.findings.append(found.get(environment) or shuffle_finding(pool, environment, rows[0][1]))
         matrix.elapsed_s = time.perf_counter() - start
         return matrix
     finally:
@@ -500,51 +510,55 @@ def locate_divergences(matrix: Matrix, pool: WorkerPool, *, only_broken: bool = 
         cell.evidence = dataclasses.replace(cell.evidence, first_divergence=line)
 
 
+def probe_environments(factors: Sequence[Factor]) -> list[Environment]:
+    """The environments `shuffle_findings` probes: the default one, and Keras 2's when the tf-keras factor runs."""
+    return [BASE] + [f.b.environment for f in factors if f.name == "tf-keras"]
+
+
 def shuffle_findings(
     pool: WorkerPool, config: TrainConfig, *, factors: Sequence[Factor] = FACTORS, epochs: int = 3
 ) -> list[Finding]:
     """Does seeded ``fit(shuffle=True)`` draw a new permutation each epoch?  Observed per Keras implementation."""
-    envs = [BASE] + [f.b.environment for f in factors if f.name == "tf-keras"]
-    findings = []
-    for env in envs:
-        worker = pool.get(env)
-        cfg = config.replace(shuffle=True)
-        seeded = worker.call(RequestKind.SHUFFLE_ORDERS, {"config": cfg.to_dict(), "epochs": epochs})["orders"]
-        unseeded = worker.call(
-            RequestKind.SHUFFLE_ORDERS, {"config": cfg.replace(seed=None).to_dict(), "epochs": epochs}
-        )["orders"]
-        fp = worker.fingerprint or {}
-        impl = (
-            f"tf_keras {fp.get('tf_keras')}" if fp.get("keras_impl") == "tf_keras" else f"Keras {fp.get('keras')}"
-        ) + f" on TF {fp.get('tensorflow')}"
-        same_seeded = all(o == seeded[0] for o in seeded[1:])
-        same_unseeded = all(o == unseeded[0] for o in unseeded[1:])
-        samples = len(seeded[0])  # what the probe saw: the config's data (a data spec's own sample count)
-        statement = (
-            f"{impl}: with a seed, every epoch of fit(shuffle=True) used "
-            + ("the SAME permutation" if same_seeded else "a new permutation")
-            + "; without a seed, "
-            + ("the same permutation" if same_unseeded else "a new one each epoch")
-            + f" (seed {cfg.seed}, {epochs} epochs, {samples} samples, batch {cfg.batch_size}"
-            + _probed_for(cfg)
-            + ")"
-        )
-        findings.append(
-            Finding(
-                f"epoch-reshuffle/{env.name}",
-                statement,
-                {
-                    "implementation": impl,
-                    "samples": samples,
-                    "batch_size": cfg.batch_size,
-                    "seeded_same_every_epoch": same_seeded,
-                    "unseeded_same_every_epoch": same_unseeded,
-                    "seeded_first_indices": [o[:10] for o in seeded],
-                    "unseeded_first_indices": [o[:10] for o in unseeded],
-                },
-            )
-        )
-    return findings
+    return [shuffle_finding(pool, env, config, epochs=epochs) for env in probe_environments(factors)]
+
+
+def shuffle_finding(pool: WorkerPool, environment: Environment, config: TrainConfig, *, epochs: int = 3) -> Finding:
+    """`shuffle_findings` in one environment (its first worker)."""
+    worker = pool.get(environment)
+    cfg = config.replace(shuffle=True)
+    seeded = worker.call(RequestKind.SHUFFLE_ORDERS, {"config": cfg.to_dict(), "epochs": epochs})["orders"]
+    unseeded = worker.call(RequestKind.SHUFFLE_ORDERS, {"config": cfg.replace(seed=None).to_dict(), "epochs": epochs})[
+        "orders"
+    ]
+    fp = worker.fingerprint or {}
+    impl = (
+        f"tf_keras {fp.get('tf_keras')}" if fp.get("keras_impl") == "tf_keras" else f"Keras {fp.get('keras')}"
+    ) + f" on TF {fp.get('tensorflow')}"
+    same_seeded = all(o == seeded[0] for o in seeded[1:])
+    same_unseeded = all(o == unseeded[0] for o in unseeded[1:])
+    samples = len(seeded[0])  # what the probe saw: the config's data (a data spec's own sample count)
+    statement = (
+        f"{impl}: with a seed, every epoch of fit(shuffle=True) used "
+        + ("the SAME permutation" if same_seeded else "a new permutation")
+        + "; without a seed, "
+        + ("the same permutation" if same_unseeded else "a new one each epoch")
+        + f" (seed {cfg.seed}, {epochs} epochs, {samples} samples, batch {cfg.batch_size}"
+        + _probed_for(cfg)
+        + ")"
+    )
+    return Finding(
+        f"epoch-reshuffle/{environment.name}",
+        statement,
+        {
+            "implementation": impl,
+            "samples": samples,
+            "batch_size": cfg.batch_size,
+            "seeded_same_every_epoch": same_seeded,
+            "unseeded_same_every_epoch": same_unseeded,
+            "seeded_first_indices": [o[:10] for o in seeded],
+            "unseeded_first_indices": [o[:10] for o in unseeded],
+        },
+    )
 
 
 def _probed_for(config: TrainConfig) -> str:
