@@ -384,7 +384,7 @@ Group = list[tuple[str, Side, TrainConfig]]
 Plan = list[dict[tuple[Environment, int], Group]]
 
 
-def _plan(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor]) -> Plan:
+def plan_runs(rows: Sequence[tuple[str, TrainConfig]], factors: Sequence[Factor]) -> Plan:
     """Each distinct (row, side) run once, grouped by worker and phase."""
     jobs: dict[tuple[str, Side], TrainConfig] = {}
     for f in factors:
@@ -430,7 +430,7 @@ def run_matrix(
     pool = pool or WorkerPool()
     try:
         active = [f for f in factors if not f.missing()]
-        phases = _plan(rows, active)
+        phases = plan_runs(rows, active)
         pool.prestart(key for phase in phases for key in phase)  # every import starts now, in the background
         results: dict[tuple[str, Side], Outcome] = {}
         total, done = sum(len(group) for phase in phases for group in phase.values()), 0

@@ -6,11 +6,23 @@ import argparse
 
 from sinecheck import options
 from sinecheck.checks.bench import BENCH_ENGINES, BenchRow, EngineTiming, render_bench, run_bench, time_backend_fit
-from sinecheck.cli._common import Progress, model_specs, prepare_outputs, quiet_tensorflow, validate_specs, write_json
+from sinecheck.checks.breakdown import measure_breakdown
+from sinecheck.checks.matrix import DEFAULT_EPOCHS
+from sinecheck.cli._common import (
+    Progress,
+    model_specs,
+    paired_specs,
+    prepare_outputs,
+    quiet_tensorflow,
+    validate_specs,
+    write_json,
+)
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.environment import Fingerprint, format_fingerprint
 from sinecheck.core.presets import PRESETS, get_preset
 from sinecheck.core.specs import ModelSpec
+from sinecheck.errors import ConfigError
+from sinecheck.isolation.pool import WorkerPool, validate_isolated
 from sinecheck.keras.runtime import probed_fingerprint
 
 #: The Keras 3 backends whose `fit` --backends times, each in its own process.
@@ -42,12 +54,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="epochs each timed call trains (default 20: spreads every engine's per-call set-up)",
     )
     p.add_argument("--json", metavar="PATH", help="also write every timing, the ratios and the fingerprint as JSON")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="instead of the engines: where a check's time goes on each --model (else keras-default) — process "
+        "start and import, fork, set-up, tracing, epochs, predictions, file I/O, comparison, exit — measured once "
+        "each and multiplied by what a matrix pays (--epochs, default 5 as the matrix)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=options.positive_int,
+        default=None,
+        metavar="N",
+        help="with --breakdown: epochs per run (default 5, the matrix's)",
+    )
     options.add_model_options(
         p.add_argument, what="benchmark this model instead of the presets (engines that cannot train it say so)"
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.breakdown:
+        return _breakdown(args)
+    if args.epochs is not None:
+        raise ConfigError(f"--epochs: invalid value {args.epochs}; allowed: only with --breakdown")
     rounds = args.rounds if args.rounds is not None else (3 if args.quick else 5)
     prepare_outputs(args)
     quiet_tensorflow()
@@ -67,6 +97,32 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         write_json(args.json, _payload(rows, backends, rounds, args.epochs_per_call, info))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _breakdown(args: argparse.Namespace) -> int:
+    """``--breakdown``: measure where a check's time goes (see `sinecheck.checks.breakdown`), per case."""
+    prepare_outputs(args)
+    epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+    models = paired_specs(args)
+    cases = [(m.label, m.config(epochs=epochs)) for m in models] or [
+        ("keras-default", get_preset("keras-default").configs[0].replace(epochs=epochs))
+    ]
+    with WorkerPool() as pool:
+        validate_isolated(pool, models)  # a bad spec is one line before anything is timed
+    results = []
+    for label, config in cases:
+        breakdown = measure_breakdown(label, config)
+        results.append(breakdown)
+        print(breakdown.render() + "\n")
+    info = probed_fingerprint(probe_tensorflow=False)
+    print(
+        "Each part measured once in this sitting (wall seconds); '× per matrix' is how often `sinecheck matrix` with "
+        "every factor pays it.\n" + format_fingerprint(info)
+    )
+    if args.json:
+        write_json(args.json, {"breakdowns": [b.to_dict() for b in results], "fingerprint": info})
         print(f"wrote {args.json}")
     return 0
 
