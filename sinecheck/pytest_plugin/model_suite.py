@@ -17,7 +17,12 @@ from sinecheck.checks.bench import epoch_runner
 from sinecheck.checks.matrix import Cell, Matrix
 from sinecheck.core.specs import ModelSpec
 
-pytestmark = pytest.mark.sinecheck_suite
+pytestmark = [
+    pytest.mark.sinecheck_suite,
+    # Keras 3.15's tensor-to-NumPy conversion under NumPy 2 (keras/src/backend/tensorflow/core.py): Keras's own
+    # warning, seven times per session in the user's summary, about nothing the user's code does.
+    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
+]
 
 #: Factors with a test of their own here; `test_matrix_row` checks the rest of the row.
 OWN_TESTS = ("same-process", "fresh-process", "no-seed", "injected-noise")
