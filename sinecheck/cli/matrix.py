@@ -55,12 +55,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--parallel: invalid value {args.parallel}; allowed: an integer >= 1")
     tolerance = Tolerance() if args.max_ulp is None else Tolerance(max_ulp=args.max_ulp)
     prepare_outputs(args)
+    models = paired_specs(args)
+    rows = _rows(args, epochs, models)  # a bad value (e.g. --epochs 0) fails here, before any process starts
     with WorkerPool() as pool:
         # Every worker starts importing TensorFlow now; the default one imports each model spec and checks it on its
         # data (this process never imports TensorFlow): a bad spec is one line before anything trains.
         pool.prestart(matrix_workers(factors))
-        models = paired_specs(args)
-        rows = _rows(args, epochs, models)
         validate_isolated(pool, models)
         with Progress() as progress:
             matrix = run_matrix(
