@@ -37,6 +37,14 @@ def alive(pid: int) -> bool:
     return True
 
 
+def all_gone(pids: list[int], *, within: float = 10.0) -> bool:
+    """Whether every process in `pids` has ended within `within` seconds."""
+    deadline = time.monotonic() + within
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not any(alive(pid) for pid in pids)
+
+
 @pytest.mark.parametrize(
     ("environment", "instance", "python", "expected"),
     [
@@ -127,10 +135,7 @@ def test_a_killed_forked_worker_is_replaced_and_nothing_outlives_the_pool() -> N
         server = pool._fork_server
         assert server is not None and server._proc is not None
         pids = [second.pid, server._proc.pid]
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(pid) for pid in pids)
+    assert all_gone(pids)
 
 
 @pytest.mark.timeout(120)
@@ -142,10 +147,7 @@ def test_prestarted_workers_closed_at_once_leave_no_process() -> None:
     pool.close()
     pids = [w._proc.pid for w in workers if w._proc is not None]
     assert pids
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(alive(pid) for pid in pids)
+    assert all_gone(pids)
 
 
 @pytest.mark.timeout(120)
