@@ -210,3 +210,24 @@ def test_defect5_under_the_pytest_plugin(user: Path, pytester: pytest.Pytester) 
             "*6 entries changed since the baseline was recorded*",
         ]
     )
+
+
+@needs_tensorflow
+def test_compiled_metrics_off_skips_evaluate_and_changes_no_bit(user: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train(compiled_metrics=False)`` (what the matrix asks its workers for: a cell compares weights and
+    predictions only) calls no ``evaluate`` and leaves the compiled metrics out; every digest is the same as a
+    run that evaluates."""
+    import sinecheck.engines.common as common
+    from sinecheck.engines.registry import train
+
+    calls: list[str] = []
+    real = common.evaluate_compiled
+    monkeypatch.setattr(common, "evaluate_compiled", lambda *a, **k: calls.append("evaluate") or real(*a, **k))
+    full = train(_config(user))
+    assert calls == ["evaluate"] and set(full.metrics.compiled.names()) == {"loss", "accuracy"}
+    lean = train(_config(user), compiled_metrics=False)
+    assert calls == ["evaluate"], "compiled_metrics=False must not call evaluate"
+    assert not lean.metrics.compiled
+    assert lean.digests == full.digests
+    without = {k: v for k, v in full.metrics.to_json().items() if k != "compiled"}
+    assert lean.metrics.to_json() == without  # NaN/inf as strings, so equal when both are NaN

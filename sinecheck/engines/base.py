@@ -49,6 +49,7 @@ class Engine(Protocol):
         progress: Progress | None,
         initial_weights: Mapping[str, np.ndarray] | None,
         unseeded_noise: float,
+        compiled_metrics: bool,
     ) -> RunResult: ...
 
 

@@ -129,12 +129,14 @@ def finish(
     epoch_ms_median: float,
     trace_s: float | None = None,
     predictions: tuple[np.ndarray, np.ndarray] | None = None,
+    compiled_metrics: bool = True,
 ) -> RunResult:
     """Record final weights and predictions (one forward call per grid) and build the RunResult.
 
     A run is diverged when a logged loss or a final weight is not finite.  The engine's own times (see
     `Timings`) gain ``total_s``, from the fresh start to here.  `predictions` (train grid, held-out grid)
     replaces the Keras forward call, for an engine that computes them itself (the NumPy engine in float64).
+    `compiled_metrics=False` leaves a user's model's compiled loss and metrics out (no ``evaluate``).
     """
     model, data = start.model, start.data
     final = weights_of(model, config)
@@ -172,7 +174,7 @@ def finish(
             }
         (p_train, t_train), (p_test, t_test) = _scored(train), _scored(test)
         metrics = error_metrics(p_train, p_test, t_train, t_test, final_loss=final_loss)
-    if engine == "keras" and config.model is not None:  # a user's model: its own compiled loss and metrics
+    if engine == "keras" and config.model is not None and compiled_metrics:  # a user's model: its own loss, metrics
         metrics = dataclasses.replace(metrics, compiled=evaluate_compiled(model, data, batch_size=config.batch_size))
     return RunResult(
         config=config,

@@ -326,12 +326,14 @@ def train_fused(
     unseeded_noise: float = 0.0,
     jit_compile: bool = False,
     orders: np.ndarray | None = None,
+    compiled_metrics: bool = True,
 ) -> RunResult:
     """Train like ``fit`` in one graph: bitwise equal to the keras engine (``fused``), or XLA-compiled
     (``fused-xla``: faster, equal only to within rounding; see the README for the measured agreement).
 
     `orders` (epochs × n_points sample indices) replaces the order ``fit`` would visit — an experiment on
     the order itself (recorded in ``options["sample_order"]``); the result is then no longer ``fit``'s.
+    `compiled_metrics` is part of the `Engine` protocol; the presets this engine trains have none.
     """
     check_supported(config, unseeded_noise=unseeded_noise, jit_compile=jit_compile)
     start = fresh_start(config, initial_weights=initial_weights, clear_session=False)

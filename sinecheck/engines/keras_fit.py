@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 
 from sinecheck.core.config import TrainConfig
+from sinecheck.core.data import TrainingData
 from sinecheck.core.result import RunResult
+from sinecheck.core.structure import DataForm
 from sinecheck.engines.base import Progress
 from sinecheck.engines.common import Start, finish, fresh_start
 from sinecheck.keras.runtime import keras_module
-from sinecheck.keras.user_data import fit_data
+from sinecheck.keras.user_data import fit_data, form_of
 
 
 def _epoch_recorder(progress: Progress | None, epochs: int) -> Any:
@@ -40,14 +42,54 @@ def _epoch_recorder(progress: Progress | None, epochs: int) -> Any:
     return EpochRecorder()
 
 
+def _symbolic_batch(form: DataForm, arguments: Mapping[str, Any]) -> Any:
+    """The structure of one training batch as shapes and dtypes (batch size unknown), read without drawing a batch:
+    a tf.data pipeline's element spec, or ``(x, y[, sample_weight])`` of arrays.  None for anything else (a
+    PyDataset's batches exist only by calling it, which may draw random numbers)."""
+    keras = keras_module()
+    if form is DataForm.TF_DATASET:
+        spec = arguments["x"].element_spec
+        leaves = keras.tree.flatten(spec)
+        if not all(type(leaf).__name__ == "TensorSpec" for leaf in leaves):
+            return None  # ragged or sparse parts: leave the building to fit
+        return spec
+    if form not in (DataForm.ARRAYS, DataForm.SINE):
+        return None
+    parts = [arguments[k] for k in ("x", "y", "sample_weight") if arguments.get(k) is not None]
+
+    def symbolic(array: Any) -> Any:
+        array = np.asarray(array)
+        return keras.KerasTensor((None, *array.shape[1:]), dtype=str(array.dtype))
+
+    return tuple(keras.tree.map_structure(symbolic, part) for part in parts)
+
+
+def build_training_state(model: Any, data: TrainingData, arguments: Mapping[str, Any]) -> None:
+    """Build the model's compiled loss, compiled metrics and optimizer variables from the data's shapes before
+    ``fit``, with Keras 3's own ``_symbolic_build`` (which ``fit`` runs itself under a distribution strategy and on
+    JAX and torch).  Without it, TensorFlow's first trace of ``train_step`` creates those variables, and a
+    ``tf.function`` whose first trace creates variables is traced a second time.  Same variables, same values, the
+    same bits (tests/test_engines_prebuild.py); one trace instead of two: 15-30 % of a run on the zoo models.  Not
+    for tf_keras (no such method) or a PyDataset: there ``fit`` builds them, as before."""
+    build = getattr(model, "_symbolic_build", None)
+    if build is None or getattr(model, "run_eagerly", False):
+        return
+    batch = _symbolic_batch(form_of(data), arguments)
+    if batch is not None:
+        build(data_batch=batch)
+
+
 def fit(start: Start, config: TrainConfig, callback: Any) -> Any:
     """Keras ``fit`` as this engine calls it: the start's model on its training data with `config`'s batch size,
     epochs and shuffle (a pipeline batches and shuffles itself), silent; the callbacks are `callback`, a model
     spec's own (its `sinecheck.FitSpec`) and Keras's ``TerminateOnNaN`` (a NaN/inf loss stops training), and the
-    FitSpec's fit arguments are passed as given.  Returns Keras's ``History``."""
+    FitSpec's fit arguments are passed as given.  The training state is built first (`build_training_state`: one
+    trace instead of two, the same bits).  Returns Keras's ``History``."""
     keras = keras_module()
+    arguments = fit_data(start.data, batch_size=config.batch_size, shuffle=config.shuffle)
+    build_training_state(start.model, start.data, arguments)
     return start.model.fit(
-        **fit_data(start.data, batch_size=config.batch_size, shuffle=config.shuffle),
+        **arguments,
         epochs=config.epochs,
         verbose=0,
         callbacks=[callback, *start.callbacks, keras.callbacks.TerminateOnNaN()],
@@ -61,6 +103,7 @@ def train_keras(
     progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
+    compiled_metrics: bool = True,
 ) -> RunResult:
     """Seed, build, compile and ``fit`` a fresh model; record weights before and after, predictions, timings.
 
@@ -68,7 +111,8 @@ def train_keras(
     Predictions are one forward call on the whole grid (no batching, so they do not depend on a predict
     batch size).  `initial_weights` replaces the seeded start (to compare the arithmetic of two backends
     from the same point); `unseeded_noise` > 0 adds a GaussianNoise layer seeded from the OS, outside the
-    global seed: a deliberate source of nondeterminism for negative controls.
+    global seed: a deliberate source of nondeterminism for negative controls.  `compiled_metrics=False` skips
+    ``evaluate`` (a user's model's compiled loss and metrics) after training.
     """
     start = fresh_start(config, initial_weights=initial_weights, unseeded_noise=unseeded_noise)
     recorder = _epoch_recorder(progress, config.epochs)
@@ -85,4 +129,5 @@ def train_keras(
         fit_s=t2 - t1,
         first_epoch_s=epoch_s[0] if epoch_s else 0.0,
         epoch_ms_median=1000 * float(np.median(epoch_s[1:] if len(epoch_s) > 1 else epoch_s)),
+        compiled_metrics=compiled_metrics,
     )

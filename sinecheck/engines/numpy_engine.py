@@ -150,8 +150,10 @@ def train_numpy(
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
     dtype: type = np.float32,
+    compiled_metrics: bool = True,
 ) -> RunResult:
-    """Train with NumPy in `dtype` (float32 or float64) from Keras's seeded start, in ``fit``'s sample order."""
+    """Train with NumPy in `dtype` (float32 or float64) from Keras's seeded start, in ``fit``'s sample order.
+    (`compiled_metrics` is part of the `Engine` protocol; the presets this engine trains have none.)"""
     name = "numpy" if dtype is np.float32 else "numpy-float64"
     check_supported_numpy(config, unseeded_noise=unseeded_noise, name=name)
     start = fresh_start(config, initial_weights=initial_weights, clear_session=False)

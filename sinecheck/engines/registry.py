@@ -20,6 +20,7 @@ def _fused_xla(
     progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
+    compiled_metrics: bool = True,
 ) -> RunResult:
     return train_fused(
         config, progress=progress, initial_weights=initial_weights, unseeded_noise=unseeded_noise, jit_compile=True
@@ -32,6 +33,7 @@ def _numpy_float64(
     progress: Progress | None = None,
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
+    compiled_metrics: bool = True,
 ) -> RunResult:
     return train_numpy(
         config, progress=progress, initial_weights=initial_weights, unseeded_noise=unseeded_noise, dtype=np.float64
@@ -57,6 +59,7 @@ def train(
     initial_weights: Mapping[str, np.ndarray] | None = None,
     unseeded_noise: float = 0.0,
     fallback: EngineName | str | None = None,
+    compiled_metrics: bool = True,
 ) -> RunResult:
     """Train `config` from scratch with the named engine and return everything the run produced.
 
@@ -64,7 +67,9 @@ def train(
     `unseeded_noise` injects training noise drawn outside the global seed (a negative control).
     An engine that cannot train a model/data spec refuses (EngineUnsupported) unless `fallback` names an
     engine that can; the result then says which engine really trained (``result.engine``) and which was
-    asked for (``result.options["fallback_from"]``).
+    asked for (``result.options["fallback_from"]``).  `compiled_metrics=False` skips Keras ``evaluate`` of a
+    user's model after training (its compiled loss and metrics), for callers that compare only weights and
+    predictions (the matrix): a run's weights and predictions are the same either way.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config: expected a TrainConfig, got {type(config).__name__}")
@@ -80,7 +85,13 @@ def train(
     ):
         raise ValueError(f"unseeded_noise: invalid value {unseeded_noise!r}; allowed: a finite number >= 0")
     run = ENGINES[engine.value]
-    result = run(config, progress=progress, initial_weights=initial_weights, unseeded_noise=float(unseeded_noise))
+    result = run(
+        config,
+        progress=progress,
+        initial_weights=initial_weights,
+        unseeded_noise=float(unseeded_noise),
+        compiled_metrics=compiled_metrics,
+    )
     if engine is not asked:
         result.options["fallback_from"] = asked.value
     return result

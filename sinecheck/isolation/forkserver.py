@@ -89,6 +89,7 @@ class ForkServer:
         self._replies: list[dict[str, Any]] = []
         self._exits: dict[int, int] = {}
         self._ended = False
+        self._ready = False
         self.startup_error: str | None = None
 
     def serves(self, environment: Environment) -> bool:
@@ -125,6 +126,7 @@ class ForkServer:
             self.startup_error = f"fork server did not start: {reply.get('error', '')}{tail}".strip()
             self.close()
             raise WorkerDied(self.startup_error)
+        self._ready = True
 
     def _listen(self, sock: socket.socket) -> None:
         """Read the server's JSON lines: replies to spawns, and exit statuses of forked workers."""
@@ -207,8 +209,16 @@ class ForkServer:
         reader = os.fdopen(stdout_r, "r", encoding="utf-8")
         return ForkedProcess(self, int(reply["pid"]), writer, reader)
 
+    def abandon_start(self) -> None:
+        """Kill the server if it is still importing TensorFlow (nothing is forked from it then); a ready one is
+        left alone.  Its start then fails with `WorkerDied`, as do the spawns waiting for it."""
+        if self._proc is not None and not self._ready and self._proc.poll() is None:
+            self._proc.kill()
+
     def close(self) -> None:
-        """End the server (its forked workers live on until their own `Worker` ends them)."""
+        """End the server (its forked workers live on until their own `Worker` ends them); a server still importing
+        TensorFlow is killed, not waited for."""
+        self.abandon_start()
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.shutdown(socket.SHUT_RDWR)

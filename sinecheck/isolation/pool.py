@@ -86,6 +86,7 @@ class Worker:
         self.fingerprint: Fingerprint | None = None  # as the worker reported it
         self.startup_error: str | None = None
         self._start_lock = threading.Lock()  # a prestart in the background and a first request start one process
+        self._closing = threading.Event()  # set by `close`: a start under way is abandoned, not waited for
 
     # -- process management ------------------------------------------------------------------------
     def start(self) -> None:
@@ -108,10 +109,14 @@ class Worker:
             return
         self.fingerprint = None  # a failed (re)start is a startup error, whatever an earlier process said
         self._lines = queue.Queue()
+        if self._closing.is_set():
+            raise WorkerDied("the pool is closing")
         if self.fork_server is not None and self.fork_server.serves(self.environment):
             self._proc = self.fork_server.spawn(self.environment, self._stderr_path, self.startup_timeout)
         else:
             self._proc = self._popen()
+        if self._closing.is_set():  # `close` came while the process was being made: it may not have seen it
+            self.kill()
         # The reader gets this process's own queue: a reader of an earlier process that only now sees
         # end-of-file must not report it to the new process's caller.
         threading.Thread(target=self._pump, args=(self._proc, self._lines), daemon=True).start()
@@ -195,8 +200,14 @@ class Worker:
                 self.kill()
 
     def close(self) -> None:
-        """Ask the worker to exit (kill it if it does not within 10 s), and remove its temporary directory."""
-        with self._start_lock:  # a start under way finishes first, so that no process outlives its pool
+        """Ask the worker to exit (kill it if it does not within 10 s), and remove its temporary directory.  A worker
+        still starting (importing TensorFlow) is killed at once: a pool closed early, e.g. on a bad model spec, does
+        not wait for imports nobody will use."""
+        self._closing.set()
+        proc = self._proc
+        if proc is not None and self.fingerprint is None and proc.poll() is None:
+            proc.kill()  # still starting (or never ready); `_start` then fails and lets go of the lock
+        with self._start_lock:  # a start under way ends first, so that no process outlives its pool
             self.request_exit()
         if self._proc is not None and self._proc.poll() is None:
             try:
@@ -233,9 +244,11 @@ class Worker:
         *,
         initial_weights: Mapping[str, np.ndarray] | None = None,
         unseeded_noise: float = 0.0,
+        compiled_metrics: bool = True,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> Outcome:
-        """Train `config` in the worker; a failure of any kind comes back as a `RunError`."""
+        """Train `config` in the worker; a failure of any kind comes back as a `RunError`.  `compiled_metrics=False`:
+        no ``evaluate`` of a user's model after training (see `sinecheck.engines.registry.train`)."""
         self._counter += 1
         stem = self.workdir / f"run-{id(self):x}-{self._counter}"
         payload: dict[str, Any] = {
@@ -243,6 +256,7 @@ class Worker:
             "config": config.to_dict(),
             "out": str(stem),
             "unseeded_noise": unseeded_noise,
+            "compiled_metrics": compiled_metrics,
         }
         if initial_weights is not None:
             init_path = stem.with_name(stem.name + "-init.npz")
@@ -308,7 +322,10 @@ class WorkerPool:
             return self._workers[key]
 
     def close(self) -> None:
-        """Stop every worker: all are asked to exit first, then each is waited for (or killed); then the fork server."""
+        """Stop every worker: all are asked to exit first, then each is waited for (or killed); then the fork server.
+        Processes still importing TensorFlow are killed at once (see `Worker.close`)."""
+        if self._fork_server is not None:
+            self._fork_server.abandon_start()  # the workers waiting for it to fork them then give up too
         for worker in self._workers.values():
             worker.request_exit()
         for worker in self._workers.values():

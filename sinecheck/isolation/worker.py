@@ -55,7 +55,12 @@ Reply = dict[str, Any]
 
 def _train(config: TrainConfig, request: Request) -> Reply:
     initial = load_tensors(request["initial_weights"]) if request.get("initial_weights") else None
-    result = train(config, initial_weights=initial, unseeded_noise=request.get("unseeded_noise", 0.0))
+    result = train(
+        config,
+        initial_weights=initial,
+        unseeded_noise=request.get("unseeded_noise", 0.0),
+        compiled_metrics=request.get("compiled_metrics", True),
+    )
     json_path, _ = result.save(request["out"])
     return {"ok": True, "path": str(json_path)}
 
