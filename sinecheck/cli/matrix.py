@@ -58,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
     models = paired_specs(args)
     rows = _rows(args, epochs, models)  # a bad value (e.g. --epochs 0) fails here, before any process starts
     with WorkerPool() as pool:
-        # Every worker starts importing TensorFlow now; the default one imports each model spec and checks it on its
-        # data (this process never imports TensorFlow): a bad spec is one line before anything trains.
-        pool.prestart(matrix_workers(factors))
+        # The default worker imports each model spec and checks it on its data (this process never imports
+        # TensorFlow): a bad spec is one line before anything trains, after one import, not after all of them.  One
+        # more worker imports meanwhile (both cores busy); the rest start once the specs are good.
+        workers = matrix_workers(factors)
+        pool.prestart(workers[:2])
         validate_isolated(pool, models)
+        pool.prestart(workers)
         with Progress() as progress:
             matrix = run_matrix(
                 rows,
