@@ -1,10 +1,10 @@
 """Where the time of a check on one model goes: process start, imports, set-up, tracing, epochs, predictions, I/O.
 
-`sinecheck bench --model M --breakdown` measures each part once, in one sitting, the way the matrix, the golden
-baselines and the pytest plugin pay it: a new interpreter (start and TensorFlow import), the fork server and a worker
-forked from it, a first run in a fresh worker (set-up; `fit`'s first epoch less a steady one, i.e. tracing; the
-remaining epochs; final weights, predictions and evaluation; the result's trip through a file), a second run in the
-same worker (what every further run of a worker costs), one comparison, and a worker's exit.  The matrix's counts
+`sinecheck bench --model M --breakdown` measures each part once, in one sitting, the way the matrix and the pytest
+plugin pay it: a new interpreter (start and TensorFlow import), the fork server and a worker forked from it, a first
+run in a fresh worker (set-up; `fit`'s first epoch less a steady one, i.e. tracing; the remaining epochs; final weights
+and predictions, with no ``evaluate``, as in the matrix; the result's trip through a file), a second run in the same
+worker (what every further run of a worker costs), one comparison, and a worker's exit.  The matrix's counts
 (workers by kind, runs) come from its plan for the chosen factors, so the table says what a matrix pays for each
 part: a measured part times its count, not a model of the machine.
 """
@@ -104,14 +104,14 @@ def _run_parts(prefix: str, run: RunResult, round_trip_s: float, *, count: int |
         Part(f"{prefix}: set-up (seed, data, build, compile, checks)", t.setup_s, count),
         Part(f"{prefix}: trace/compile (1st epoch less a steady one)", trace, count),
         Part(f"{prefix}: training epochs", epochs, count),
-        Part(f"{prefix}: final weights, predictions, evaluation", end, count),
+        Part(f"{prefix}: final weights and predictions", end, count),
         Part(f"{prefix}: result through a file and the pipe", max(round_trip_s - t.total_s, 0.0), count),
     ]
 
 
 def _timed_train(worker: Worker, config: TrainConfig) -> tuple[RunResult, float]:
     started = time.perf_counter()
-    outcome = worker.train(config)
+    outcome = worker.train(config, compiled_metrics=False)  # as the matrix runs it
     elapsed = time.perf_counter() - started
     if isinstance(outcome, RunError):
         raise WorkerDied(str(outcome))
