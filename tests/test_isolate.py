@@ -8,6 +8,7 @@ failure handling is tested in a fraction of a second each and without TensorFlow
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import textwrap
 import time
@@ -101,6 +102,26 @@ def test_fresh_processes_reproduce_the_in_process_run() -> None:
     assert compare(a, local).verdict is Verdict.IDENTICAL, compare(a, local).report()
     assert a.digests == local.digests
     assert a.config == TINY and a.options == {}
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_imports_tensorflow_without_matplotlib_and_can_still_import_it() -> None:
+    """Workers skip the matplotlib import Keras makes while TensorFlow imports (~0.5 s each); Keras goes on without
+    its image-gallery helper, and matplotlib itself stays importable."""
+    pytest.importorskip("matplotlib")
+    script = textwrap.dedent(
+        """
+        import sys
+        from sinecheck.isolation.worker import _import_tensorflow
+        _import_tensorflow()
+        finders = [type(f).__name__ for f in sys.meta_path]
+        print("tensorflow" in sys.modules, "matplotlib" in sys.modules, "_RefuseMatplotlib" in finders)
+        import matplotlib.pyplot
+        print("matplotlib" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["True", "False", "False", "True"], done.stdout
 
 
 CONTROLLED = Environment(

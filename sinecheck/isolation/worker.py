@@ -37,8 +37,36 @@ from sinecheck.keras.validate import validate_model_spec
 _RUNNERS: dict[tuple[str, int], Any] = {}  # bench_fit's built models, for this worker process's lifetime
 
 
+class _RefuseMatplotlib:
+    """A meta-path finder that refuses matplotlib, put in place while TensorFlow imports (`_import_tensorflow`)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ModuleNotFoundError(
+                f"No module named {name!r} (while a sinecheck worker imports TensorFlow)", name=name
+            )
+
+
+def _import_tensorflow() -> Any:
+    """Import TensorFlow without the matplotlib import Keras makes on the way (it tries ``matplotlib.pyplot`` for
+    ``keras.visualization.plot_image_gallery`` and goes on without it): ~0.5 s of a ~3 s import, paid by every worker.
+    matplotlib stays importable afterwards, for a model module or anything else that imports it."""
+    if "tensorflow" in sys.modules or "matplotlib" in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    refuse = _RefuseMatplotlib()
+    sys.meta_path.insert(0, refuse)
+    try:
+        import tensorflow as tf
+    finally:
+        sys.meta_path.remove(refuse)
+    return tf
+
+
 def _apply(environment: dict[str, Any]) -> None:
-    import tensorflow as tf
+    tf = _import_tensorflow()
 
     intra, inter = environment.get("intra_op_threads"), environment.get("inter_op_threads")
     if intra is not None:
@@ -167,7 +195,7 @@ def fork_server(fd: int) -> int:
     `sinecheck.isolation.forkserver`); reap them and report their exit statuses; end when the socket closes."""
     control = socket.socket(fileno=fd)
     try:
-        import tensorflow  # noqa: F401 - the import every forked worker shares
+        _import_tensorflow()  # the import every forked worker shares
     except Exception:
         _report(control, {"ready": False, "error": traceback.format_exc(limit=5)})
         return 1
