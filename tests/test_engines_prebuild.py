@@ -56,3 +56,18 @@ def test_zoo_model_same_bits_one_trace(name: str, monkeypatch: pytest.MonkeyPatc
 def test_sine_preset_same_bits_one_trace(monkeypatch: pytest.MonkeyPatch) -> None:
     config = dataclasses.replace(PRESETS["keras-default"].configs[0], epochs=EPOCHS)
     _check_same_bits_one_trace(monkeypatch, config)
+
+
+def test_a_model_keras_cannot_build_from_shapes_trains_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When Keras's symbolic build fails (a model it cannot run on shapes alone), `fit` builds the state in its
+    trace as it always did: the run goes on with the same bits."""
+    keras = pytest.importorskip("keras")
+    config = dataclasses.replace(PRESETS["keras-default"].configs[0], epochs=EPOCHS)
+    plain, _ = _train_counting(monkeypatch, config, prebuild=False)
+
+    def cannot(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("Unable to automatically build the model")
+
+    monkeypatch.setattr(keras.Model, "_symbolic_build", cannot)
+    failed, traces = _train_counting(monkeypatch, config, prebuild=True)
+    assert failed.digests == plain.digests and traces == 2

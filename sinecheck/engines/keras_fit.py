@@ -70,13 +70,18 @@ def build_training_state(model: Any, data: TrainingData, arguments: Mapping[str,
     JAX and torch).  Without it, TensorFlow's first trace of ``train_step`` creates those variables, and a
     ``tf.function`` whose first trace creates variables is traced a second time.  Same variables, same values, the
     same bits (tests/test_engines_prebuild.py); one trace instead of two: 15-30 % of a run on the zoo models.  Not
-    for tf_keras (no such method) or a PyDataset: there ``fit`` builds them, as before."""
+    for tf_keras (no such method) or a PyDataset, nor where the symbolic build fails: there ``fit`` builds them in
+    its trace, as before."""
     build = getattr(model, "_symbolic_build", None)
     if build is None or getattr(model, "run_eagerly", False):
         return
     batch = _symbolic_batch(form_of(data), arguments)
-    if batch is not None:
+    if batch is None:
+        return
+    try:
         build(data_batch=batch)
+    except Exception:  # what Keras cannot build from shapes alone, fit builds in its trace, as before
+        return
 
 
 def fit(start: Start, config: TrainConfig, callback: Any) -> Any:
