@@ -61,12 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "start and import, fork, set-up, tracing, epochs, predictions, file I/O, comparison, exit — measured once "
         "each and multiplied by what a matrix pays (--epochs, default 5 as the matrix)",
     )
-    p.add_argument(
-        "--epochs",
-        type=options.positive_int,
-        default=None,
-        metavar="N",
-        help="with --breakdown: epochs per run (default 5, the matrix's)",
+    options.add_epochs_option(
+        p.add_argument, default=None, help="with --breakdown: epochs per run (default 5, the matrix's)"
     )
     options.add_model_options(
         p.add_argument, what="benchmark this model instead of the presets (engines that cannot train it say so)"
