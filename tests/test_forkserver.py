@@ -144,10 +144,15 @@ def test_prestarted_workers_closed_at_once_leave_no_process() -> None:
     pool.prestart([(Environment(), 0), (Environment(), 1), (THREADS_1, 0)])
     time.sleep(0.5)  # the starts are under way
     workers = [pool.get(Environment()), pool.get(Environment(), 1), pool.get(THREADS_1)]
+    server = pool._fork_server
     pool.close()
     pids = [w._proc.pid for w in workers if w._proc is not None]
     assert pids
     assert all_gone(pids)
+    # still importing TensorFlow half a second in: killed, not waited for (a bad spec must not wait for them)
+    fresh = workers[1]._proc
+    assert fresh is not None and fresh.returncode == -signal.SIGKILL, fresh.returncode if fresh else None
+    assert server is not None and server._proc is not None and server._proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.timeout(120)

@@ -202,7 +202,7 @@ class Worker:
     def close(self) -> None:
         """Ask the worker to exit (kill it if it does not within 10 s), and remove its temporary directory.  A worker
         still starting (importing TensorFlow) is killed at once: a pool closed early, e.g. on a bad model spec, does
-        not wait for imports nobody will use."""
+        not wait for imports nobody will use.  A closed worker does not start again."""
         self._closing.set()
         proc = self._proc
         if proc is not None and self.fingerprint is None and proc.poll() is None:
