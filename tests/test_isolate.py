@@ -107,21 +107,40 @@ def test_fresh_processes_reproduce_the_in_process_run() -> None:
 @pytest.mark.timeout(60)
 def test_a_worker_imports_tensorflow_without_matplotlib_and_can_still_import_it() -> None:
     """Workers skip the matplotlib import Keras makes while TensorFlow imports (~0.5 s each); Keras goes on without
-    its image-gallery helper, and matplotlib itself stays importable."""
+    its image-gallery helper, and matplotlib itself stays importable.  The garbage collector, off during the import,
+    is on again afterwards, with the import's objects frozen out of later collections."""
     pytest.importorskip("matplotlib")
     script = textwrap.dedent(
         """
-        import sys
+        import gc, sys
         from sinecheck.isolation.worker import _import_tensorflow
+        frozen_before = gc.get_freeze_count()
         _import_tensorflow()
         finders = [type(f).__name__ for f in sys.meta_path]
         print("tensorflow" in sys.modules, "matplotlib" in sys.modules, "_RefuseMatplotlib" in finders)
+        print(gc.isenabled(), frozen_before == 0 and gc.get_freeze_count() > 100_000)
         import matplotlib.pyplot
         print("matplotlib" in sys.modules)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.split() == ["True", "False", "False", "True"], done.stdout
+    assert done.stdout.split() == ["True", "False", "False", "True", "True", "True"], done.stdout
+
+
+@pytest.mark.timeout(60)
+def test_importing_tensorflow_leaves_a_disabled_collector_disabled() -> None:
+    """`_import_tensorflow` turns the collector back on only if it was on (a caller's own `gc.disable` stands)."""
+    script = textwrap.dedent(
+        """
+        import gc
+        gc.disable()
+        from sinecheck.isolation.worker import _import_tensorflow
+        _import_tensorflow()
+        print(gc.isenabled())
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["False"], done.stdout
 
 
 CONTROLLED = Environment(
