@@ -96,6 +96,8 @@ def test_forked_workers_train_the_bits_of_new_interpreters() -> None:
         assert threads.get("intra_op_threads") == 1 and threads.get("inter_op_threads") == 1
         assert (forked.get(OP_DETERMINISM).fingerprint or {}).get("op_determinism") is True
         assert (forked.get(Environment()).fingerprint or {}).get("op_determinism") is False
+        hash_seeds = {(pool.get(Environment()).fingerprint or {}).get("pythonhashseed") for pool in (forked, fresh)}
+        assert hash_seeds == {"0"}  # the server imported with the workers' hash seed
     assert digests[True] == digests[False]
 
 

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from sinecheck.core.compare import Verdict, compare
 from sinecheck.core.config import TrainConfig
 from sinecheck.core.result import RunResult, digest_tensors
 from sinecheck.errors import ConfigError
-from sinecheck.isolation.environment import CONTROLLED_VARS, Environment
+from sinecheck.isolation.environment import CONTROLLED_VARS, DEFAULT_HASH_SEED, Environment
 from sinecheck.isolation.pool import DEFAULT_TIMEOUT_S, STARTUP_TIMEOUT_S, RunError, Worker, WorkerPool, run_isolated
 
 TINY = TrainConfig(hidden_units=(8,), n_points=64, epochs=1)
@@ -61,6 +62,37 @@ def test_variables_drop_every_inherited_controlled_var(monkeypatch: pytest.Monke
     assert leaked == []
     assert out["SINECHECK_TEST_UNRELATED"] == "kept"
     assert out["PYTHONUNBUFFERED"] == "1" and out["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
+def test_every_worker_hashes_with_seed_0_but_a_second_instance_with_pythons_random_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One hash seed for all workers (a factor changes only what it names; the default environment's workers fork
+    from one process), whatever the caller's shell says; the fresh-process factor's second process hashes like a
+    user's next process; an environment that sets the seed keeps it in both."""
+    monkeypatch.setenv("PYTHONHASHSEED", "123")
+    assert Environment().variables()["PYTHONHASHSEED"] == DEFAULT_HASH_SEED == "0"
+    assert Environment().variables(instance=1)["PYTHONHASHSEED"] == "random"
+    one = Environment("h1", {"PYTHONHASHSEED": "1"})
+    assert one.variables()["PYTHONHASHSEED"] == one.variables(instance=1)["PYTHONHASHSEED"] == "1"
+
+
+def test_a_second_instance_is_started_with_its_own_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The pool gives a worker its instance, and the worker starts its interpreter with that instance's variables."""
+    started: list[dict[str, str]] = []
+
+    def popen(*args: Any, env: dict[str, str], **kwargs: Any) -> Any:
+        started.append(env)
+        raise OSError("not started (test)")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    with WorkerPool(workdir=tmp_path, fork=False) as pool:
+        for instance in (0, 1):
+            worker = pool.get(Environment(), instance)
+            assert worker.instance == instance
+            with pytest.raises(OSError, match="not started"):
+                worker.start()
+    assert [env["PYTHONHASHSEED"] for env in started] == ["0", "random"]
 
 
 def test_variables_keep_the_callers_log_level(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,6 +269,7 @@ def fake_python(tmp_path: Path, *parts: str, name: str = "fake-python") -> str:
     head = f"""#!{sys.executable}
 import json, os, subprocess, sys, time
 from pathlib import Path
+from typing import Any
 _count = Path({str(counter)!r})
 RUN = int(_count.read_text()) + 1 if _count.exists() else 1
 _count.write_text(str(RUN))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from importlib import metadata
 
 import pytest
 
 from sinecheck.checks.factors import FACTORS, Expectation, factor_by_name, select_factors
-from sinecheck.checks.matrix import Cell, Evidence, Matrix, matrix_rows
+from sinecheck.checks.matrix import Cell, Evidence, Matrix, matrix_rows, matrix_workers, plan_runs
 from sinecheck.core.compare import Verdict
 from sinecheck.errors import ConfigError
+from sinecheck.isolation.forkserver import forkable
 
 pytest.importorskip("tensorflow")
 
@@ -116,6 +118,38 @@ def test_factor_selection_and_rows() -> None:
     assert labels == ["keras-default", "tf-explicit", "batch-sweep/32", "batch-sweep/64", "batch-sweep/128", "small"]
     assert all(cfg.epochs == 2 for _, cfg in matrix_rows(epochs=2))
     assert {f.expect for f in FACTORS} == set(Expectation)
+
+
+def test_each_run_is_planned_once_and_the_hash_seed_factor_shares_the_default_worker() -> None:
+    """Runs that several factors share are trained once; the pythonhashseed factor's 0 side is the default worker
+    (every worker hashes with seed 0): the factors that need no extra package start 8 workers, and 3 of them (the
+    second fresh process, oneDNN off, hash seed 1) are new interpreters — the others fork from one server."""
+    rows = matrix_rows(epochs=2)[:1]
+    active = [f for f in FACTORS if not f.missing()]
+    phases = plan_runs(rows, active)
+    runs = [side for phase in phases for group in phase.values() for _, side, _ in group]
+    assert len(runs) == len(set(runs))
+    hash_seed = factor_by_name("pythonhashseed")
+    assert hash_seed.a == factor_by_name("same-process").a
+    workers = matrix_workers(select_factors([f.name for f in FACTORS if not f.requires]))
+    assert len(workers) == 8
+    assert sum(1 for env, instance in workers if not forkable(env, instance=instance, python=sys.executable)) == 3
+
+
+def test_a_model_that_hangs_on_string_hashing_fails_the_fresh_process_check() -> None:
+    """Negative control for the hash seed: data ordered by a set of strings.  The default workers hash with seed 0,
+    the fresh-process factor's second process with Python's random seed, so the promise breaks, as it would for the
+    user; the pythonhashseed factor (0 vs 1) measures the dependence; in one process the run reproduces."""
+    from sinecheck.checks.matrix import run_matrix
+    from sinecheck.core.config import TrainConfig
+
+    config = TrainConfig(data="tests/user_hashing.py:vocabulary", epochs=1, n_points=64, shuffle=False)
+    factors = [factor_by_name(n) for n in ("same-process", "fresh-process", "pythonhashseed")]
+    matrix = run_matrix([("vocabulary", config)], factors, probe_shuffle=False, locate="none")
+    verdicts = {name: matrix.cell(name, "vocabulary").verdict for name in ("same-process", "fresh-process")}
+    assert verdicts == {"same-process": Verdict.IDENTICAL, "fresh-process": Verdict.DIVERGENT}, matrix.table()
+    assert matrix.cell("pythonhashseed", "vocabulary").verdict is Verdict.DIVERGENT, matrix.table()
+    assert [f"{c.factor.name}" for c in matrix.violations()] == ["fresh-process"]
 
 
 def test_cli_matrix_writes_json_and_markdown(tmp_path, capsys) -> None:

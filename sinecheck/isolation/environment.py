@@ -10,7 +10,8 @@ from typing import Any
 from sinecheck.errors import ConfigError
 
 #: Environment variables an Environment may set; all of them are removed from the inherited environment
-#: first, so "not set" really means TensorFlow's default whatever the caller's shell had.
+#: first, so "not set" really means TensorFlow's default whatever the caller's shell had (the hash seed: see
+#: `DEFAULT_HASH_SEED`).
 CONTROLLED_VARS: tuple[str, ...] = (
     "TF_ENABLE_ONEDNN_OPTS",
     "KERAS_BACKEND",
@@ -21,6 +22,13 @@ CONTROLLED_VARS: tuple[str, ...] = (
     "OMP_NUM_THREADS",
     "TF_XLA_FLAGS",
 )
+
+#: ``PYTHONHASHSEED`` of every worker whose environment does not set it: one hash seed for all of them, so that a
+#: factor changes only what it names (the pythonhashseed factor sets 1 against it), and the workers of TensorFlow's
+#: default environment can all fork from one process.  A second instance of an environment — the fresh-process
+#: factor's new process — gets Python's own random seed instead, as a user's next process does: a model whose
+#: results hang on string hashing (a vocabulary read from a set) fails that check, as it fails the user.
+DEFAULT_HASH_SEED = "0"
 
 
 @dataclass(frozen=True)
@@ -51,10 +59,12 @@ class Environment:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ConfigError(f"{name}: invalid value {value!r}; allowed: None or an integer >= 0")
 
-    def variables(self) -> dict[str, str]:
-        """The process environment for the worker: the caller's, minus every controlled var, plus `env`."""
+    def variables(self, *, instance: int = 0) -> dict[str, str]:
+        """The process environment for the worker: the caller's, minus every controlled var, plus `env`; the hash
+        seed `DEFAULT_HASH_SEED` unless `env` sets one (``random`` in a second `instance`)."""
         out = {k: v for k, v in os.environ.items() if k not in CONTROLLED_VARS}
         out.update(dict(self.env))
+        out.setdefault("PYTHONHASHSEED", DEFAULT_HASH_SEED if instance == 0 else "random")
         out.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         out["PYTHONUNBUFFERED"] = "1"
         return out

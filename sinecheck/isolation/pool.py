@@ -71,8 +71,10 @@ class Worker:
         python: str = sys.executable,
         startup_timeout: float = STARTUP_TIMEOUT_S,
         fork_server: ForkServer | None = None,
+        instance: int = 0,
     ) -> None:
         self.environment = environment
+        self.instance = instance  # 1: a second fresh process of the environment (`Environment.variables`)
         self.fork_server = fork_server  # forks this worker when it serves its environment; else a new interpreter
         self.python = python
         self.startup_timeout = startup_timeout
@@ -136,7 +138,7 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 text=True,
-                env=self.environment.variables(),
+                env=self.environment.variables(instance=self.instance),
                 bufsize=1,
             )
 
@@ -318,7 +320,9 @@ class WorkerPool:
                     if self._fork_server is None:
                         self._fork_server = ForkServer(workdir=self.workdir, python=python)
                     server = self._fork_server
-                self._workers[key] = Worker(environment, workdir=self.workdir, python=python, fork_server=server)
+                self._workers[key] = Worker(
+                    environment, workdir=self.workdir, python=python, fork_server=server, instance=instance
+                )
             return self._workers[key]
 
     def close(self) -> None:
